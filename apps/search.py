@@ -1,0 +1,87 @@
+"""Ticket search from the command line.
+
+    python -m apps.search --flagfile=apps/flags/quickstart.cfg [--flag=value ...]
+
+Every field of `keras_lottery.SearchConfig` is a flag; `--helpfull` lists them.
+"""
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from keras_lottery.config import SearchConfig  # noqa: E402
+
+HELP = {
+    "method": "Search method (cs: Continuous Sparsification).",
+    "model": "Model name from keras_lottery.models.",
+    "dataset": "Data set name.",
+    "data_dir": "Directory with the data set's local files (IDX for Fashion-MNIST).",
+    "train_examples": "Use only this many training images (0: all).",
+    "validation_examples": "Images held out from the training set for validation.",
+    "rounds": "Number of search rounds.",
+    "epochs": "Training epochs per round.",
+    "batch_size": "Batch size.",
+    "optimizer": "Optimizer of w and s: sgd or adam.",
+    "learning_rate": "Learning rate.",
+    "momentum": "SGD momentum.",
+    "nesterov": "Use Nesterov momentum with SGD.",
+    "weight_decay": "Decoupled weight decay on the weights (never on s).",
+    "mask_init": "s0: initial value of the mask logits s.",
+    "mask_penalty": "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
+    "initial_temperature": "beta_0: temperature at the start of each round.",
+    "final_temperature": "beta_T: temperature at the end of each round.",
+    "temperature_per_epoch": "Anneal beta once per epoch instead of every step.",
+    "rewind_epoch": "k: rewind w <- w_k between rounds; -1 for no rewinding.",
+    "ticket_epoch": "Tickets are retrained from the weights after this many epochs (0: w_0).",
+    "ticket_epochs": "Epochs to retrain each round's ticket (0 skips retraining).",
+    "dense_baseline": "Also train the dense network with the ticket recipe.",
+    "seed": "Random seed.",
+    "jit_compile": "Compile train steps with XLA.",
+    "output_dir": "Run directory: results.json, tickets/, tensorboard/.",
+    "verbose": "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.",
+}
+
+
+def define_flags():
+    for field in dataclasses.fields(SearchConfig):
+        default = field.default
+        help_text = HELP[field.name]
+        if isinstance(default, bool):
+            flags.DEFINE_boolean(field.name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+define_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_lottery import search  # imported here: TensorFlow is slow to import
+    from keras_lottery.config import ConfigError
+    from keras_lottery.data import DataError
+
+    config = SearchConfig(**{name: FLAGS[name].value for name in SearchConfig.field_names()})
+    try:
+        results = search.run(config)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rounds = results["rounds"]
+    if rounds:
+        print(f"results: {os.path.join(config.output_dir, search.RESULTS_FILE)}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

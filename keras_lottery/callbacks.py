@@ -1,0 +1,281 @@
+"""Keras callbacks that run a ticket search: one `model.fit` call is one round.
+
+- `TemperatureCallback` anneals `beta` exponentially from `beta_0` to `beta_T`.
+- `RoundManager` snapshots the rewind point `w_k`, records the ticket `b(s_T)`
+  at the end of every round, then performs the round-end reset
+  (CS: `s <- min(beta_T * s_T, s0)`, `beta <- beta_0`) and optionally rewinds
+  `w <- w_k`.
+- `MaskSummaries` writes `beta`, remaining fractions, the penalty and
+  histograms of `s` to TensorBoard.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lottery import weights as weights_lib
+from keras_lottery.layers import masked_layers
+
+
+def _require_masked_layers(model, who):
+    layers = masked_layers(model)
+    if not layers:
+        raise ValueError(
+            f"{who}: the model has no masked layers (CSDense, CSConv2D, ...)."
+        )
+    return layers
+
+
+def set_temperature(model, value):
+    """Assigns `beta = value` to every masked layer of `model`."""
+    for layer in masked_layers(model):
+        layer.temperature.assign(value)
+
+
+class TemperatureCallback(keras.callbacks.Callback):
+    """Anneals `beta` over one round: `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
+
+    Each `fit` call is a round. `t` counts training steps (or epochs with
+    `per_epoch=True`) from the start of the round; step `t` trains with
+    `beta_t`, and after the last step `beta = beta_T`, the value the
+    round-end reset uses. The callback assigns the layers' `temperature`
+    variables, so compiled and XLA train steps see each new value.
+
+    Args:
+        final_temperature: `beta_T`.
+        initial_temperature: `beta_0` (default 1).
+        per_epoch: step `beta` once per epoch instead of every step.
+        steps_per_epoch: needed only when `fit` cannot tell the number of steps.
+    """
+
+    def __init__(self, final_temperature, initial_temperature=1.0, per_epoch=False,
+                 steps_per_epoch=None):
+        super().__init__()
+        initial_temperature, final_temperature = float(initial_temperature), float(final_temperature)
+        if not (initial_temperature > 0 and math.isfinite(initial_temperature)):
+            raise ValueError(
+                f"initial_temperature (beta_0) must be a finite number > 0, got {initial_temperature!r}."
+            )
+        if not (final_temperature >= initial_temperature and math.isfinite(final_temperature)):
+            raise ValueError(
+                f"final_temperature (beta_T) must be finite and >= initial_temperature "
+                f"({initial_temperature}), got {final_temperature!r}."
+            )
+        self.initial_temperature = initial_temperature
+        self.final_temperature = final_temperature
+        self.per_epoch = bool(per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self._layers = []
+        self._total = 1
+        self._t = 0
+
+    def temperature_at(self, t, total):
+        """`beta_t` for `t` of `total` steps (or epochs)."""
+        ratio = self.final_temperature / self.initial_temperature
+        return self.initial_temperature * ratio ** (min(t, total) / total)
+
+    def _assign(self, t):
+        value = self.temperature_at(t, self._total)
+        for layer in self._layers:
+            layer.temperature.assign(value)
+
+    def on_train_begin(self, logs=None):
+        self._layers = _require_masked_layers(self.model, "TemperatureCallback")
+        epochs = self.params.get("epochs") or 1
+        if self.per_epoch:
+            self._total = epochs
+        else:
+            steps = self.steps_per_epoch or self.params.get("steps")
+            if not steps:
+                raise ValueError(
+                    "TemperatureCallback: fit() does not know the number of steps per "
+                    "epoch; pass steps_per_epoch to the callback or to fit()."
+                )
+            self._total = epochs * steps
+        self._t = 0
+        self._assign(0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k.
+        if self.per_epoch:
+            self._t = epoch
+        else:
+            self._t = epoch * (self._total // (self.params.get("epochs") or 1))
+        self._assign(self._t)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.per_epoch:
+            self._t += 1
+            self._assign(self._t)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.per_epoch:
+            self._t = epoch + 1
+            self._assign(self._t)
+        if logs is not None:
+            logs["temperature"] = self.temperature_at(self._t, self._total)
+
+
+def cs_mask_reset(layer, initial_temperature):
+    """The CS round-end step: `s <- min(beta_T * s_T, s0)`, then `beta <- beta_0`.
+
+    `beta_T` is the layer's temperature at the end of the round. (The authors'
+    released code resets `beta` first and so applies `min(s_T, s0)`; this
+    follows the paper's Algorithm 3.)
+    """
+    final_temperature = layer.temperature.numpy()
+    logits = layer.mask_logits.numpy()
+    layer.mask_logits.assign(np.minimum(final_temperature * logits, layer.mask_init))
+    layer.temperature.assign(initial_temperature)
+
+
+class RoundManager(keras.callbacks.Callback):
+    """Snapshots `w_k`, records each round's ticket and resets the masks between rounds.
+
+    Every `fit` call with this callback is one round. In the first round the
+    callback copies all non-mask weights after `rewind_epoch` epochs
+    (`rewind_epoch=0` is `w_0`, before any update) and after `ticket_epoch`
+    epochs (the weights tickets are retrained from). At the end of each round it
+    stores the ticket masks `b(s_T)` in `tickets`, then applies `mask_reset`
+    to every masked layer (CS by default) and, if `rewind_epoch` is set,
+    rewinds `w <- w_k`.
+
+    Args:
+        rewind_epoch: `k` for rewinding between rounds, or None for no rewinding.
+        ticket_epoch: epoch of the weights kept for ticket retraining (default 0: `w_0`).
+        initial_temperature: `beta_0`, restored at the end of each round.
+        mask_reset: `fn(layer, initial_temperature)` applied at round end.
+        reset_optimizer: zero the optimizer's state (and step count) at round end.
+    """
+
+    def __init__(self, rewind_epoch=None, ticket_epoch=0, initial_temperature=1.0,
+                 mask_reset=cs_mask_reset, reset_optimizer=True):
+        super().__init__()
+        for name, value in (("rewind_epoch", rewind_epoch), ("ticket_epoch", ticket_epoch)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+                raise ValueError(f"{name} must be None or an integer >= 0, got {value!r}.")
+        self.rewind_epoch = rewind_epoch
+        self.ticket_epoch = ticket_epoch
+        self.initial_temperature = float(initial_temperature)
+        self.mask_reset = mask_reset
+        self.reset_optimizer = reset_optimizer
+        self.round = 0
+        self.tickets = []
+        self.snapshots = {}
+
+    @property
+    def rewind_weights(self):
+        """The snapshot `w_k` used for rewinding (None when not rewinding)."""
+        return None if self.rewind_epoch is None else self.snapshots.get(self.rewind_epoch)
+
+    @property
+    def ticket_weights(self):
+        """The snapshot tickets are retrained from (`w_0` by default)."""
+        return self.snapshots.get(self.ticket_epoch)
+
+    def _wanted_epochs(self):
+        return {e for e in (self.rewind_epoch, self.ticket_epoch) if e is not None}
+
+    def on_train_begin(self, logs=None):
+        _require_masked_layers(self.model, "RoundManager")
+        if self.round == 0:
+            epochs = self.params.get("epochs")
+            for epoch in self._wanted_epochs():
+                if epochs is not None and epoch > epochs:
+                    raise ValueError(
+                        f"RoundManager: snapshot epoch {epoch} is past the end of the "
+                        f"round ({epochs} epochs)."
+                    )
+            if 0 in self._wanted_epochs():
+                self.snapshots[0] = weights_lib.snapshot(self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.round == 0 and (epoch + 1) in self._wanted_epochs():
+            self.snapshots[epoch + 1] = weights_lib.snapshot(self.model)
+
+    def on_train_end(self, logs=None):
+        layers = masked_layers(self.model)
+        self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
+        for layer in layers:
+            self.mask_reset(layer, self.initial_temperature)
+        if self.rewind_weights is not None:
+            weights_lib.restore(self.model, self.rewind_weights)
+        if self.reset_optimizer and getattr(self.model, "optimizer", None) is not None:
+            reset_optimizer_state(self.model.optimizer)
+        self.round += 1
+
+
+def reset_optimizer_state(optimizer):
+    """Zeroes the optimizer's slots (momenta) and step count, keeping its learning rate.
+
+    A fresh state per round restarts learning-rate schedules, as a new run would.
+    """
+    keep = getattr(optimizer, "_learning_rate", None)
+    for variable in optimizer.variables:
+        if variable is keep:
+            continue
+        variable.assign(tf.zeros(variable.shape, variable.dtype))
+
+
+def remaining_fractions(model):
+    """`({layer name: fraction kept}, overall fraction kept)` by the ticket masks."""
+    per_layer, kept, total = {}, 0, 0
+    for layer in masked_layers(model):
+        mask = layer.ticket_mask()
+        per_layer[layer.name] = float(mask.mean())
+        kept += int(mask.sum())
+        total += mask.size
+    return per_layer, (kept / total if total else 1.0)
+
+
+class MaskSummaries(keras.callbacks.Callback):
+    """Writes the mask state to TensorBoard every `update_freq` steps and every epoch.
+
+    Scalars: `mask/temperature` (beta), `mask/remaining` overall and
+    `mask/remaining/<layer>`, `mask/penalty` (`lambda * ||m||_1`); histograms
+    of `s` per layer at epoch ends. Also adds `remaining` to the epoch logs.
+    """
+
+    def __init__(self, log_dir, update_freq=100, histograms=True):
+        super().__init__()
+        self.log_dir = log_dir
+        self.update_freq = int(update_freq)
+        self.histograms = histograms
+        self._writer = None
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self._step = 0
+
+    def _write_scalars(self, step):
+        layers = masked_layers(self.model)
+        per_layer, overall = remaining_fractions(self.model)
+        with self._writer.as_default(step=step):
+            tf.summary.scalar("mask/temperature", float(layers[0].temperature.numpy()))
+            tf.summary.scalar("mask/remaining", overall)
+            tf.summary.scalar("mask/penalty", sum(l.mask_penalty_value() for l in layers))
+            for name, fraction in per_layer.items():
+                tf.summary.scalar(f"mask/remaining/{name}", fraction)
+        return overall
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self.update_freq > 0 and self._step % self.update_freq == 0:
+            self._write_scalars(self._step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        overall = self._write_scalars(self._step)
+        if self.histograms:
+            with self._writer.as_default(step=epoch):
+                for layer in masked_layers(self.model):
+                    tf.summary.histogram(f"mask_logits/{layer.name}", layer.mask_logits.numpy())
+        self._writer.flush()
+        if logs is not None:
+            logs["remaining"] = overall
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()

@@ -1,0 +1,104 @@
+"""`SearchConfig`: every knob of a ticket search, checked up front.
+
+Each bad value raises `ConfigError` with one line that names the value and
+what is allowed, before any data is loaded or any file written.
+"""
+
+import dataclasses
+import math
+
+from keras_lottery import data, models
+
+METHODS = ("cs",)
+OPTIMIZERS = ("sgd", "adam")
+
+
+class ConfigError(ValueError):
+    """A search setting that is out of range or unknown."""
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """A ticket search. Paper symbols: `s0` = mask_init, `lambda` = mask_penalty,
+    `beta_0` / `beta_T` = initial / final_temperature, `k` = rewind_epoch."""
+
+    method: str = "cs"
+    model: str = "lenet300_100"
+    dataset: str = "fashion_mnist"
+    data_dir: str = ""
+    train_examples: int = 0  # 0: the whole training set (minus validation)
+    validation_examples: int = data.VALIDATION_EXAMPLES
+    rounds: int = 3
+    epochs: int = 10  # per round
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4  # never applied to the mask logits s
+    mask_init: float = -0.01  # s0
+    mask_penalty: float = 1e-6  # lambda
+    initial_temperature: float = 1.0  # beta_0
+    final_temperature: float = 200.0  # beta_T
+    temperature_per_epoch: bool = False
+    rewind_epoch: int = -1  # k for rewinding w <- w_k between rounds; -1: no rewinding
+    ticket_epoch: int = 2  # tickets retrain from the weights after this many epochs
+    ticket_epochs: int = 10  # 0: do not retrain tickets
+    dense_baseline: bool = True  # also train the dense network with the ticket recipe
+    seed: int = 0
+    jit_compile: bool = False
+    output_dir: str = "runs/quickstart"
+    verbose: int = 1
+
+    def validate(self):
+        """Raises `ConfigError` on the first bad setting; returns self."""
+
+        def fail(name, value, allowed):
+            raise ConfigError(f"--{name}={value!r} is invalid: {allowed}.")
+
+        if self.method not in METHODS:
+            fail("method", self.method, f"expected one of {list(METHODS)}")
+        if self.model not in models.available_models():
+            fail("model", self.model, f"expected one of {models.available_models()}")
+        if self.dataset not in data.available_datasets():
+            fail("dataset", self.dataset, f"expected one of {data.available_datasets()}")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", self.optimizer, f"expected one of {list(OPTIMIZERS)}")
+        for name in ("rounds", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                fail(name, getattr(self, name), "must be an integer >= 1")
+        for name in ("ticket_epochs", "train_examples", "ticket_epoch", "validation_examples"):
+            if getattr(self, name) < 0:
+                fail(name, getattr(self, name), "must be an integer >= 0")
+        for name in ("learning_rate",):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                fail(name, value, "must be a finite number > 0")
+        for name in ("weight_decay", "momentum", "mask_penalty"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                fail(name, value, "must be a finite number >= 0")
+        if not math.isfinite(self.mask_init):
+            fail("mask_init", self.mask_init, "s0 must be a finite number")
+        if not (math.isfinite(self.initial_temperature) and self.initial_temperature > 0):
+            fail("initial_temperature", self.initial_temperature, "must be a finite number > 0")
+        if not (math.isfinite(self.final_temperature)
+                and self.final_temperature > self.initial_temperature):
+            fail("final_temperature", self.final_temperature,
+                 f"must be finite and greater than initial_temperature "
+                 f"({self.initial_temperature})")
+        if self.rewind_epoch < -1 or self.rewind_epoch > self.epochs:
+            fail("rewind_epoch", self.rewind_epoch,
+                 f"must be -1 (no rewinding) or an epoch in 0..{self.epochs} (--epochs)")
+        if self.ticket_epoch > self.epochs:
+            fail("ticket_epoch", self.ticket_epoch, f"must be an epoch in 0..{self.epochs} (--epochs)")
+        if not self.output_dir:
+            fail("output_dir", self.output_dir, "must name a directory")
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls):
+        return [field.name for field in dataclasses.fields(cls)]

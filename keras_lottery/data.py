@@ -1,0 +1,191 @@
+"""Data sets as `tf.data` pipelines: Fashion-MNIST from IDX files or tfds.
+
+`load(name, data_dir)` returns `Splits` (train / validation / test numpy
+arrays, normalised per channel with training-set statistics); `pipelines`
+turns them into batched, shuffled, prefetched `tf.data.Dataset`s.
+
+Fashion-MNIST is read, in order, from `data_dir`, from the Debian package
+`dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`), or through
+`tensorflow_datasets` (which needs a download or a prepared tfds directory).
+"""
+
+import dataclasses
+import gzip
+import os
+
+import numpy as np
+import tensorflow as tf
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+VALIDATION_EXAMPLES = 5000
+
+_IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(ValueError):
+    """A data set that is missing, truncated or of the wrong shape."""
+
+
+@dataclasses.dataclass
+class Splits:
+    """Images (float32, NHWC) and integer labels of one data set."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+
+def read_idx(path):
+    """Reads one IDX file (optionally gzipped) into a numpy array, checking its header."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"Cannot read IDX file {path}: {error}.") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number).")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated (header of {header} bytes, file has {len(raw)}).")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path} is truncated or corrupt: shape {shape} needs {expected} bytes of data, "
+            f"file has {len(raw) - header}."
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_idx(directory, stem):
+    for candidate in (stem, stem + ".gz"):
+        path = os.path.join(directory, candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def load_idx_directory(directory):
+    """Loads the four MNIST-style IDX files in `directory`; returns train and test arrays."""
+    if not os.path.isdir(directory):
+        raise DataError(f"Data directory {directory!r} does not exist.")
+    arrays = {}
+    for key, stem in _IDX_FILES.items():
+        path = _find_idx(directory, stem)
+        if path is None:
+            raise DataError(f"{directory!r} has no {stem} (or {stem}.gz).")
+        arrays[key] = read_idx(path)
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DataError(
+                f"{directory!r}: {split} images {images.shape} and labels {labels.shape} "
+                "do not form an (N, H, W) / (N,) pair."
+            )
+    return (arrays["train_images"], arrays["train_labels"]), (
+        arrays["test_images"], arrays["test_labels"])
+
+
+def _load_tfds(name, data_dir):
+    import tensorflow_datasets as tfds  # imported lazily: it is slow to import
+
+    try:
+        train, test = tfds.load(name, split=["train", "test"], batch_size=-1,
+                                as_supervised=True, data_dir=data_dir)
+    except Exception as error:  # tfds raises many kinds of errors when offline
+        raise DataError(
+            f"Could not load {name!r} through tensorflow_datasets ({type(error).__name__}); "
+            "pass --data_dir with local files instead."
+        ) from None
+    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(train), tfds.as_numpy(test)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _load_fashion_mnist(data_dir):
+    if data_dir:
+        return load_idx_directory(data_dir)
+    if os.path.isdir(DEBIAN_FASHION_MNIST):
+        return load_idx_directory(DEBIAN_FASHION_MNIST)
+    return _load_tfds("fashion_mnist", None)
+
+
+_LOADERS = {"fashion_mnist": (_load_fashion_mnist, 10)}
+
+
+def available_datasets():
+    return sorted(_LOADERS)
+
+
+def _as_nhwc(images):
+    images = np.asarray(images, np.float32)
+    return images[..., None] if images.ndim == 3 else images
+
+
+def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_examples=None,
+         seed=0):
+    """Loads data set `name` and returns normalised `Splits`.
+
+    The validation split is `validation_examples` images held out from the
+    training set (a fixed permutation drawn from `seed`); `train_examples`
+    keeps only that many of the remaining training images (for quick runs).
+    """
+    if name not in _LOADERS:
+        raise DataError(f"Unknown dataset {name!r}; expected one of {available_datasets()}.")
+    loader, num_classes = _LOADERS[name]
+    (x_train, y_train), (x_test, y_test) = loader(data_dir)
+    x_train, x_test = _as_nhwc(x_train), _as_nhwc(x_test)
+    y_train, y_test = np.asarray(y_train, np.int32), np.asarray(y_test, np.int32)
+    if validation_examples >= len(x_train):
+        raise DataError(
+            f"validation_examples={validation_examples} leaves no training data "
+            f"({len(x_train)} training images)."
+        )
+    order = np.random.RandomState(seed).permutation(len(x_train))
+    val_index, train_index = order[:validation_examples], order[validation_examples:]
+    if train_examples:
+        train_index = train_index[:train_examples]
+    x_val, y_val = x_train[val_index], y_train[val_index]
+    x_train, y_train = x_train[train_index], y_train[train_index]
+    axes = tuple(range(x_train.ndim - 1))
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True) + 1e-7
+
+    def normalise(x):
+        return ((x - mean) / std).astype(np.float32)
+
+    return Splits(normalise(x_train), y_train, normalise(x_val), y_val, normalise(x_test),
+                  y_test, num_classes)
+
+
+def pipelines(splits, batch_size, seed=0):
+    """Returns `(train, validation, test)` datasets: the training set reshuffled
+    every epoch with `seed`, all batched and prefetched."""
+    autotune = tf.data.AUTOTUNE
+    train = (
+        tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train))
+        .shuffle(len(splits.x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(autotune)
+    )
+
+    def evaluation(x, y):
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(autotune)
+
+    return train, evaluation(splits.x_val, splits.y_val), evaluation(splits.x_test, splits.y_test)

@@ -1,0 +1,33 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written result."""
+
+import json
+import os
+import tempfile
+
+
+def atomic_write(path, write_fn, suffix=""):
+    """Calls `write_fn(tmp_path)`, then renames the temporary file onto `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        write_fn(tmp_path)
+        with open(tmp_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON to `path`, atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+
+    atomic_write(path, write, suffix=".json")

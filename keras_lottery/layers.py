@@ -1,0 +1,250 @@
+"""Masked layers: `CSDense` and `CSConv2D`.
+
+Each masked layer holds
+- `_kernel`: the weight `w` (exposed as `unmasked_kernel`),
+- `bias` (never masked),
+- `mask_logits`: the mask logits `s`, same shape as `w`, initialised to `s0`
+  (`mask_init`); trainable under the continuous rule,
+- `temperature`: the scalar `beta`, a non-trainable variable that
+  `TemperatureCallback` assigns.
+
+The forward pass uses the effective kernel `w * m`, where the layer's mask rule
+gives `m` (CS: `m = sigmoid(beta * s)`), and the layer adds
+`lambda * ||m||_1` (`mask_penalty`) to the model's losses. As in Keras's own
+`Dense`, `layer.kernel` is the effective kernel the layer computes with.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lottery import masking
+
+
+def _check_mask_arguments(layer_name, mask_init, mask_penalty):
+    try:
+        mask_init = float(mask_init)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{layer_name}: mask_init (s0) must be a finite number, got {mask_init!r}."
+        ) from None
+    if not math.isfinite(mask_init):
+        raise ValueError(
+            f"{layer_name}: mask_init (s0) must be a finite number, got {mask_init!r}."
+        )
+    try:
+        mask_penalty = float(mask_penalty)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{layer_name}: mask_penalty (lambda) must be a number >= 0, got {mask_penalty!r}."
+        ) from None
+    if not (mask_penalty >= 0 and math.isfinite(mask_penalty)):
+        raise ValueError(
+            f"{layer_name}: mask_penalty (lambda) must be a finite number >= 0, "
+            f"got {mask_penalty!r}."
+        )
+    return mask_init, mask_penalty
+
+
+class MaskedLayer:
+    """Mixin shared by every masked layer: the variables `s`, `beta` and the mask API.
+
+    Subclasses call `_init_mask` in `__init__` and `_build_mask` at the end of
+    `build`, and compute with `masked_kernel(training)`.
+    """
+
+    def _init_mask(self, mask_init, mask_penalty, mask_rule, kwargs):
+        if kwargs.get("lora_rank"):
+            raise ValueError(
+                f"{type(self).__name__} does not support lora_rank; "
+                "LoRA and masking both rewrite the kernel."
+            )
+        self.mask_init, self.mask_penalty = _check_mask_arguments(
+            type(self).__name__, mask_init, mask_penalty
+        )
+        self._mask_rule = masking.get_rule(mask_rule)
+
+    @property
+    def mask_rule(self):
+        """Name of the rule that maps `s` to the mask (`continuous`, `fixed`, ...)."""
+        return self._mask_rule.name
+
+    def _build_mask(self):
+        # `s` and `beta` stay float32 under mixed precision (autocast=False).
+        self.mask_logits = self.add_weight(
+            name="mask_logits",
+            shape=tuple(self._kernel.shape),
+            initializer=keras.initializers.Constant(self.mask_init),
+            trainable=self._mask_rule.trains_logits,
+            dtype="float32",
+            autocast=False,
+        )
+        self.temperature = self.add_weight(
+            name="temperature",
+            shape=(),
+            initializer=keras.initializers.Constant(1.0),
+            trainable=False,
+            dtype="float32",
+            autocast=False,
+        )
+
+    @property
+    def unmasked_kernel(self):
+        """The weight variable `w` (the stored kernel, before masking)."""
+        return self._kernel
+
+    def masked_kernel(self, training=False):
+        """Returns the effective kernel `w * m` and adds the mask penalty when training."""
+        mask, penalty = self._mask_rule.mask_and_penalty(
+            self.mask_logits, self.temperature, training
+        )
+        if penalty is not None and self.mask_penalty > 0:
+            self.add_loss(ops.multiply(self.mask_penalty, penalty))
+        kernel = self._kernel
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+
+    @property
+    def kernel(self):
+        """The effective kernel `w * m` used in inference."""
+        if not self.built:
+            raise AttributeError("You must build the layer before accessing `kernel`.")
+        mask = self._mask_rule.mask(self.mask_logits, self.temperature, training=False)
+        return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
+
+    def soft_mask(self):
+        """The mask `m` the layer computes with in inference (CS: `sigmoid(beta*s)`)."""
+        return self._mask_rule.mask(self.mask_logits, self.temperature, training=False)
+
+    def ticket_mask(self):
+        """The binary ticket mask `b(s) = 1[s > 0]` as a numpy bool array."""
+        return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+
+    def remaining_fraction(self):
+        """Fraction of this layer's weights kept by the ticket mask."""
+        return float(np.mean(self.ticket_mask()))
+
+    def mask_penalty_value(self):
+        """The current penalty `lambda * ||m||_1` of this layer (a float)."""
+        _, penalty = self._mask_rule.mask_and_penalty(
+            self.mask_logits, self.temperature, training=False
+        )
+        if penalty is None:
+            return 0.0
+        return float(self.mask_penalty * ops.convert_to_numpy(penalty))
+
+    def set_ticket_mask(self, mask):
+        """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""
+        mask = np.asarray(mask)
+        if mask.shape != tuple(self.mask_logits.shape):
+            raise ValueError(
+                f"Layer {self.name!r}: ticket mask has shape {mask.shape}, "
+                f"expected {tuple(self.mask_logits.shape)}."
+            )
+        self.mask_logits.assign(np.where(mask.astype(bool), 1.0, -1.0).astype("float32"))
+
+    def _mask_config(self):
+        return {
+            "mask_init": self.mask_init,
+            "mask_penalty": self.mask_penalty,
+            "mask_rule": self.mask_rule,
+        }
+
+    # Save the stored variables (w, bias, s, beta), not the effective kernel
+    # that Dense/Conv would save through their `kernel` property.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def quantize(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be quantized; strip the masks first."
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CSDense(MaskedLayer, keras.layers.Dense):
+    """`keras.layers.Dense` whose kernel is masked: `y = x @ (w * m) + b`.
+
+    Takes every argument of `Dense`, plus
+        mask_init: `s0`, the initial value of the mask logits `s`.
+        mask_penalty: `lambda`, the weight of `||m||_1` in the loss.
+        mask_rule: how `m` is computed from `s` (`"continuous"`: `sigmoid(beta*s)`).
+    """
+
+    def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous", **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, kwargs)
+        super().__init__(units, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_mask()
+
+    def call(self, inputs, training=None):
+        outputs = ops.matmul(inputs, self.masked_kernel(training))
+        if self.bias is not None:
+            outputs = ops.add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), **self._mask_config()}
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CSConv2D(MaskedLayer, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel is masked: `y = conv(x, w * m) + b`.
+
+    Takes every argument of `Conv2D`, plus `mask_init` (`s0`), `mask_penalty`
+    (`lambda`) and `mask_rule`, as `CSDense`.
+    """
+
+    def __init__(
+        self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+        **kwargs,
+    ):
+        self._init_mask(mask_init, mask_penalty, mask_rule, kwargs)
+        super().__init__(filters, kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_mask()
+
+    def call(self, inputs, training=None):
+        outputs = self.convolution_op(inputs, self.masked_kernel(training))
+        if self.use_bias:
+            if self.data_format == "channels_last":
+                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
+            else:
+                bias_shape = (1, self.filters) + (1,) * self.rank
+            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), **self._mask_config()}
+
+
+def masked_layers(model):
+    """All masked layers of `model`, nested models and sublayers included, in order."""
+    found = []
+    seen = set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, MaskedLayer):
+            found.append(layer)
+        for sublayer in getattr(layer, "_layers", None) or ():
+            visit(sublayer)
+        for sublayer in getattr(layer, "layers", None) or ():
+            visit(sublayer)
+
+    visit(model)
+    return found

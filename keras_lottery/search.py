@@ -1,0 +1,163 @@
+"""The lottery runner: build model -> one `fit` per round -> ticket -> retrain -> results.
+
+`run(config)` performs a whole ticket search and writes into `output_dir`:
+- `results.json`: the settings and one record per finished round (written
+  atomically after every round),
+- `tickets/round_<r>.npz`: the ticket masks of every round,
+- `tensorboard/`: one run per round (`round_<r>`), per ticket retraining
+  (`round_<r>_ticket`) and for the dense baseline (`dense`).
+"""
+
+import os
+import time
+
+import keras
+
+from keras_lottery import callbacks as cb
+from keras_lottery import data, io_utils, models, tickets
+from keras_lottery.config import SearchConfig
+
+RESULTS_FILE = "results.json"
+
+
+def make_optimizer(config):
+    """The optimizer of `w` and `s`; weight decay never touches `s` (`mask_logits`)."""
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(
+            config.learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay or None)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate,
+                                          weight_decay=config.weight_decay or None)
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
+    return optimizer
+
+
+def compile_model(model, config):
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="task_loss"),
+        ],
+        jit_compile=config.jit_compile,
+    )
+    return model
+
+
+class _EvaluateBeforeReset(keras.callbacks.Callback):
+    """Evaluates the searched network at the end of a round, before `RoundManager` resets it."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+        self.accuracy = None
+
+    def on_train_end(self, logs=None):
+        results = self.model.evaluate(self.dataset, verbose=0, return_dict=True)
+        self.accuracy = float(results["accuracy"])
+
+
+def _log(config, message):
+    if config.verbose:
+        print(message, flush=True)
+
+
+class Search:
+    """One ticket search: holds the data, the model and the results so far."""
+
+    def __init__(self, config: SearchConfig):
+        self.config = config.validate()
+        self.output_dir = config.output_dir
+        self.results = {"flags": config.to_dict(), "dense": None, "rounds": []}
+
+    def _path(self, *parts):
+        return os.path.join(self.output_dir, *parts)
+
+    def _write_results(self):
+        io_utils.write_json(self._path(RESULTS_FILE), self.results)
+
+    def _train_ticket(self, model, masks, start_weights, run_name):
+        """Retrains the ticket (`masks`, from `start_weights`) and returns its test accuracy."""
+        config = self.config
+        ticket = compile_model(tickets.build_ticket(model, masks, start_weights), config)
+        ticket.fit(
+            self.train, validation_data=self.validation, epochs=config.ticket_epochs,
+            verbose=config.verbose, shuffle=False,
+            callbacks=[keras.callbacks.TensorBoard(self._path("tensorboard", run_name))],
+        )
+        return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
+
+    def run(self):
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        splits = data.load(config.dataset, config.data_dir or None,
+                           validation_examples=config.validation_examples,
+                           train_examples=config.train_examples, seed=config.seed)
+        self.train, self.validation, self.test = data.pipelines(
+            splits, config.batch_size, seed=config.seed)
+        model = models.build(config.model, splits.input_shape, splits.num_classes,
+                             mask_init=config.mask_init, mask_penalty=config.mask_penalty)
+        compile_model(model, config)
+        round_manager = cb.RoundManager(
+            rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
+            ticket_epoch=config.ticket_epoch,
+            initial_temperature=config.initial_temperature)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self._write_results()
+        search_epochs = 0
+        for round_index in range(1, config.rounds + 1):
+            started = time.time()
+            evaluator = _EvaluateBeforeReset(self.test)
+            log_dir = self._path("tensorboard", f"round_{round_index}")
+            model.fit(
+                self.train, validation_data=self.validation, epochs=config.epochs,
+                verbose=config.verbose, shuffle=False,
+                callbacks=[
+                    cb.TemperatureCallback(config.final_temperature, config.initial_temperature,
+                                           per_epoch=config.temperature_per_epoch),
+                    cb.MaskSummaries(os.path.join(log_dir, "masks")),
+                    keras.callbacks.TensorBoard(log_dir),
+                    evaluator,
+                    round_manager,
+                ],
+            )
+            search_epochs += config.epochs
+            masks = round_manager.tickets[-1]
+            tickets.save_masks(self._path("tickets", f"round_{round_index}.npz"), masks)
+            if config.dense_baseline and self.results["dense"] is None and config.ticket_epochs:
+                all_ones = {name: mask | True for name, mask in masks.items()}
+                accuracy = self._train_ticket(model, all_ones, round_manager.ticket_weights,
+                                              "dense")
+                self.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy,
+                                         "epochs": config.ticket_epochs}
+                _log(config, f"dense baseline: test accuracy {accuracy:.4f}")
+            ticket_accuracy = None
+            if config.ticket_epochs:
+                ticket_accuracy = self._train_ticket(
+                    model, masks, round_manager.ticket_weights, f"round_{round_index}_ticket")
+            record = {
+                "round": round_index,
+                "method": config.method,
+                "remaining": tickets.remaining_fraction(masks),
+                "search_accuracy": evaluator.accuracy,
+                "ticket_accuracy": ticket_accuracy,
+                "epochs": search_epochs,
+                "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
+                "wall_time_s": round(time.time() - started, 1),
+            }
+            self.results["rounds"].append(record)
+            self._write_results()
+            ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
+            _log(config,
+                 f"round {round_index}/{config.rounds}: remaining {record['remaining']:.2%}, "
+                 f"search accuracy {evaluator.accuracy:.4f}, ticket accuracy {ticket_text}, "
+                 f"{search_epochs} search epochs, {record['wall_time_s']}s")
+        return self.results
+
+
+def run(config):
+    """Runs the ticket search `config` and returns its results (also in `results.json`)."""
+    return Search(config).run()

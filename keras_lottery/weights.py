@@ -1,0 +1,41 @@
+"""Snapshots of a model's weights: the rewind point `w_k` and ticket starting weights.
+
+A snapshot holds every variable of the model except the mask state (`s`,
+`beta`), which the methods reset by their own rules. It is keyed by the
+variable's position in `model.weights`, so it transfers to a clone of the model
+(`keras.models.clone_model`) whose layers match.
+"""
+
+import numpy as np
+
+from keras_lottery.layers import masked_layers
+
+
+def _mask_variable_ids(model):
+    ids = set()
+    for layer in masked_layers(model):
+        ids.add(id(layer.mask_logits))
+        ids.add(id(layer.temperature))
+    return ids
+
+
+def snapshot(model):
+    """Copies every non-mask variable of `model` (weights, biases, BN statistics)."""
+    skip = _mask_variable_ids(model)
+    return {
+        index: (variable.path, np.array(variable.numpy(), copy=True))
+        for index, variable in enumerate(model.weights)
+        if id(variable) not in skip
+    }
+
+
+def restore(model, weights):
+    """Assigns a `snapshot` to `model` (the same model or a clone of it)."""
+    variables = model.weights
+    for index, (path, value) in weights.items():
+        if index >= len(variables) or tuple(variables[index].shape) != value.shape:
+            raise ValueError(
+                f"Snapshot variable {path!r} {value.shape} does not match the model "
+                f"(has {len(variables)} variables)."
+            )
+        variables[index].assign(value)
