@@ -38,7 +38,7 @@ HELP = {
     "rewind_epoch": "k: rewind w <- w_k between rounds; -1 for no rewinding.",
     "ticket_epoch": "Tickets are retrained from the weights after this many epochs (0: w_0).",
     "ticket_epochs": "Epochs to retrain each round's ticket (0 skips retraining).",
-    "dense_baseline": "Also train the dense network with the ticket recipe.",
+    "dense_baseline": "Also train the dense network from w_0 for ticket_epoch + ticket_epochs epochs.",
     "seed": "Random seed.",
     "jit_compile": "Compile train steps with XLA.",
     "output_dir": "Run directory: results.json, tickets/, tensorboard/.",

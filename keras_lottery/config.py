@@ -44,7 +44,7 @@ class SearchConfig:
     rewind_epoch: int = -1  # k for rewinding w <- w_k between rounds; -1: no rewinding
     ticket_epoch: int = 2  # tickets retrain from the weights after this many epochs
     ticket_epochs: int = 10  # 0: do not retrain tickets
-    dense_baseline: bool = True  # also train the dense network with the ticket recipe
+    dense_baseline: bool = True  # also train the dense network from w_0, as long as a ticket
     seed: int = 0
     jit_compile: bool = False
     output_dir: str = "runs/quickstart"

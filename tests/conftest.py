@@ -1,0 +1,41 @@
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gzip  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def write_idx(path, array):
+    """Writes `array` (uint8) as an IDX file, gzipped when `path` ends in .gz."""
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A tiny Fashion-MNIST-shaped data set in IDX files: the class is a bright row."""
+    rng = np.random.RandomState(0)
+
+    def make(n):
+        labels = rng.randint(0, 10, n)
+        images = rng.randint(0, 60, (n, 28, 28))
+        for i, label in enumerate(labels):
+            images[i, 2 + 2 * label, :] = 255
+        return images, labels
+
+    train_images, train_labels = make(1200)
+    test_images, test_labels = make(300)
+    write_idx(str(tmp_path / "train-images-idx3-ubyte.gz"), train_images)
+    write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"), train_labels)
+    write_idx(str(tmp_path / "t10k-images-idx3-ubyte.gz"), test_images)
+    write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"), test_labels)
+    return str(tmp_path)

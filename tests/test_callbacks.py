@@ -1,0 +1,190 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import weights as weights_lib
+from keras_lottery.callbacks import (RoundManager, TemperatureCallback, cs_mask_reset,
+                                     reset_optimizer_state)
+from keras_lottery.layers import CSDense, masked_layers
+
+STEPS, EPOCHS, BATCH = 4, 3, 8
+
+
+class BatchLosses(keras.callbacks.Callback):
+    """Recovers each batch's own loss from Keras's running epoch mean."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous_mean, self._count = 0.0, 0
+
+    def on_train_begin(self, logs=None):
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])
+        self.losses.append((self._count + 1) * mean - self._count * self._previous_mean)
+        self._previous_mean, self._count = mean, self._count + 1
+
+
+def _penalty_only_model(s_value, jit_compile):
+    """A model whose loss is constant except the penalty sum(sigmoid(beta * s)).
+
+    The kernel is zero and the learning rate is zero, so nothing trains and the
+    loss seen in each step tells which beta the compiled step used.
+    """
+    model = keras.Sequential([
+        keras.Input((2,)),
+        CSDense(3, kernel_initializer="zeros", mask_init=s_value, mask_penalty=1.0),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
+    return model
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_temperature_changes_inside_compiled_train_step(jit_compile):
+    s_value = 0.01
+    model = _penalty_only_model(s_value, jit_compile)
+    x = np.ones((STEPS * BATCH, 2), "float32")
+    y = np.zeros(STEPS * BATCH, "int32")
+    recorder = BatchLosses()
+    schedule = TemperatureCallback(final_temperature=400.0)
+    # The recorder runs before the schedule steps beta at the batch end.
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False,
+              callbacks=[recorder, schedule])
+    total = STEPS * EPOCHS
+    betas = [400.0 ** (t / total) for t in range(total)]
+    expected = [math.log(3) + 6 * (1 / (1 + math.exp(-b * s_value))) for b in betas]
+    np.testing.assert_allclose(recorder.losses, expected, rtol=1e-4)
+    # After the last step beta is beta_T, the value the round-end reset uses.
+    assert float(model.layers[0].temperature.numpy()) == pytest.approx(400.0)
+
+
+def test_temperature_per_epoch_steps_once_per_epoch():
+    model = _penalty_only_model(0.01, False)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(model.layers[0].temperature.numpy()))
+
+    x, y = np.ones((STEPS * BATCH, 2), "float32"), np.zeros(STEPS * BATCH, "int32")
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+              callbacks=[TemperatureCallback(8.0, per_epoch=True), Record()])
+    expected = np.repeat([8.0 ** (e / EPOCHS) for e in range(EPOCHS)], STEPS)
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+    assert float(model.layers[0].temperature.numpy()) == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"final_temperature": 0.5},
+    {"final_temperature": 10.0, "initial_temperature": 0.0},
+    {"final_temperature": float("inf")},
+])
+def test_temperature_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError, match="temperature"):
+        TemperatureCallback(**kwargs)
+
+
+def test_cs_reset_is_min_of_scaled_logits_and_s0():
+    layer = CSDense(3, mask_init=-0.05)
+    layer.build((None, 2))
+    s_T = np.array([[0.2, -0.001, 0.0001], [-0.3, 0.00002, -0.00001]], "float32")
+    layer.mask_logits.assign(s_T)
+    layer.temperature.assign(200.0)
+    cs_mask_reset(layer, initial_temperature=1.0)
+    # min(beta_T * s_T, s0): removed weights keep beta_T * s_T, kept ones go back to s0.
+    expected = np.array([[-0.05, -0.2, -0.05], [-60.0, -0.05, -0.05]], "float32")
+    np.testing.assert_allclose(layer.mask_logits.numpy(), expected, rtol=1e-6)
+    # The released code's min(s_T, s0) would leave -0.001 and -0.00001 in place.
+    assert not np.allclose(layer.mask_logits.numpy(), np.minimum(s_T, -0.05))
+    assert float(layer.temperature.numpy()) == 1.0
+
+
+def _small_model():
+    return keras.Sequential([
+        keras.Input((4,)),
+        CSDense(8, activation="relu", mask_init=0.02, name="a"),
+        keras.layers.BatchNormalization(name="bn"),
+        CSDense(2, mask_init=0.02, name="b"),
+    ])
+
+
+def _fit_round(model, manager, epochs=3):
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(64, 4).astype("float32"), rng.randint(0, 2, 64)
+    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0,
+              callbacks=[TemperatureCallback(100.0), manager])
+
+
+def test_round_manager_rewinds_all_weights_and_records_ticket():
+    model = _small_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    w0 = weights_lib.snapshot(model)
+    manager = RoundManager(rewind_epoch=0)
+    seen_end = {}
+
+    class KeepEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            for layer in masked_layers(self.model):
+                seen_end[layer.name] = (layer.mask_logits.numpy(), float(layer.temperature.numpy()))
+
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(64, 4).astype("float32"), rng.randint(0, 2, 64)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+              callbacks=[TemperatureCallback(100.0), KeepEnd(), manager])
+    # The ticket is b(s_T), taken before the reset.
+    for layer in masked_layers(model):
+        s_T, beta_T = seen_end[layer.name]
+        assert beta_T == pytest.approx(100.0)
+        np.testing.assert_array_equal(manager.tickets[0][layer.name], s_T > 0)
+        np.testing.assert_allclose(layer.mask_logits.numpy(), np.minimum(100.0 * s_T, 0.02),
+                                   rtol=1e-6)
+        assert float(layer.temperature.numpy()) == 1.0
+    # Every non-mask variable (kernels, biases, BN statistics) is back at w_0.
+    after = weights_lib.snapshot(model)
+    assert set(after) == set(w0)
+    for index, (path, value) in w0.items():
+        np.testing.assert_array_equal(after[index][1], value, err_msg=path)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert manager.round == 1
+
+
+def test_round_manager_without_rewind_keeps_trained_weights_and_snapshots_ticket_epoch():
+    model = _small_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    w0 = weights_lib.snapshot(model)
+    manager = RoundManager(rewind_epoch=None, ticket_epoch=2)
+    _fit_round(model, manager)
+    trained = weights_lib.snapshot(model)
+    index = next(i for i, (path, _) in w0.items() if path.endswith("a/kernel"))
+    assert not np.allclose(trained[index][1], w0[index][1])
+    assert manager.rewind_weights is None
+    assert set(manager.snapshots) == {2}
+    assert not np.allclose(manager.ticket_weights[index][1], w0[index][1])
+    assert not np.allclose(manager.ticket_weights[index][1], trained[index][1])
+    # A second round takes no new snapshot and appends a second ticket.
+    _fit_round(model, manager)
+    assert len(manager.tickets) == 2 and set(manager.snapshots) == {2}
+
+
+def test_round_manager_rejects_snapshot_past_round_end():
+    model = _small_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="past the end of the round"):
+        _fit_round(model, RoundManager(rewind_epoch=5), epochs=2)
+
+
+def test_reset_optimizer_state_keeps_learning_rate():
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    variable = keras.Variable(np.ones(3, "float32"))
+    optimizer.apply_gradients([(np.ones(3, "float32"), variable)])
+    reset_optimizer_state(optimizer)
+    assert int(optimizer.iterations.numpy()) == 0
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.1)
+    assert all(np.all(v.numpy() == 0) for v in optimizer.variables
+               if v is not optimizer._learning_rate)

@@ -1,0 +1,127 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_lottery.layers import CSConv2D, CSDense, masked_layers
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_dense_uses_masked_kernel_and_adds_penalty():
+    layer = CSDense(4, mask_init=0.3, mask_penalty=0.5, activation="relu")
+    x = np.random.RandomState(0).randn(5, 3).astype("float32")
+    layer(x)
+    s = np.random.RandomState(1).randn(3, 4).astype("float32")
+    layer.mask_logits.assign(s)
+    layer.temperature.assign(7.0)
+    w, b = layer.unmasked_kernel.numpy(), layer.bias.numpy()
+    expected = np.maximum(x @ (w * sigmoid(7.0 * s)) + b, 0)
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.kernel.numpy(), w * sigmoid(7.0 * s), rtol=1e-6)
+    # The penalty lambda * ||sigmoid(beta s)||_1 reaches the model's loss.
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model(x, training=True)
+    assert len(model.losses) == 1
+    np.testing.assert_allclose(float(model.losses[0]), 0.5 * sigmoid(7.0 * s).sum(), rtol=1e-5)
+
+
+def test_conv_matches_plain_conv_with_effective_kernel():
+    layer = CSConv2D(3, (3, 3), strides=2, padding="same", mask_init=0.1)
+    x = np.random.RandomState(0).randn(2, 9, 9, 2).astype("float32")
+    layer(x)
+    layer.mask_logits.assign(np.random.RandomState(1).randn(*layer.mask_logits.shape))
+    layer.temperature.assign(3.0)
+    plain = keras.layers.Conv2D(3, (3, 3), strides=2, padding="same")
+    plain(x)
+    plain.set_weights([layer.kernel.numpy(), layer.bias.numpy()])
+    np.testing.assert_allclose(layer(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_variables_and_defaults():
+    layer = CSDense(2, mask_init=-0.02)
+    layer.build((None, 3))
+    assert layer.mask_logits.trainable and not layer.temperature.trainable
+    assert layer.unmasked_kernel.trainable
+    assert tuple(layer.mask_logits.shape) == (3, 2)
+    np.testing.assert_array_equal(layer.mask_logits.numpy(), np.full((3, 2), -0.02, "float32"))
+    assert float(layer.temperature.numpy()) == 1.0
+    assert layer.remaining_fraction() == 0.0
+    layer.mask_logits.assign([[1, -1], [1, 1], [-1, -1]])
+    assert layer.remaining_fraction() == pytest.approx(0.5)
+    np.testing.assert_array_equal(layer.ticket_mask(), [[True, False], [True, True], [False, False]])
+
+
+def test_fixed_rule_uses_binary_mask_and_freezes_s():
+    layer = CSDense(2, mask_rule="fixed")
+    layer.build((None, 2))
+    assert not layer.mask_logits.trainable
+    layer.set_ticket_mask(np.array([[True, False], [False, True]]))
+    w = layer.unmasked_kernel.numpy()
+    np.testing.assert_array_equal(layer.kernel.numpy(), w * np.array([[1, 0], [0, 1]]))
+
+
+def _model():
+    inputs = keras.Input((6, 6, 1))
+    x = CSConv2D(2, 3, mask_init=0.05, mask_penalty=1e-3, name="conv")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = CSDense(3, mask_init=-0.05, mask_penalty=2e-3, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_get_config_round_trip():
+    layer = CSDense(7, mask_init=-0.3, mask_penalty=1e-5, use_bias=False, name="d")
+    config = layer.get_config()
+    assert config["mask_init"] == -0.3 and config["mask_penalty"] == 1e-5
+    assert config["mask_rule"] == "continuous" and config["units"] == 7
+    clone = CSDense.from_config(config)
+    assert clone.get_config() == config
+    conv = CSConv2D(4, (3, 1), padding="same", mask_init=0.2)
+    assert CSConv2D.from_config(conv.get_config()).get_config() == conv.get_config()
+
+
+def test_keras_save_and_load_round_trip(tmp_path):
+    model = _model()
+    x = np.random.RandomState(0).rand(4, 6, 6, 1).astype("float32")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.array([0, 1, 2, 0]), epochs=2, verbose=0)
+    for layer in masked_layers(model):
+        layer.temperature.assign(13.0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for original, restored in zip(masked_layers(model), masked_layers(loaded)):
+        assert type(original) is type(restored)
+        np.testing.assert_array_equal(original.unmasked_kernel.numpy(),
+                                      restored.unmasked_kernel.numpy())
+        np.testing.assert_array_equal(original.mask_logits.numpy(), restored.mask_logits.numpy())
+        assert float(restored.temperature.numpy()) == 13.0
+        assert restored.mask_penalty == original.mask_penalty
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mask_penalty": -1.0}, "mask_penalty"),
+    ({"mask_init": float("nan")}, "mask_init"),
+    ({"mask_init": "big"}, "mask_init"),
+    ({"mask_rule": "magic"}, "mask_rule"),
+    ({"lora_rank": 2}, "lora"),
+])
+def test_bad_arguments_give_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CSDense(3, **kwargs)
+
+
+def test_mask_stays_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = CSDense(3, mask_penalty=1e-3)
+        y = layer(np.ones((2, 4), "float32"))
+        assert y.dtype == "float16"
+        assert layer.mask_logits.dtype == "float32"
+        assert layer.temperature.dtype == "float32"
+        assert ops.convert_to_numpy(layer.soft_mask()).dtype == np.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

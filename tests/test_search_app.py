@@ -1,0 +1,96 @@
+"""The search app end to end on a tiny data set made by the test."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from keras_lottery import search, tickets
+from keras_lottery.config import ConfigError, SearchConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny(idx_dir, out, **overrides):
+    settings = dict(
+        data_dir=idx_dir, validation_examples=200, rounds=2, epochs=2, batch_size=64,
+        ticket_epoch=1, ticket_epochs=1, mask_init=-0.01, mask_penalty=1e-6,
+        output_dir=str(out), verbose=0)
+    settings.update(overrides)
+    return SearchConfig(**settings)
+
+
+def test_search_writes_results_tickets_and_tensorboard(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    results = search.run(_tiny(idx_dir, out))
+    with open(out / "results.json") as handle:
+        saved = json.load(handle)
+    assert saved == results
+    assert saved["flags"]["mask_penalty"] == 1e-6 and saved["flags"]["rounds"] == 2
+    assert [r["round"] for r in saved["rounds"]] == [1, 2]
+    for record, epochs in zip(saved["rounds"], (2, 4)):
+        assert record["method"] == "cs" and record["epochs"] == epochs
+        assert 0.0 <= record["remaining"] <= 1.0
+        assert 0.0 <= record["search_accuracy"] <= 1.0
+        assert 0.0 <= record["ticket_accuracy"] <= 1.0
+        masks = tickets.load_masks(str(out / "tickets" / f"round_{record['round']}.npz"))
+        assert tickets.remaining_fraction(masks) == pytest.approx(record["remaining"])
+        assert set(record["remaining_per_layer"]) == {"fc1", "fc2", "output"}
+    assert saved["dense"]["remaining"] == 1.0
+    for run in ("round_1", "round_2", "round_1_ticket", "round_2_ticket", "dense"):
+        assert glob.glob(str(out / "tensorboard" / run / "**" / "events.out.tfevents.*"),
+                         recursive=True), run
+    assert glob.glob(str(out / "tensorboard" / "round_1" / "masks" / "events.*"))
+
+
+def test_tensorboard_has_mask_summaries(idx_dir, tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out = tmp_path / "run"
+    search.run(_tiny(idx_dir, out, rounds=1, ticket_epochs=0, dense_baseline=False))
+    accumulator = event_accumulator.EventAccumulator(
+        str(out / "tensorboard" / "round_1" / "masks"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["tensors"])
+    for tag in ("mask/temperature", "mask/remaining", "mask/penalty", "mask/remaining/fc1",
+                "mask_logits/fc1"):
+        assert tag in tags, (tag, tags)
+    betas = [float(tf.make_ndarray(event.tensor_proto))
+             for event in accumulator.Tensors("mask/temperature")]
+    assert betas[-1] == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("method", "magic", "--method='magic'"),
+    ("rounds", 0, "--rounds=0"),
+    ("mask_penalty", -1.0, "--mask_penalty=-1.0"),
+    ("mask_init", float("nan"), "--mask_init=nan"),
+    ("final_temperature", 0.5, "--final_temperature=0.5"),
+    ("rewind_epoch", 11, "--rewind_epoch=11"),
+    ("model", "resnet1000", "--model='resnet1000'"),
+])
+def test_bad_settings_are_rejected_in_one_line(field, value, words):
+    with pytest.raises(ConfigError) as error:
+        SearchConfig(**{field: value}).validate()
+    message = str(error.value)
+    assert words in message and "\n" not in message
+
+
+def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
+    out = tmp_path / "app"
+    command = [sys.executable, "-m", "apps.search", "--flagfile=apps/flags/quickstart.cfg",
+               f"--data_dir={idx_dir}", "--validation_examples=200", "--rounds=1",
+               "--epochs=1", "--ticket_epoch=1", "--ticket_epochs=0", "--nodense_baseline",
+               f"--output_dir={out}", "--verbose=0"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "round 1/1: remaining" in done.stdout
+    assert json.load(open(out / "results.json"))["rounds"][0]["round"] == 1
+    bad = subprocess.run(command + ["--mask_penalty=-3"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode != 0
+    assert "--mask_penalty=-3.0 is invalid" in bad.stderr and "Traceback" not in bad.stderr
