@@ -16,7 +16,19 @@ from absl import app, flags  # noqa: E402
 from keras_lottery.config import SearchConfig  # noqa: E402
 
 HELP = {
-    "method": "Search method (cs: Continuous Sparsification).",
+    "method": "Search method: cs (Continuous Sparsification), imp (Iterative Magnitude "
+              "Pruning) or iss (Iterative Stochastic Sparsification).",
+    "supermask": "Freeze the weights at w_0 and learn only the mask (cs or iss); the ticket "
+                 "is evaluated without retraining.",
+    "unmasked_layers": "Comma-separated layer names left without a mask (never pruned).",
+    "mask_optimizer": "Optimizer of the mask logits s: same (as w), sgd or adam.",
+    "mask_learning_rate": "Learning rate of s (0: the learning rate of w).",
+    "mask_momentum": "SGD momentum of s with --mask_optimizer=sgd.",
+    "prune_fraction": "IMP: share of the surviving weights pruned per round.",
+    "prune_scope": "IMP: layerwise (each layer its own rate) or global (one threshold).",
+    "prune_fraction_conv": "IMP layerwise rate of convolutions (0: --prune_fraction).",
+    "prune_fraction_dense": "IMP layerwise rate of dense layers (0: --prune_fraction).",
+    "prune_fraction_output": "IMP layerwise rate of the last masked layer (0: the dense rate).",
     "model": "Model name from keras_lottery.models.",
     "dataset": "Data set name.",
     "data_dir": "Directory with the data set's local files (IDX for Fashion-MNIST).",
@@ -50,7 +62,9 @@ def define_flags():
     for field in dataclasses.fields(SearchConfig):
         default = field.default
         help_text = HELP[field.name]
-        if isinstance(default, bool):
+        if isinstance(default, tuple):
+            flags.DEFINE_list(field.name, list(default), help_text)
+        elif isinstance(default, bool):
             flags.DEFINE_boolean(field.name, default, help_text)
         elif isinstance(default, int):
             flags.DEFINE_integer(field.name, default, help_text)
@@ -71,7 +85,9 @@ def main(argv):
     from keras_lottery.config import ConfigError
     from keras_lottery.data import DataError
 
-    config = SearchConfig(**{name: FLAGS[name].value for name in SearchConfig.field_names()})
+    settings = {name: FLAGS[name].value for name in SearchConfig.field_names()}
+    settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
+    config = SearchConfig(**settings)
     try:
         results = search.run(config)
     except (ConfigError, DataError) as error:

@@ -1,10 +1,10 @@
 """Keras callbacks that run a ticket search: one `model.fit` call is one round.
 
 - `TemperatureCallback` anneals `beta` exponentially from `beta_0` to `beta_T`.
-- `RoundManager` snapshots the rewind point `w_k`, records the ticket `b(s_T)`
-  at the end of every round, then performs the round-end reset
-  (CS: `s <- min(beta_T * s_T, s0)`, `beta <- beta_0`) and optionally rewinds
-  `w <- w_k`.
+- `RoundManager` snapshots the rewind point `w_k`, records the ticket at the
+  end of every round, performs the method's round-end step (CS:
+  `s <- min(beta_T * s_T, s0)`, `beta <- beta_0`; ISS: remove `s_T < s0`;
+  IMP: magnitude pruning) and optionally rewinds `w <- w_k`.
 - `MaskSummaries` writes `beta`, remaining fractions, the penalty and
   histograms of `s` to TensorBoard.
 """
@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lottery import methods
 from keras_lottery import weights as weights_lib
 from keras_lottery.layers import masked_layers
 
@@ -118,48 +119,32 @@ class TemperatureCallback(keras.callbacks.Callback):
             logs["temperature"] = self.temperature_at(self._t, self._total)
 
 
-def cs_mask_reset(layer, initial_temperature):
-    """The CS round-end step: `s <- min(beta_T * s_T, s0)`, then `beta <- beta_0`.
-
-    `beta_T` is the layer's temperature at the end of the round. (The authors'
-    released code resets `beta` first and so applies `min(s_T, s0)`; this
-    follows the paper's Algorithm 3.)
-    """
-    final_temperature = layer.temperature.numpy()
-    logits = layer.mask_logits.numpy()
-    layer.mask_logits.assign(np.minimum(final_temperature * logits, layer.mask_init))
-    layer.temperature.assign(initial_temperature)
-
-
 class RoundManager(keras.callbacks.Callback):
-    """Snapshots `w_k`, records each round's ticket and resets the masks between rounds.
+    """Snapshots `w_k`, records each round's ticket and runs the method's round-end step.
 
     Every `fit` call with this callback is one round. In the first round the
-    callback copies all non-mask weights after `rewind_epoch` epochs
-    (`rewind_epoch=0` is `w_0`, before any update) and after `ticket_epoch`
-    epochs (the weights tickets are retrained from). At the end of each round it
-    stores the ticket masks `b(s_T)` in `tickets`, then applies `mask_reset`
-    to every masked layer (CS by default) and, if `rewind_epoch` is set,
-    rewinds `w <- w_k`.
+    callback copies all non-mask weights (kernels, biases, batch-norm
+    statistics) after `rewind_epoch` epochs (`0` is `w_0`, before any update)
+    and after `ticket_epoch` epochs (the weights tickets are retrained from).
+    At the end of each round it stores the ticket masks in `tickets` (CS, ISS:
+    `b(s_T)`; IMP: the mask after pruning), applies `method.round_end` to the
+    masked layers and, if `rewind_epoch` is set, rewinds `w <- w_k`.
 
     Args:
         rewind_epoch: `k` for rewinding between rounds, or None for no rewinding.
         ticket_epoch: epoch of the weights kept for ticket retraining (default 0: `w_0`).
-        initial_temperature: `beta_0`, restored at the end of each round.
-        mask_reset: `fn(layer, initial_temperature)` applied at round end.
+        method: a `keras_lottery.methods.Method` (default: CS with `beta_0 = 1`).
         reset_optimizer: zero the optimizer's state (and step count) at round end.
     """
 
-    def __init__(self, rewind_epoch=None, ticket_epoch=0, initial_temperature=1.0,
-                 mask_reset=cs_mask_reset, reset_optimizer=True):
+    def __init__(self, rewind_epoch=None, ticket_epoch=0, method=None, reset_optimizer=True):
         super().__init__()
         for name, value in (("rewind_epoch", rewind_epoch), ("ticket_epoch", ticket_epoch)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
                 raise ValueError(f"{name} must be None or an integer >= 0, got {value!r}.")
         self.rewind_epoch = rewind_epoch
         self.ticket_epoch = ticket_epoch
-        self.initial_temperature = float(initial_temperature)
-        self.mask_reset = mask_reset
+        self.method = method if method is not None else methods.ContinuousSparsification()
         self.reset_optimizer = reset_optimizer
         self.round = 0
         self.tickets = []
@@ -197,9 +182,11 @@ class RoundManager(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         layers = masked_layers(self.model)
-        self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
-        for layer in layers:
-            self.mask_reset(layer, self.initial_temperature)
+        if not self.method.ticket_after_round_end:
+            self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
+        self.method.round_end(layers)
+        if self.method.ticket_after_round_end:
+            self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
         if self.rewind_weights is not None:
             weights_lib.restore(self.model, self.rewind_weights)
         if self.reset_optimizer and getattr(self.model, "optimizer", None) is not None:
@@ -212,9 +199,8 @@ def reset_optimizer_state(optimizer):
 
     A fresh state per round restarts learning-rate schedules, as a new run would.
     """
-    keep = getattr(optimizer, "_learning_rate", None)
     for variable in optimizer.variables:
-        if variable is keep:
+        if variable.name == "learning_rate":
             continue
         variable.assign(tf.zeros(variable.shape, variable.dtype))
 

@@ -7,10 +7,11 @@ what is allowed, before any data is loaded or any file written.
 import dataclasses
 import math
 
-from keras_lottery import data, models
+from keras_lottery import data, methods, models
 
-METHODS = ("cs",)
 OPTIMIZERS = ("sgd", "adam")
+MASK_OPTIMIZERS = ("same",) + OPTIMIZERS
+PRUNE_SCOPES = ("layerwise", "global")
 
 
 class ConfigError(ValueError):
@@ -22,8 +23,10 @@ class SearchConfig:
     """A ticket search. Paper symbols: `s0` = mask_init, `lambda` = mask_penalty,
     `beta_0` / `beta_T` = initial / final_temperature, `k` = rewind_epoch."""
 
-    method: str = "cs"
+    method: str = "cs"  # cs, imp or iss
+    supermask: bool = False  # freeze w at w_0 and learn only the mask
     model: str = "lenet300_100"
+    unmasked_layers: tuple = ()  # layers without a mask (never pruned)
     dataset: str = "fashion_mnist"
     data_dir: str = ""
     train_examples: int = 0  # 0: the whole training set (minus validation)
@@ -36,11 +39,19 @@ class SearchConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4  # never applied to the mask logits s
+    mask_optimizer: str = "same"  # optimizer of s: same (as w), sgd or adam
+    mask_learning_rate: float = 0.0  # 0: the learning rate of w
+    mask_momentum: float = 0.0  # SGD momentum of s when --mask_optimizer=sgd
     mask_init: float = -0.01  # s0
     mask_penalty: float = 1e-6  # lambda
     initial_temperature: float = 1.0  # beta_0
     final_temperature: float = 200.0  # beta_T
     temperature_per_epoch: bool = False
+    prune_fraction: float = 0.2  # IMP: share of surviving weights pruned per round
+    prune_scope: str = "layerwise"  # IMP: layerwise or global
+    prune_fraction_conv: float = 0.0  # IMP layerwise rate of conv layers (0: prune_fraction)
+    prune_fraction_dense: float = 0.0  # IMP layerwise rate of dense layers (0: prune_fraction)
+    prune_fraction_output: float = 0.0  # IMP layerwise rate of the last layer (0: dense rate)
     rewind_epoch: int = -1  # k for rewinding w <- w_k between rounds; -1: no rewinding
     ticket_epoch: int = 2  # tickets retrain from the weights after this many epochs
     ticket_epochs: int = 10  # 0: do not retrain tickets
@@ -56,8 +67,19 @@ class SearchConfig:
         def fail(name, value, allowed):
             raise ConfigError(f"--{name}={value!r} is invalid: {allowed}.")
 
-        if self.method not in METHODS:
-            fail("method", self.method, f"expected one of {list(METHODS)}")
+        if self.method not in methods.available_methods():
+            fail("method", self.method, f"expected one of {methods.available_methods()}")
+        if self.mask_optimizer not in MASK_OPTIMIZERS:
+            fail("mask_optimizer", self.mask_optimizer, f"expected one of {list(MASK_OPTIMIZERS)}")
+        if self.prune_scope not in PRUNE_SCOPES:
+            fail("prune_scope", self.prune_scope, f"expected one of {list(PRUNE_SCOPES)}")
+        if not 0 < self.prune_fraction < 1:
+            fail("prune_fraction", self.prune_fraction, "must be a fraction in (0, 1)")
+        for name in ("prune_fraction_conv", "prune_fraction_dense", "prune_fraction_output"):
+            if not 0 <= getattr(self, name) < 1:
+                fail(name, getattr(self, name), "must be a fraction in (0, 1), or 0 for the default")
+        if self.supermask and self.method == "imp":
+            fail("supermask", True, "the supermask setting learns a mask: use --method=cs or iss")
         if self.model not in models.available_models():
             fail("model", self.model, f"expected one of {models.available_models()}")
         if self.dataset not in data.available_datasets():
@@ -74,7 +96,10 @@ class SearchConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 fail(name, value, "must be a finite number > 0")
-        for name in ("weight_decay", "momentum", "mask_penalty"):
+        if not (math.isfinite(self.mask_learning_rate) and self.mask_learning_rate >= 0):
+            fail("mask_learning_rate", self.mask_learning_rate,
+                 "must be a finite number > 0, or 0 for the learning rate of w")
+        for name in ("weight_decay", "momentum", "mask_penalty", "mask_momentum"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 fail(name, value, "must be a finite number >= 0")
@@ -97,7 +122,9 @@ class SearchConfig:
         return self
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        settings = dataclasses.asdict(self)
+        settings["unmasked_layers"] = list(self.unmasked_layers)
+        return settings
 
     @classmethod
     def field_names(cls):

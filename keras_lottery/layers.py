@@ -55,7 +55,7 @@ class MaskedLayer:
     `build`, and compute with `masked_kernel(training)`.
     """
 
-    def _init_mask(self, mask_init, mask_penalty, mask_rule, kwargs):
+    def _init_mask(self, mask_init, mask_penalty, mask_rule, mask_seed, kwargs):
         if kwargs.get("lora_rank"):
             raise ValueError(
                 f"{type(self).__name__} does not support lora_rank; "
@@ -65,6 +65,7 @@ class MaskedLayer:
             type(self).__name__, mask_init, mask_penalty
         )
         self._mask_rule = masking.get_rule(mask_rule)
+        self.mask_seed = mask_seed
 
     @property
     def mask_rule(self):
@@ -89,6 +90,8 @@ class MaskedLayer:
             dtype="float32",
             autocast=False,
         )
+        if self._mask_rule.samples:
+            self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
 
     @property
     def unmasked_kernel(self):
@@ -97,9 +100,7 @@ class MaskedLayer:
 
     def masked_kernel(self, training=False):
         """Returns the effective kernel `w * m` and adds the mask penalty when training."""
-        mask, penalty = self._mask_rule.mask_and_penalty(
-            self.mask_logits, self.temperature, training
-        )
+        mask, penalty = self._mask_rule.mask_and_penalty(self, bool(training))
         if penalty is not None and self.mask_penalty > 0:
             self.add_loss(ops.multiply(self.mask_penalty, penalty))
         kernel = self._kernel
@@ -110,12 +111,12 @@ class MaskedLayer:
         """The effective kernel `w * m` used in inference."""
         if not self.built:
             raise AttributeError("You must build the layer before accessing `kernel`.")
-        mask = self._mask_rule.mask(self.mask_logits, self.temperature, training=False)
+        mask = self._mask_rule.mask(self, training=False)
         return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
 
     def soft_mask(self):
         """The mask `m` the layer computes with in inference (CS: `sigmoid(beta*s)`)."""
-        return self._mask_rule.mask(self.mask_logits, self.temperature, training=False)
+        return self._mask_rule.mask(self, training=False)
 
     def ticket_mask(self):
         """The binary ticket mask `b(s) = 1[s > 0]` as a numpy bool array."""
@@ -127,9 +128,7 @@ class MaskedLayer:
 
     def mask_penalty_value(self):
         """The current penalty `lambda * ||m||_1` of this layer (a float)."""
-        _, penalty = self._mask_rule.mask_and_penalty(
-            self.mask_logits, self.temperature, training=False
-        )
+        _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
         if penalty is None:
             return 0.0
         return float(self.mask_penalty * ops.convert_to_numpy(penalty))
@@ -149,6 +148,7 @@ class MaskedLayer:
             "mask_init": self.mask_init,
             "mask_penalty": self.mask_penalty,
             "mask_rule": self.mask_rule,
+            "mask_seed": self.mask_seed,
         }
 
     # Save the stored variables (w, bias, s, beta), not the effective kernel
@@ -172,11 +172,15 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     Takes every argument of `Dense`, plus
         mask_init: `s0`, the initial value of the mask logits `s`.
         mask_penalty: `lambda`, the weight of `||m||_1` in the loss.
-        mask_rule: how `m` is computed from `s` (`"continuous"`: `sigmoid(beta*s)`).
+        mask_rule: how `m` is computed from `s`: `"continuous"` (CS,
+            `sigmoid(beta*s)`), `"stochastic"` (ISS, `Bernoulli(sigmoid(s))`)
+            or `"fixed"` (`1[s > 0]`, not trained).
+        mask_seed: seed of the mask samples under the stochastic rule.
     """
 
-    def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous", **kwargs):
-        self._init_mask(mask_init, mask_penalty, mask_rule, kwargs)
+    def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+                 mask_seed=None, **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
         super().__init__(units, **kwargs)
 
     def build(self, input_shape):
@@ -205,9 +209,9 @@ class CSConv2D(MaskedLayer, keras.layers.Conv2D):
 
     def __init__(
         self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
-        **kwargs,
+        mask_seed=None, **kwargs,
     ):
-        self._init_mask(mask_init, mask_penalty, mask_rule, kwargs)
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
         super().__init__(filters, kernel_size, **kwargs)
 
     def build(self, input_shape):

@@ -1,35 +1,51 @@
 """Mask rules: how a masked layer turns its mask logits `s` into the mask `m`.
 
-Every masked layer holds the same variables (`w`, `s`, `beta`); the rule decides
+Every masked layer holds the same variables (`w`, `s`, `beta`); its rule decides
 how `m` is computed from them, whether `s` is trained and what penalty the layer
-adds to the loss. Methods differ only in their rule and their round-end step.
+adds to the loss. Methods differ only in their rule and their round-end step
+(`keras_lottery.methods`).
 
-- ``continuous`` (Continuous Sparsification): ``m = sigmoid(beta * s)``,
-  penalty ``sum(sigmoid(beta * s))``.
-- ``fixed`` (ticket retraining, IMP): ``m = 1[s > 0]``, `s` not trained, no penalty.
+- ``continuous`` (CS): ``m = sigmoid(beta * s)``; penalty ``||m||_1``.
+- ``stochastic`` (ISS, SS): ``m ~ Bernoulli(sigmoid(s))`` in training with a
+  straight-through gradient, ``m = 1[s > 0]`` in inference; penalty
+  ``||sigmoid(s)||_1``.
+- ``fixed`` (IMP, ticket retraining): ``m = 1[s > 0]``; `s` is not trained; no penalty.
 """
 
+import keras
 from keras import ops
+
+#: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
+#: finite, so no arithmetic on `s` can give NaN, and low enough that
+#: `sigmoid(beta * s)`, `sigmoid(s)` and their gradients are exactly 0 in float32.
+REMOVED_LOGIT = -1e9
 
 
 class MaskRule:
-    """Maps mask logits `s` (and temperature `beta`) to the mask `m`."""
+    """Maps a masked layer's mask logits `s` (and temperature `beta`) to its mask `m`."""
 
     name = None
     #: Whether the optimizer trains `s` under this rule.
     trains_logits = True
+    #: Whether the rule samples (the layer then owns a `keras.random.SeedGenerator`).
+    samples = False
 
-    def mask(self, logits, temperature, training=False):
+    def mask(self, layer, training=False):
         """Returns the mask `m` (float32, same shape as `s`)."""
         raise NotImplementedError
 
-    def mask_and_penalty(self, logits, temperature, training=False):
+    def mask_and_penalty(self, layer, training=False):
         """Returns `(m, penalty)`; the penalty is unscaled (no `lambda`) or None.
 
         Computing both together lets a rule reuse `m` for the penalty, so each
         mask is computed once per step.
         """
-        return self.mask(logits, temperature, training), None
+        return self.mask(layer, training), None
+
+
+def binary_mask(logits):
+    """`b(s) = 1[s > 0]` as float32."""
+    return ops.cast(ops.greater(logits, 0.0), "float32")
 
 
 class ContinuousMask(MaskRule):
@@ -37,25 +53,48 @@ class ContinuousMask(MaskRule):
 
     name = "continuous"
 
-    def mask(self, logits, temperature, training=False):
-        return ops.sigmoid(temperature * logits)
+    def mask(self, layer, training=False):
+        return ops.sigmoid(layer.temperature * layer.mask_logits)
 
-    def mask_and_penalty(self, logits, temperature, training=False):
-        mask = self.mask(logits, temperature, training)
+    def mask_and_penalty(self, layer, training=False):
+        mask = self.mask(layer, training)
         return mask, ops.sum(mask)
 
 
+class StochasticMask(MaskRule):
+    """ISS / SS: ``m ~ Bernoulli(sigmoid(s))`` with a straight-through gradient.
+
+    In training the forward pass uses the sample and the backward pass treats
+    it as `sigmoid(s)` (`dm/ds = sigmoid'(s)`); in inference `m = 1[s > 0]`,
+    the most likely mask.
+    """
+
+    name = "stochastic"
+    samples = True
+
+    def mask(self, layer, training=False):
+        if not training:
+            return binary_mask(layer.mask_logits)
+        probability = ops.sigmoid(layer.mask_logits)
+        uniform = keras.random.uniform(ops.shape(probability), seed=layer.seed_generator)
+        sample = ops.cast(ops.less(uniform, probability), "float32")
+        return probability + ops.stop_gradient(sample - probability)
+
+    def mask_and_penalty(self, layer, training=False):
+        return self.mask(layer, training), ops.sum(ops.sigmoid(layer.mask_logits))
+
+
 class FixedMask(MaskRule):
-    """A binary mask frozen to ``m = 1[s > 0]``: tickets and IMP."""
+    """A binary mask frozen to ``m = 1[s > 0]``: IMP and ticket retraining."""
 
     name = "fixed"
     trains_logits = False
 
-    def mask(self, logits, temperature, training=False):
-        return ops.cast(ops.greater(logits, 0.0), "float32")
+    def mask(self, layer, training=False):
+        return binary_mask(layer.mask_logits)
 
 
-_RULES = {rule.name: rule for rule in (ContinuousMask, FixedMask)}
+_RULES = {rule.name: rule for rule in (ContinuousMask, StochasticMask, FixedMask)}
 
 
 def available_rules():
@@ -80,5 +119,3 @@ def register_rule(rule_class):
         raise TypeError(f"register_rule expects a MaskRule subclass, got {rule_class!r}.")
     _RULES[rule_class.name] = rule_class
     return rule_class
-
-

@@ -1,8 +1,9 @@
 """Models of the paper built from masked layers, behind a registry by name.
 
-Every builder takes the input shape, the number of classes and the mask
-arguments (`mask_init` = `s0`, `mask_penalty` = `lambda`, `mask_rule`) and
-returns an uncompiled `keras.Model` that outputs logits.
+Every builder takes the input shape, the number of classes, `unmasked` (names
+of layers built as plain Keras layers, without `s`) and the mask arguments
+(`mask_init` = `s0`, `mask_penalty` = `lambda`, `mask_rule`), and returns an
+uncompiled `keras.Model` that outputs logits.
 """
 
 import keras
@@ -26,52 +27,84 @@ def available_models():
     return sorted(_BUILDERS)
 
 
-def build(name, input_shape, num_classes, **mask_kwargs):
-    """Builds the registered model `name`; raises a one-line ValueError if unknown."""
+def build(name, input_shape, num_classes, unmasked=(), **mask_kwargs):
+    """Builds the registered model `name`; raises a one-line ValueError if unknown.
+
+    Layers named in `unmasked` are plain `Dense`/`Conv2D` layers (no `s`, never
+    pruned); naming a layer the model does not have is an error.
+    """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; expected one of {available_models()}.")
-    return _BUILDERS[name](tuple(input_shape), int(num_classes), **mask_kwargs)
+    factory = _LayerFactory(set(unmasked), mask_kwargs)
+    model = _BUILDERS[name](tuple(input_shape), int(num_classes), factory)
+    unknown = sorted(set(unmasked) - factory.names)
+    if unknown:
+        raise ValueError(
+            f"unmasked layers {unknown} are not in model {name!r}; its maskable layers are "
+            f"{sorted(factory.names)}.")
+    return model
+
+
+class _LayerFactory:
+    """Makes masked layers, or plain Keras layers for the names in `unmasked`."""
+
+    def __init__(self, unmasked, mask_kwargs):
+        self.unmasked = unmasked
+        self.mask_kwargs = mask_kwargs
+        self.names = set()
+
+    def dense(self, units, name, **kwargs):
+        self.names.add(name)
+        if name in self.unmasked:
+            return keras.layers.Dense(units, name=name, **kwargs)
+        return CSDense(units, name=name, **kwargs, **self.mask_kwargs)
+
+    def conv2d(self, filters, kernel_size, name, **kwargs):
+        self.names.add(name)
+        if name in self.unmasked:
+            return keras.layers.Conv2D(filters, kernel_size, name=name, **kwargs)
+        return CSConv2D(filters, kernel_size, name=name, **kwargs, **self.mask_kwargs)
 
 
 @register("lenet300_100")
-def lenet300_100(input_shape, num_classes, **mask_kwargs):
-    """LeNet-300-100: fully connected 784-300-100-10 with ReLU, every layer masked."""
+def lenet300_100(input_shape, num_classes, layers):
+    """LeNet-300-100: fully connected 784-300-100-10 with ReLU (fc1, fc2, output)."""
     inputs = keras.Input(input_shape)
     x = keras.layers.Flatten()(inputs)
-    x = CSDense(300, activation="relu", name="fc1", **mask_kwargs)(x)
-    x = CSDense(100, activation="relu", name="fc2", **mask_kwargs)(x)
-    outputs = CSDense(num_classes, name="output", **mask_kwargs)(x)
+    x = layers.dense(300, activation="relu", name="fc1")(x)
+    x = layers.dense(100, activation="relu", name="fc2")(x)
+    outputs = layers.dense(num_classes, name="output")(x)
     return keras.Model(inputs, outputs, name="lenet300_100")
 
 
-def _conv_net(name, filters, input_shape, num_classes, **mask_kwargs):
+def _conv_net(name, filters, input_shape, num_classes, layers):
     inputs = keras.Input(input_shape)
     x = inputs
     for block, width in enumerate(filters, start=1):
         for index in (1, 2):
-            x = CSConv2D(width, 3, padding="same", activation="relu",
-                         name=f"conv{block}_{index}", **mask_kwargs)(x)
+            x = layers.conv2d(width, 3, padding="same", activation="relu",
+                              name=f"conv{block}_{index}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
     x = keras.layers.Flatten()(x)
-    x = CSDense(256, activation="relu", name="fc1", **mask_kwargs)(x)
-    x = CSDense(256, activation="relu", name="fc2", **mask_kwargs)(x)
-    outputs = CSDense(num_classes, name="output", **mask_kwargs)(x)
+    x = layers.dense(256, activation="relu", name="fc1")(x)
+    x = layers.dense(256, activation="relu", name="fc2")(x)
+    outputs = layers.dense(num_classes, name="output")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 @register("conv2")
-def conv2(input_shape, num_classes, **mask_kwargs):
+def conv2(input_shape, num_classes, layers):
     """Conv-2: [conv64, conv64, pool], FC 256-256-classes (Frankle & Carbin)."""
-    return _conv_net("conv2", (64,), input_shape, num_classes, **mask_kwargs)
+    return _conv_net("conv2", (64,), input_shape, num_classes, layers)
 
 
 @register("conv4")
-def conv4(input_shape, num_classes, **mask_kwargs):
+def conv4(input_shape, num_classes, layers):
     """Conv-4: 2 x [conv, conv, pool] with 64/128 channels, FC 256-256-classes."""
-    return _conv_net("conv4", (64, 128), input_shape, num_classes, **mask_kwargs)
+    return _conv_net("conv4", (64, 128), input_shape, num_classes, layers)
 
 
 @register("conv6")
-def conv6(input_shape, num_classes, **mask_kwargs):
+def conv6(input_shape, num_classes, layers):
     """Conv-6: 3 x [conv, conv, pool] with 64/128/256 channels, FC 256-256-classes."""
-    return _conv_net("conv6", (64, 128, 256), input_shape, num_classes, **mask_kwargs)
+    return _conv_net("conv6", (64, 128, 256), input_shape, num_classes, layers)

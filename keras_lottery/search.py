@@ -15,25 +15,70 @@ import keras
 import numpy as np
 
 from keras_lottery import callbacks as cb
-from keras_lottery import data, io_utils, models, tickets
+from keras_lottery import data, io_utils, methods, models, optimizers, tickets
 from keras_lottery import weights as weights_lib
 from keras_lottery.config import SearchConfig
+from keras_lottery.layers import masked_layers
 
 RESULTS_FILE = "results.json"
 
 
+def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay):
+    if kind == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=nesterov,
+                                    weight_decay=weight_decay or None)
+    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None)
+
+
 def make_optimizer(config):
-    """The optimizer of `w` and `s`; weight decay never touches `s` (`mask_logits`)."""
-    if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(
-            config.learning_rate, momentum=config.momentum, nesterov=config.nesterov,
-            weight_decay=config.weight_decay or None)
-    else:
-        optimizer = keras.optimizers.Adam(config.learning_rate,
-                                          weight_decay=config.weight_decay or None)
+    """The optimizer of `w` and `s`; weight decay never touches `s` (`mask_logits`).
+
+    With `mask_optimizer` or `mask_learning_rate` set, `s` gets its own
+    optimizer through `MaskOptimizer`.
+    """
+    weights_optimizer = _base_optimizer(config.optimizer, config.learning_rate,
+                                        config.momentum, config.nesterov, config.weight_decay)
     if config.weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
-    return optimizer
+        weights_optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
+    if config.mask_optimizer == "same" and not config.mask_learning_rate:
+        return weights_optimizer
+    kind = config.optimizer if config.mask_optimizer == "same" else config.mask_optimizer
+    momentum = config.momentum if config.mask_optimizer == "same" else config.mask_momentum
+    mask_optimizer = _base_optimizer(kind, config.mask_learning_rate or config.learning_rate,
+                                     momentum, config.nesterov and momentum > 0, 0.0)
+    return optimizers.MaskOptimizer(weights_optimizer, mask_optimizer)
+
+
+def make_method(config, model):
+    """The `keras_lottery.methods.Method` of `config` (IMP rates resolved per layer of `model`)."""
+    if config.method == "cs":
+        return methods.ContinuousSparsification(config.initial_temperature)
+    if config.method == "iss":
+        return methods.IterativeStochasticSparsification()
+    layers = masked_layers(model)
+    dense_rate = config.prune_fraction_dense or config.prune_fraction
+    fractions = {}
+    for layer in layers:
+        is_conv = isinstance(layer, keras.layers.Conv2D)
+        fractions[layer.name] = (config.prune_fraction_conv or config.prune_fraction) if is_conv \
+            else dense_rate
+    if layers and config.prune_fraction_output:
+        fractions[layers[-1].name] = config.prune_fraction_output
+    return methods.IterativeMagnitudePruning(config.prune_fraction, config.prune_scope,
+                                             layer_fractions=fractions)
+
+
+def build_model(config, input_shape, num_classes):
+    """The search model: masked layers with the method's mask rule (IMP starts dense)."""
+    method_class = methods.METHODS[config.method]
+    imp = config.method == "imp"
+    model = models.build(config.model, input_shape, num_classes,
+                         unmasked=config.unmasked_layers, mask_rule=method_class.mask_rule,
+                         mask_init=1.0 if imp else config.mask_init,
+                         mask_penalty=0.0 if imp else config.mask_penalty)
+    if config.supermask:
+        weights_lib.freeze_weights(model)
+    return model
 
 
 def compile_model(model, config):
@@ -104,6 +149,23 @@ class Search:
         _log(config, f"dense baseline: test accuracy {accuracy:.4f} after {epochs} epochs")
         return {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs}
 
+    def _evaluate_supermask(self, model, masks, initial_weights):
+        """Supermask: the binary mask on the frozen `w_0`, evaluated without retraining."""
+        ticket = compile_model(tickets.build_ticket(model, masks, initial_weights), self.config)
+        return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
+
+    def _round_callbacks(self, round_index, method, round_manager, evaluator):
+        config = self.config
+        log_dir = self._path("tensorboard", f"round_{round_index}")
+        schedule = []
+        if method.anneals_temperature:
+            schedule.append(cb.TemperatureCallback(
+                config.final_temperature, config.initial_temperature,
+                per_epoch=config.temperature_per_epoch))
+        # The evaluator must run before the round manager resets the masks.
+        return schedule + [cb.MaskSummaries(os.path.join(log_dir, "masks")),
+                           keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]
+
     def run(self):
         config = self.config
         keras.utils.set_random_seed(config.seed)
@@ -112,41 +174,34 @@ class Search:
                            train_examples=config.train_examples, seed=config.seed)
         self.train, self.validation, self.test = data.pipelines(
             splits, config.batch_size, seed=config.seed)
-        model = models.build(config.model, splits.input_shape, splits.num_classes,
-                             mask_init=config.mask_init, mask_penalty=config.mask_penalty)
+        model = build_model(config, splits.input_shape, splits.num_classes)
         compile_model(model, config)
+        method = make_method(config, model)
         round_manager = cb.RoundManager(
             rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
-            ticket_epoch=config.ticket_epoch,
-            initial_temperature=config.initial_temperature)
-        initial_weights = weights_lib.snapshot(model)  # w_0, for the dense baseline
+            ticket_epoch=config.ticket_epoch, method=method)
+        initial_weights = weights_lib.snapshot(model)  # w_0
         os.makedirs(self.output_dir, exist_ok=True)
         self._write_results()
         search_epochs = 0
         for round_index in range(1, config.rounds + 1):
             started = time.time()
             evaluator = _EvaluateBeforeReset(self.test)
-            log_dir = self._path("tensorboard", f"round_{round_index}")
             model.fit(
                 self.train, validation_data=self.validation, epochs=config.epochs,
                 verbose=config.verbose, shuffle=False,
-                callbacks=[
-                    cb.TemperatureCallback(config.final_temperature, config.initial_temperature,
-                                           per_epoch=config.temperature_per_epoch),
-                    cb.MaskSummaries(os.path.join(log_dir, "masks")),
-                    keras.callbacks.TensorBoard(log_dir),
-                    evaluator,
-                    round_manager,
-                ],
+                callbacks=self._round_callbacks(round_index, method, round_manager, evaluator),
             )
             search_epochs += config.epochs
             masks = round_manager.tickets[-1]
             tickets.save_masks(self._path("tickets", f"round_{round_index}.npz"), masks)
-            if (config.dense_baseline and self.results["dense"] is None
+            if (config.dense_baseline and not config.supermask and self.results["dense"] is None
                     and config.ticket_epoch + config.ticket_epochs > 0):
                 self.results["dense"] = self._train_dense(model, masks, initial_weights)
             ticket_accuracy = None
-            if config.ticket_epochs:
+            if config.supermask:
+                ticket_accuracy = self._evaluate_supermask(model, masks, initial_weights)
+            elif config.ticket_epochs:
                 ticket_accuracy = self._train_ticket(
                     model, masks, round_manager.ticket_weights, f"round_{round_index}_ticket")
             record = {
@@ -156,6 +211,7 @@ class Search:
                 "search_accuracy": evaluator.accuracy,
                 "ticket_accuracy": ticket_accuracy,
                 "epochs": search_epochs,
+                "supermask": config.supermask,
                 "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
                 "wall_time_s": round(time.time() - started, 1),
             }
@@ -163,9 +219,10 @@ class Search:
             self._write_results()
             ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
             _log(config,
-                 f"round {round_index}/{config.rounds}: remaining {record['remaining']:.2%}, "
-                 f"search accuracy {evaluator.accuracy:.4f}, ticket accuracy {ticket_text}, "
-                 f"{search_epochs} search epochs, {record['wall_time_s']}s")
+                 f"round {round_index}/{config.rounds} ({config.method}): remaining "
+                 f"{record['remaining']:.2%}, search accuracy {evaluator.accuracy:.4f}, "
+                 f"ticket accuracy {ticket_text}, {search_epochs} search epochs, "
+                 f"{record['wall_time_s']}s")
         return self.results
 
 

@@ -39,3 +39,17 @@ def restore(model, weights):
                 f"(has {len(variables)} variables)."
             )
         variables[index].assign(value)
+
+
+def freeze_weights(model):
+    """Supermask setting: makes every variable but the mask logits `s` untrainable.
+
+    Afterwards only `s` trains; `w` (and biases) stay at their initial values.
+    """
+    mask_ids = {id(layer.mask_logits) for layer in masked_layers(model)}
+    if not mask_ids:
+        raise ValueError("freeze_weights: the model has no masked layers.")
+    for variable in model.weights:
+        if id(variable) not in mask_ids:
+            variable.trainable = False
+    return model

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from keras_lottery import weights as weights_lib
-from keras_lottery.callbacks import (RoundManager, TemperatureCallback, cs_mask_reset,
-                                     reset_optimizer_state)
+from keras_lottery.callbacks import RoundManager, TemperatureCallback, reset_optimizer_state
+from keras_lottery.methods import cs_mask_reset
 from keras_lottery.layers import CSDense, masked_layers
 
 STEPS, EPOCHS, BATCH = 4, 3, 8
@@ -187,4 +187,4 @@ def test_reset_optimizer_state_keeps_learning_rate():
     assert int(optimizer.iterations.numpy()) == 0
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.1)
     assert all(np.all(v.numpy() == 0) for v in optimizer.variables
-               if v is not optimizer._learning_rate)
+               if v.name != "learning_rate")

@@ -88,7 +88,7 @@ def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
                f"--output_dir={out}", "--verbose=0"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "round 1/1: remaining" in done.stdout
+    assert "round 1/1 (cs): remaining" in done.stdout
     assert json.load(open(out / "results.json"))["rounds"][0]["round"] == 1
     bad = subprocess.run(command + ["--mask_penalty=-3"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)

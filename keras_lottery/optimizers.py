@@ -1,0 +1,96 @@
+"""`MaskOptimizer`: one optimizer for the weights `w`, another for the mask logits `s`.
+
+The paper trains `s` with its own settings (ISS: SGD at lr 20; SS: SGD at lr
+100) while the weights use Adam 3e-4 or SGD 0.1, and weight decay must never
+reach `s`. `MaskOptimizer` routes every variable named `mask_logits` to
+`mask_optimizer` and all others to `weights_optimizer`; it is a regular Keras
+optimizer, so `compile`, `fit`, checkpoints and `.keras` saving work as usual.
+"""
+
+import keras
+
+MASK_VARIABLE_NAME = "mask_logits"
+
+
+def is_mask_variable(variable):
+    return variable.name == MASK_VARIABLE_NAME
+
+
+def _optimizer(value):
+    if isinstance(value, dict):
+        return keras.optimizers.deserialize(value)
+    return keras.optimizers.get(value)
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class MaskOptimizer(keras.optimizers.Optimizer):
+    """Applies `weights_optimizer` to `w` (and every other variable) and `mask_optimizer` to `s`.
+
+    Args:
+        weights_optimizer: optimizer (or its name) for every variable but `s`.
+        mask_optimizer: optimizer (or its name) for the mask logits `s`.
+
+    `learning_rate` reads and sets the weights optimizer's learning rate, so
+    Keras's `LearningRateScheduler` and `ReduceLROnPlateau` act on `w`.
+    """
+
+    def __init__(self, weights_optimizer, mask_optimizer, name="lottery_optimizer", **kwargs):
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.weights_optimizer = _optimizer(weights_optimizer)
+        self.mask_optimizer = _optimizer(mask_optimizer)
+        if self.weights_optimizer is self.mask_optimizer:
+            raise ValueError("MaskOptimizer needs two distinct optimizer instances.")
+
+    def build(self, var_list):
+        weights = [v for v in var_list if not is_mask_variable(v)]
+        masks = [v for v in var_list if is_mask_variable(v)]
+        if weights:
+            self.weights_optimizer.build(weights)
+        if masks:
+            self.mask_optimizer.build(masks)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return (self._variables + self.weights_optimizer.variables
+                + self.mask_optimizer.variables)
+
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name):
+                self.build(trainable_variables)
+            self.built = True
+        weight_pairs, mask_pairs = [], []
+        for grad, variable in zip(grads, trainable_variables):
+            (mask_pairs if is_mask_variable(variable) else weight_pairs).append((grad, variable))
+        for optimizer, pairs in ((self.weights_optimizer, weight_pairs),
+                                 (self.mask_optimizer, mask_pairs)):
+            if pairs:
+                optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self._iterations.assign_add(1)
+
+    @property
+    def learning_rate(self):
+        return self.weights_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        # The base class sets a learning rate while it is being constructed.
+        if "weights_optimizer" in self.__dict__:
+            self.weights_optimizer.learning_rate = learning_rate
+        else:
+            keras.optimizers.Optimizer.learning_rate.fset(self, learning_rate)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "weights_optimizer": keras.optimizers.serialize(self.weights_optimizer),
+            "mask_optimizer": keras.optimizers.serialize(self.mask_optimizer),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
