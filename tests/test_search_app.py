@@ -94,3 +94,46 @@ def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
                          text=True, timeout=300)
     assert bad.returncode != 0
     assert "--mask_penalty=-3.0 is invalid" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("overrides", [
+    {"method": "imp", "prune_scope": "global", "rewind_epoch": 0},
+    {"method": "imp", "prune_fraction_output": 0.1, "rewind_epoch": 1},
+    {"method": "iss", "mask_init": 1.0, "mask_penalty": 1e-8, "mask_optimizer": "sgd",
+     "mask_learning_rate": 20.0, "rewind_epoch": 0},
+    {"method": "cs", "supermask": True, "optimizer": "adam", "learning_rate": 3e-4,
+     "weight_decay": 0.0},
+])
+def test_every_method_writes_the_same_records(idx_dir, tmp_path, overrides):
+    results = search.run(_tiny(idx_dir, tmp_path / "run", rounds=2, epochs=1,
+                               dense_baseline=False, **overrides))
+    baseline = search.run(_tiny(idx_dir, tmp_path / "cs", rounds=1, epochs=1,
+                                dense_baseline=False))["rounds"][0]
+    for record in results["rounds"]:
+        assert set(record) == set(baseline)
+        assert record["method"] == overrides["method"]
+        assert 0.0 <= record["ticket_accuracy"] <= 1.0
+    if overrides["method"] == "imp":
+        first, second = (r["remaining_per_layer"] for r in results["rounds"])
+        if overrides.get("prune_scope") == "global":
+            assert results["rounds"][0]["remaining"] == pytest.approx(0.8, abs=1e-5)
+            assert results["rounds"][1]["remaining"] == pytest.approx(0.64, abs=1e-5)
+        else:
+            assert first["fc1"] == pytest.approx(0.8, abs=1e-5)
+            assert first["output"] == pytest.approx(0.9, abs=1e-5)
+            assert second["output"] == pytest.approx(0.81, abs=1e-3)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("prune_fraction", 1.0, "--prune_fraction=1.0"),
+    ("prune_scope", "local", "--prune_scope='local'"),
+    ("mask_optimizer", "rmsprop", "--mask_optimizer='rmsprop'"),
+    ("mask_learning_rate", -2.0, "--mask_learning_rate=-2.0"),
+    ("supermask", True, "--supermask=True"),
+])
+def test_bad_method_settings_are_rejected(field, value, words):
+    settings = {field: value}
+    if field == "supermask":
+        settings["method"] = "imp"
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace("[", r"\[")):
+        SearchConfig(**settings).validate()

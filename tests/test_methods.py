@@ -1,0 +1,236 @@
+"""IMP, ISS and the supermask setting on the shared masked layers."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_lottery import methods, models, tickets
+from keras_lottery import weights as weights_lib
+from keras_lottery.callbacks import RoundManager
+from keras_lottery.layers import CSConv2D, CSDense, masked_layers
+from keras_lottery.masking import REMOVED_LOGIT
+from keras_lottery.optimizers import MaskOptimizer
+
+
+def _imp_layers(seed=0):
+    rng = np.random.RandomState(seed)
+    conv = CSConv2D(4, 3, mask_rule="fixed", mask_init=1.0, name="conv")
+    conv.build((None, 8, 8, 2))
+    dense = CSDense(5, mask_rule="fixed", mask_init=1.0, name="dense")
+    dense.build((None, 30))
+    for layer in (conv, dense):
+        layer.unmasked_kernel.assign(rng.randn(*layer.unmasked_kernel.shape).astype("float32"))
+    return [conv, dense]
+
+
+def _check_survivors_are_largest(layer, before_mask):
+    weights = np.abs(layer.unmasked_kernel.numpy())
+    after = layer.ticket_mask()
+    pruned_now = before_mask & ~after
+    if pruned_now.any() and after.any():
+        assert weights[after].min() >= weights[pruned_now].max()
+
+
+def test_imp_layerwise_prunes_exact_fraction_of_survivors_per_layer():
+    layers = _imp_layers()
+    method = methods.IterativeMagnitudePruning(0.2, "layerwise", layer_fractions={"conv": 0.15})
+    for _ in range(3):
+        before = {layer.name: layer.ticket_mask() for layer in layers}
+        method.round_end(layers)
+        for layer in layers:
+            rate = 0.15 if layer.name == "conv" else 0.2
+            kept_before = before[layer.name].sum()
+            kept_after = layer.ticket_mask().sum()
+            assert kept_before - kept_after == round(rate * kept_before)
+            # Pruned weights stay pruned; survivors are the largest |w| of the survivors.
+            assert not (layer.ticket_mask() & ~before[layer.name]).any()
+            _check_survivors_are_largest(layer, before[layer.name])
+
+
+def test_imp_global_ranks_all_layers_together():
+    layers = _imp_layers(1)
+    layers[1].unmasked_kernel.assign(layers[1].unmasked_kernel.numpy() * 0.1)  # small layer
+    method = methods.IterativeMagnitudePruning(0.2, "global")
+    for _ in range(2):
+        before = {layer.name: layer.ticket_mask() for layer in layers}
+        total_before = sum(mask.sum() for mask in before.values())
+        method.round_end(layers)
+        total_after = sum(layer.ticket_mask().sum() for layer in layers)
+        assert total_before - total_after == round(0.2 * total_before)
+        kept = np.concatenate([np.abs(l.unmasked_kernel.numpy())[l.ticket_mask()] for l in layers])
+        pruned = np.concatenate([np.abs(l.unmasked_kernel.numpy())[before[l.name] & ~l.ticket_mask()]
+                                 for l in layers])
+        assert kept.min() >= pruned.max()
+    # One global threshold prunes the small-magnitude layer much harder.
+    assert layers[1].remaining_fraction() < layers[0].remaining_fraction() - 0.3
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, float("nan")])
+def test_imp_rejects_bad_fractions(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        methods.IterativeMagnitudePruning(fraction)
+
+
+def test_imp_round_rewinds_exactly_and_prunes_trained_weights():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        CSDense(16, activation="relu", mask_rule="fixed", mask_init=1.0, name="a"),
+        keras.layers.BatchNormalization(name="bn"),
+        CSDense(3, mask_rule="fixed", mask_init=1.0, name="b"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    manager = RoundManager(rewind_epoch=1, ticket_epoch=1,
+                           method=methods.IterativeMagnitudePruning(0.5))
+    trained = {}
+
+    class KeepTrained(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            trained.update({l.name: l.unmasked_kernel.numpy() for l in masked_layers(model)})
+
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(96, 6).astype("float32"), rng.randint(0, 3, 96)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[KeepTrained(), manager])
+    # Weights (BN statistics included) are back at w_1 exactly.
+    after = weights_lib.snapshot(model)
+    for index, (path, value) in manager.rewind_weights.items():
+        np.testing.assert_array_equal(after[index][1], value, err_msg=path)
+    # The ticket is the mask after pruning, chosen by the trained magnitudes w_T.
+    for layer in masked_layers(model):
+        mask = manager.tickets[0][layer.name]
+        np.testing.assert_array_equal(mask, layer.ticket_mask())
+        assert mask.sum() == round(0.5 * mask.size)
+        magnitudes = np.abs(trained[layer.name])
+        assert magnitudes[mask].min() >= magnitudes[~mask].max()
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def _stochastic_dense(s_values):
+    layer = CSDense(s_values.shape[1], mask_rule="stochastic", use_bias=False,
+                    kernel_initializer="ones", mask_penalty=0.0)
+    layer.build((None, s_values.shape[0]))
+    layer.mask_logits.assign(s_values)
+    return layer
+
+
+def test_stochastic_masks_have_mean_sigmoid_s_and_binary_inference():
+    s = np.array([[-2.0, -0.5, 0.0, 0.7, 3.0]], "float32")
+    layer = _stochastic_dense(s)
+    samples = np.stack([layer.masked_kernel(training=True).numpy() for _ in range(4000)])
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    np.testing.assert_allclose(samples.mean(axis=0), 1 / (1 + np.exp(-s)), atol=0.03)
+    np.testing.assert_array_equal(layer.kernel.numpy(), (s > 0).astype("float32"))
+
+
+def test_stochastic_straight_through_gradient_reaches_s():
+    s = np.array([[-1.0, 0.2, 2.0]], "float32")
+    layer = _stochastic_dense(s)
+    x = tf.constant([[3.0]])
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(layer(x, training=True))
+    grad = tape.gradient(y, layer.mask_logits).numpy()
+    sig = 1 / (1 + np.exp(-s))
+    # d/ds of x * w * m with dm/ds = sigmoid'(s) (w = 1).
+    np.testing.assert_allclose(grad, 3.0 * sig * (1 - sig), rtol=1e-5)
+
+
+def test_iss_removal_is_permanent_and_nan_free():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((5,)),
+        CSDense(12, activation="relu", mask_rule="stochastic", mask_init=1.0,
+                mask_penalty=1e-3, name="a"),
+        CSDense(2, mask_rule="stochastic", mask_init=1.0, mask_penalty=1e-3, name="b"),
+    ])
+    model.compile(optimizer=MaskOptimizer(keras.optimizers.Adam(1e-2), keras.optimizers.SGD(20.0)),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    manager = RoundManager(rewind_epoch=0, method=methods.IterativeStochasticSparsification())
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(64, 5).astype("float32"), rng.randint(0, 2, 64)
+    removed_so_far = {}
+    for _ in range(3):
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[manager])
+        for layer in masked_layers(model):
+            s = layer.mask_logits.numpy()
+            assert np.all(np.isfinite(s))
+            removed = s == REMOVED_LOGIT
+            previously = removed_so_far.get(layer.name, np.zeros_like(removed))
+            assert np.all(removed[previously]), "a removed weight came back"
+            removed_so_far[layer.name] = removed
+            # Removed weights are never sampled: their mask is exactly 0.
+            samples = layer.masked_kernel(training=True).numpy() / layer.unmasked_kernel.numpy()
+            assert np.all(samples[removed] == 0)
+    assert sum(r.sum() for r in removed_so_far.values()) > 0
+    assert np.isfinite(model.evaluate(x, y, verbose=0))
+
+
+def test_supermask_moves_the_mask_not_the_weights():
+    keras.utils.set_random_seed(0)
+    model = models.build("lenet300_100", (6, 6, 1), 3, mask_init=0.5, mask_penalty=1e-4)
+    weights_lib.freeze_weights(model)
+    before = {v.path: v.numpy() for v in model.weights}
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.RandomState(0)
+    model.fit(rng.randn(64, 6, 6, 1), rng.randint(0, 3, 64), epochs=2, verbose=0)
+    for variable in model.weights:
+        if variable.name == "mask_logits":
+            assert not np.allclose(variable.numpy(), before[variable.path]), variable.path
+        else:
+            np.testing.assert_array_equal(variable.numpy(), before[variable.path])
+
+
+def test_weight_decay_never_touches_s():
+    from keras_lottery.config import SearchConfig
+    from keras_lottery.search import make_optimizer
+
+    # One optimizer for w and s, and MaskOptimizer with its own optimizer for s.
+    for settings in ({}, {"mask_optimizer": "sgd", "mask_learning_rate": 5.0}):
+        config = SearchConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0,
+                              weight_decay=0.5, **settings)
+        optimizer = make_optimizer(config)
+        w = keras.Variable(np.ones(3, "float32"), name="kernel")
+        s = keras.Variable(np.ones(3, "float32"), name="mask_logits")
+        optimizer.apply_gradients([(np.zeros(3, "float32"), w), (np.zeros(3, "float32"), s)])
+        np.testing.assert_array_equal(s.numpy(), np.ones(3))  # no gradient, no decay
+        assert np.all(w.numpy() < 1.0)  # decayed
+
+
+def test_mask_optimizer_uses_its_own_learning_rate_and_round_trips(tmp_path):
+    layer = CSDense(2, mask_init=0.1)
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.compile(optimizer=MaskOptimizer(keras.optimizers.SGD(0.0), keras.optimizers.SGD(1.0)),
+                  loss="mse")
+    w_before, s_before = layer.unmasked_kernel.numpy(), layer.mask_logits.numpy()
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 2), "float32")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.mean_squared_error(y, model(x, training=True))
+        loss = tf.reduce_mean(loss)
+    grad = tape.gradient(loss, layer.mask_logits).numpy()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_array_equal(layer.unmasked_kernel.numpy(), w_before)
+    np.testing.assert_allclose(layer.mask_logits.numpy(), s_before - grad, rtol=1e-5, atol=1e-7)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, MaskOptimizer)
+    assert float(loaded.optimizer.mask_optimizer.learning_rate.numpy()) == 1.0
+
+
+def test_unmasked_layers_are_plain_keras_layers():
+    model = models.build("conv2", (12, 12, 1), 4, unmasked=["output", "conv1_1"])
+    names = {layer.name for layer in masked_layers(model)}
+    assert names == {"conv1_2", "fc1", "fc2"}
+    assert type(model.get_layer("output")) is keras.layers.Dense
+    assert type(model.get_layer("conv1_1")) is keras.layers.Conv2D
+    with pytest.raises(ValueError, match="not in model"):
+        models.build("conv2", (12, 12, 1), 4, unmasked=["fc9"])
+
+
+def test_conv6_has_the_papers_weight_count():
+    model = models.build("conv6", (32, 32, 3), 10)
+    masks = tickets.extract_masks(model)
+    assert sum(mask.size for mask in masks.values()) == 2_261_184
