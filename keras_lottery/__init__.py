@@ -1,21 +1,31 @@
 """keras_lottery: lottery tickets in Keras 3 with Continuous Sparsification.
 
-    from keras_lottery import layers, callbacks, tickets
-    model = keras.Sequential([layers.CSDense(300, activation="relu"), layers.CSDense(10)])
-    model.fit(x, y, epochs=10, callbacks=[callbacks.TemperatureCallback(200),
-                                          callbacks.RoundManager()])
-    masks = tickets.extract_masks(model)
+Modules, as in Keras itself:
+    layers      CSDense, CSConv2D, CSConv1D, CSDepthwiseConv2D (masked layers)
+    callbacks   TemperatureCallback (anneals beta), RoundManager (round-end steps), MaskSummaries
+    methods     ContinuousSparsification, IterativeStochasticSparsification, IterativeMagnitudePruning
+    optimizers  MaskOptimizer (separate optimizer for the mask logits s)
+    tickets     extract_masks, save_masks, load_masks, build_ticket, export, size_report
+    models      the paper's models by name (lenet300_100, conv2, conv4, conv6)
+    data        Fashion-MNIST (IDX files, tfds) as tf.data pipelines
+    search      the lottery runner behind `python -m apps.search`
+
+and `sparsify(model)` / `strip(model)` to convert plain Keras models to masked ones and back.
 """
 
-from keras_lottery import callbacks, data, layers, masking, models, tickets, weights
-from keras_lottery.callbacks import MaskSummaries, RoundManager, TemperatureCallback
+from keras_lottery import (callbacks, data, layers, masking, methods, models, optimizers,
+                           tickets, weights)
+from keras_lottery.callbacks import (MaskSummaries, RoundManager, TemperatureCallback,
+                                     TemperatureSchedule)
 from keras_lottery.config import ConfigError, SearchConfig
-from keras_lottery.layers import CSConv2D, CSDense
+from keras_lottery.convert import sparsify, strip
+from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CSConv2D", "CSDense", "ConfigError", "MaskSummaries", "RoundManager", "SearchConfig",
-    "TemperatureCallback", "callbacks", "data", "layers", "masking", "models", "tickets",
-    "weights",
+    "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "ConfigError", "MaskSummaries",
+    "RoundManager", "SearchConfig", "TemperatureCallback", "TemperatureSchedule", "callbacks",
+    "data", "layers", "masking", "methods", "models", "optimizers", "sparsify", "strip",
+    "tickets", "weights",
 ]

@@ -35,6 +35,37 @@ def set_temperature(model, value):
         layer.temperature.assign(value)
 
 
+class TemperatureSchedule:
+    """The exponential schedule `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
+
+    Usable on its own in a custom training loop:
+    `set_temperature(model, schedule(step, total_steps))` every step.
+
+    Args:
+        final_temperature: `beta_T`.
+        initial_temperature: `beta_0` (default 1).
+    """
+
+    def __init__(self, final_temperature, initial_temperature=1.0):
+        initial_temperature, final_temperature = float(initial_temperature), float(final_temperature)
+        if not (initial_temperature > 0 and math.isfinite(initial_temperature)):
+            raise ValueError(
+                f"initial_temperature (beta_0) must be a finite number > 0, got {initial_temperature!r}."
+            )
+        if not (final_temperature >= initial_temperature and math.isfinite(final_temperature)):
+            raise ValueError(
+                f"final_temperature (beta_T) must be finite and >= initial_temperature "
+                f"({initial_temperature}), got {final_temperature!r}."
+            )
+        self.initial_temperature = initial_temperature
+        self.final_temperature = final_temperature
+
+    def __call__(self, t, total):
+        """`beta_t` after `t` of `total` steps (clipped to `beta_T` past the end)."""
+        ratio = self.final_temperature / self.initial_temperature
+        return self.initial_temperature * ratio ** (min(t, total) / total)
+
+
 class TemperatureCallback(keras.callbacks.Callback):
     """Anneals `beta` over one round: `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
 
@@ -54,18 +85,9 @@ class TemperatureCallback(keras.callbacks.Callback):
     def __init__(self, final_temperature, initial_temperature=1.0, per_epoch=False,
                  steps_per_epoch=None):
         super().__init__()
-        initial_temperature, final_temperature = float(initial_temperature), float(final_temperature)
-        if not (initial_temperature > 0 and math.isfinite(initial_temperature)):
-            raise ValueError(
-                f"initial_temperature (beta_0) must be a finite number > 0, got {initial_temperature!r}."
-            )
-        if not (final_temperature >= initial_temperature and math.isfinite(final_temperature)):
-            raise ValueError(
-                f"final_temperature (beta_T) must be finite and >= initial_temperature "
-                f"({initial_temperature}), got {final_temperature!r}."
-            )
-        self.initial_temperature = initial_temperature
-        self.final_temperature = final_temperature
+        self.schedule = TemperatureSchedule(final_temperature, initial_temperature)
+        self.initial_temperature = self.schedule.initial_temperature
+        self.final_temperature = self.schedule.final_temperature
         self.per_epoch = bool(per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self._layers = []
@@ -74,8 +96,7 @@ class TemperatureCallback(keras.callbacks.Callback):
 
     def temperature_at(self, t, total):
         """`beta_t` for `t` of `total` steps (or epochs)."""
-        ratio = self.final_temperature / self.initial_temperature
-        return self.initial_temperature * ratio ** (min(t, total) / total)
+        return self.schedule(t, total)
 
     def _assign(self, t):
         value = self.temperature_at(t, self._total)

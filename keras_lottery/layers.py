@@ -1,4 +1,4 @@
-"""Masked layers: `CSDense` and `CSConv2D`.
+"""Masked layers: `CSDense`, `CSConv2D`, `CSConv1D` and `CSDepthwiseConv2D`.
 
 Each masked layer holds
 - `_kernel`: the weight `w` (exposed as `unmasked_kernel`),
@@ -52,7 +52,8 @@ class MaskedLayer:
     """Mixin shared by every masked layer: the variables `s`, `beta` and the mask API.
 
     Subclasses call `_init_mask` in `__init__` and `_build_mask` at the end of
-    `build`, and compute with `masked_kernel(training)`.
+    `build`, and implement `_forward(inputs, kernel)`: the wrapped layer's
+    computation with the effective kernel `w * m` from `masked_kernel`.
     """
 
     def _init_mask(self, mask_init, mask_penalty, mask_rule, mask_seed, kwargs):
@@ -109,10 +110,38 @@ class MaskedLayer:
     @property
     def kernel(self):
         """The effective kernel `w * m` used in inference."""
-        if not self.built:
+        if getattr(self, "_kernel", None) is None or not hasattr(self, "mask_logits"):
             raise AttributeError("You must build the layer before accessing `kernel`.")
         mask = self._mask_rule.mask(self, training=False)
         return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
+
+    @kernel.setter
+    def kernel(self, variable):
+        # Layers whose `build` assigns `self.kernel` (DepthwiseConv2D) store `w` here.
+        self._kernel = variable
+
+    def call(self, inputs, training=None):
+        return self._forward(inputs, self.masked_kernel(training))
+
+    def _forward(self, inputs, kernel):
+        """The wrapped layer's computation with `kernel` in place of its own."""
+        raise NotImplementedError
+
+    def _add_bias_and_activate(self, outputs, channels):
+        if self.bias is not None:
+            if self.data_format == "channels_last":
+                shape = (1,) * (self.rank + 1) + (channels,)
+            else:
+                shape = (1, channels) + (1,) * self.rank
+            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    @property
+    def plain_class(self):
+        """The Keras layer class this masked layer extends (used by `strip`)."""
+        return self._plain_class
 
     def soft_mask(self):
         """The mask `m` the layer computes with in inference (CS: `sigmoid(beta*s)`)."""
@@ -178,6 +207,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
         mask_seed: seed of the mask samples under the stochastic rule.
     """
 
+    _plain_class = keras.layers.Dense
+
     def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
                  mask_seed=None, **kwargs):
         self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
@@ -187,8 +218,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
         super().build(input_shape)
         self._build_mask()
 
-    def call(self, inputs, training=None):
-        outputs = ops.matmul(inputs, self.masked_kernel(training))
+    def _forward(self, inputs, kernel):
+        outputs = ops.matmul(inputs, kernel)
         if self.bias is not None:
             outputs = ops.add(outputs, self.bias)
         if self.activation is not None:
@@ -199,18 +230,11 @@ class CSDense(MaskedLayer, keras.layers.Dense):
         return {**super().get_config(), **self._mask_config()}
 
 
-@keras.saving.register_keras_serializable(package="keras_lottery")
-class CSConv2D(MaskedLayer, keras.layers.Conv2D):
-    """`keras.layers.Conv2D` whose kernel is masked: `y = conv(x, w * m) + b`.
+class _MaskedConv(MaskedLayer):
+    """Forward pass shared by the masked `Conv1D` / `Conv2D` (causal padding included)."""
 
-    Takes every argument of `Conv2D`, plus `mask_init` (`s0`), `mask_penalty`
-    (`lambda`) and `mask_rule`, as `CSDense`.
-    """
-
-    def __init__(
-        self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
-        mask_seed=None, **kwargs,
-    ):
+    def __init__(self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0,
+                 mask_rule="continuous", mask_seed=None, **kwargs):
         self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
         super().__init__(filters, kernel_size, **kwargs)
 
@@ -218,17 +242,64 @@ class CSConv2D(MaskedLayer, keras.layers.Conv2D):
         super().build(input_shape)
         self._build_mask()
 
-    def call(self, inputs, training=None):
-        outputs = self.convolution_op(inputs, self.masked_kernel(training))
-        if self.use_bias:
-            if self.data_format == "channels_last":
-                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
-            else:
-                bias_shape = (1, self.filters) + (1,) * self.rank
-            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+    def _forward(self, inputs, kernel):
+        padding = self.padding
+        if padding == "causal":
+            inputs = ops.pad(inputs, self._compute_causal_padding())
+            padding = "valid"
+        outputs = ops.conv(inputs, kernel, strides=list(self.strides), padding=padding,
+                           dilation_rate=self.dilation_rate, data_format=self.data_format)
+        return self._add_bias_and_activate(outputs, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), **self._mask_config()}
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CSConv2D(_MaskedConv, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel is masked: `y = conv(x, w * m) + b`.
+
+    Takes every argument of `Conv2D`, plus `mask_init` (`s0`), `mask_penalty`
+    (`lambda`), `mask_rule` and `mask_seed`, as `CSDense`.
+    """
+
+    _plain_class = keras.layers.Conv2D
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CSConv1D(_MaskedConv, keras.layers.Conv1D):
+    """`keras.layers.Conv1D` whose kernel is masked (causal padding supported).
+
+    Takes every argument of `Conv1D`, plus the mask arguments of `CSDense`.
+    """
+
+    _plain_class = keras.layers.Conv1D
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` whose depthwise kernel is masked.
+
+    Takes every argument of `DepthwiseConv2D`, plus the mask arguments of `CSDense`.
+    """
+
+    _plain_class = keras.layers.DepthwiseConv2D
+
+    def __init__(self, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+                 mask_seed=None, **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
+        super().__init__(kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_mask()
+
+    def _forward(self, inputs, kernel):
+        outputs = ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
+                                     dilation_rate=self.dilation_rate,
+                                     data_format=self.data_format)
+        channels = self.depth_multiplier * self._get_input_channel(inputs.shape)
+        return self._add_bias_and_activate(outputs, channels)
 
     def get_config(self):
         return {**super().get_config(), **self._mask_config()}
