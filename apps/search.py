@@ -99,5 +99,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run_main():
+    """Console-script entry point (`keras-lottery-search`)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

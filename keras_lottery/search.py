@@ -4,6 +4,8 @@
 - `results.json`: the settings and one record per finished round (written
   atomically after every round),
 - `tickets/round_<r>.npz`: the ticket masks of every round,
+- `ticket/`: the last round's retrained ticket, exported (`ticket.keras`
+  stripped to a plain Keras model, `masks.npz`, `report.json` with sizes),
 - `tensorboard/`: one run per round (`round_<r>`), per ticket retraining
   (`round_<r>_ticket`) and for the dense baseline (`dense`).
 """
@@ -137,6 +139,7 @@ class Search:
             verbose=config.verbose, shuffle=False,
             callbacks=[keras.callbacks.TensorBoard(self._path("tensorboard", run_name))],
         )
+        self.last_ticket = ticket
         return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
 
     def _train_dense(self, model, masks, initial_weights):
@@ -152,6 +155,7 @@ class Search:
     def _evaluate_supermask(self, model, masks, initial_weights):
         """Supermask: the binary mask on the frozen `w_0`, evaluated without retraining."""
         ticket = compile_model(tickets.build_ticket(model, masks, initial_weights), self.config)
+        self.last_ticket = ticket
         return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
 
     def _round_callbacks(self, round_index, method, round_manager, evaluator):
@@ -216,6 +220,9 @@ class Search:
                 "wall_time_s": round(time.time() - started, 1),
             }
             self.results["rounds"].append(record)
+            if ticket_accuracy is not None and round_index == config.rounds:
+                report = tickets.export(self.last_ticket, self._path("ticket"))
+                record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
             self._write_results()
             ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
             _log(config,

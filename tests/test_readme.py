@@ -14,10 +14,16 @@ def _snippets(language):
 
 def test_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (snippet,) = _snippets("python")
-    exec(compile(snippet, "README.md", "exec"), {})
-    assert re.search(r"ticket keeps \d+\.\d% of the weights", capsys.readouterr().out)
+    snippets = _snippets("python")
+    assert len(snippets) == 2
+    namespace = {}
+    for snippet in snippets:  # the second snippet continues the first
+        exec(compile(snippet, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert re.search(r"ticket keeps \d+\.\d% of the weights", out)
+    assert re.search(r"\d+\.\d% kept, \d+ of \d+ bytes", out)
     assert (tmp_path / "ticket.npz").exists()
+    assert (tmp_path / "my_ticket" / "ticket.keras").exists()
 
 
 def test_readme_commands_match_ci():
@@ -28,3 +34,12 @@ def test_readme_commands_match_ci():
         ci_lines = [line.strip() for line in handle if line.strip()]
     assert ci_lines[-1] == test_command
     assert os.path.exists(os.path.join(ROOT, "apps", "flags", "quickstart.cfg"))
+
+
+def test_guide_documents_every_flag():
+    from keras_lottery.config import SearchConfig
+
+    with open(os.path.join(ROOT, "docs", "guide.md")) as handle:
+        guide = handle.read()
+    missing = [name for name in SearchConfig.field_names() if f"`--{name}`" not in guide]
+    assert not missing, f"docs/guide.md does not document {missing}"

@@ -41,6 +41,10 @@ def test_search_writes_results_tickets_and_tensorboard(idx_dir, tmp_path):
         assert tickets.remaining_fraction(masks) == pytest.approx(record["remaining"])
         assert set(record["remaining_per_layer"]) == {"fc1", "fc2", "output"}
     assert saved["dense"]["remaining"] == 1.0
+    report = json.load(open(out / "ticket" / "report.json"))
+    assert report["remaining"] == pytest.approx(saved["rounds"][-1]["remaining"])
+    assert saved["rounds"][-1]["ticket_report"]["kept_weights"] == report["kept_weights"]
+    assert os.path.exists(out / "ticket" / "ticket.keras")
     for run in ("round_1", "round_2", "round_1_ticket", "round_2_ticket", "dense"):
         assert glob.glob(str(out / "tensorboard" / run / "**" / "events.out.tfevents.*"),
                          recursive=True), run
@@ -110,7 +114,7 @@ def test_every_method_writes_the_same_records(idx_dir, tmp_path, overrides):
     baseline = search.run(_tiny(idx_dir, tmp_path / "cs", rounds=1, epochs=1,
                                 dense_baseline=False))["rounds"][0]
     for record in results["rounds"]:
-        assert set(record) == set(baseline)
+        assert set(record) - {"ticket_report"} == set(baseline) - {"ticket_report"}
         assert record["method"] == overrides["method"]
         assert 0.0 <= record["ticket_accuracy"] <= 1.0
     if overrides["method"] == "imp":

@@ -1,0 +1,153 @@
+"""sparsify / strip / export on several model shapes."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lottery
+from keras_lottery import models, tickets
+from keras_lottery.layers import MaskedLayer, masked_layers
+
+
+def _functional():
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    outputs = keras.layers.Dense(4, name="output")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _sequential_1d():
+    return keras.Sequential([
+        keras.Input((12, 2)),
+        keras.layers.Conv1D(5, 3, padding="causal", activation="relu", name="conv1d"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, name="head"),
+    ])
+
+
+def _nested():
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="inner_dense")],
+                             name="inner")
+    inputs = keras.Input((6,))
+    outputs = keras.layers.Dense(2, name="outer_dense")(inner(inputs))
+    return keras.Model(inputs, outputs)
+
+
+BUILDERS = {"functional": (_functional, (10, 10, 3)), "sequential_1d": (_sequential_1d, (12, 2)),
+            "nested": (_nested, (6,))}
+
+
+def _randomize_masks(model, seed=0):
+    rng = np.random.RandomState(seed)
+    for layer in masked_layers(model):
+        s = rng.choice([-1.0, 1.0], size=layer.mask_logits.shape).astype("float32")
+        layer.mask_logits.assign(s * rng.uniform(0.5, 2.0, size=s.shape).astype("float32"))
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_sparsify_keeps_weights_and_replaces_layers(name):
+    build, shape = BUILDERS[name]
+    model = build()
+    x = np.random.RandomState(1).randn(4, *shape).astype("float32")
+    masked = keras_lottery.sparsify(model, method="imp")
+    # IMP starts dense: the masked copy computes exactly what the original does.
+    np.testing.assert_array_equal(masked.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert masked_layers(masked)
+    for layer in masked_layers(masked):
+        original = next(l for l in model._flatten_layers() if l.name == layer.name)
+        np.testing.assert_array_equal(layer.unmasked_kernel.numpy(), original.get_weights()[0])
+        assert layer.mask_rule == "fixed" and layer.remaining_fraction() == 1.0
+    # The original model is untouched and shares no variables with the copy.
+    assert not any(isinstance(l, MaskedLayer) for l in model._flatten_layers())
+    assert not {id(v) for v in masked.weights} & {id(v) for v in model.weights}
+
+
+def test_sparsify_cs_defaults_and_exclude():
+    model = _functional()
+    masked = keras_lottery.sparsify(model, mask_init=-0.02, mask_penalty=1e-6,
+                                    exclude=["output"])
+    names = {layer.name for layer in masked_layers(masked)}
+    assert names == {"conv", "depthwise", "hidden"}
+    assert type(masked.get_layer("output")) is keras.layers.Dense
+    for layer in masked_layers(masked):
+        assert layer.mask_rule == "continuous" and layer.mask_penalty == 1e-6
+        np.testing.assert_array_equal(layer.mask_logits.numpy(), np.float32(-0.02))
+
+
+def test_sparsify_rejects_subclassed_models_and_unknown_names():
+    class Custom(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    custom = Custom()
+    custom(np.ones((1, 3), "float32"))
+    with pytest.raises(TypeError, match="subclassed.*keras_lottery.layers"):
+        keras_lottery.sparsify(custom)
+    with pytest.raises(ValueError, match="does not have"):
+        keras_lottery.sparsify(_functional(), exclude=["nope"])
+    with pytest.raises(ValueError, match="Unknown method"):
+        keras_lottery.sparsify(_functional(), method="random")
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+@pytest.mark.parametrize("method", ["imp", "iss"])
+def test_strip_equals_masked_inference_bit_for_bit(name, method):
+    build, shape = BUILDERS[name]
+    masked = keras_lottery.sparsify(build(), method=method)
+    _randomize_masks(masked)
+    stripped = keras_lottery.strip(masked)
+    assert not any(isinstance(l, MaskedLayer) for l in stripped._flatten_layers())
+    x = np.random.RandomState(2).randn(8, *shape).astype("float32")
+    np.testing.assert_array_equal(stripped.predict(x, verbose=0), masked.predict(x, verbose=0))
+
+
+def test_strip_of_saturated_cs_model_is_exact_and_of_soft_model_close():
+    model = models.build("conv2", (10, 10, 1), 3, mask_init=0.0)
+    _randomize_masks(model, seed=3)
+    x = np.random.RandomState(4).randn(6, 10, 10, 1).astype("float32")
+    for layer in masked_layers(model):
+        layer.temperature.assign(500.0)  # |beta * s| >= 250: sigmoid is exactly 0 or 1
+    stripped = keras_lottery.strip(model)
+    np.testing.assert_array_equal(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
+    # At beta = 1 the CS network computes with soft masks; strip keeps the binary ticket.
+    for layer in masked_layers(model):
+        layer.temperature.assign(1.0)
+    assert not np.allclose(stripped.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_export_writes_stripped_model_masks_and_report(tmp_path):
+    model = models.build("lenet300_100", (28, 28, 1), 10, mask_init=0.0)
+    _randomize_masks(model, seed=5)
+    report = tickets.export(model, str(tmp_path / "ticket"))
+    saved = json.loads((tmp_path / "ticket" / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    masks = tickets.load_masks(str(tmp_path / "ticket" / "masks.npz"))
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert report["kept_weights"] == kept and report["maskable_weights"] == 266_200
+    assert report["remaining"] == pytest.approx(kept / 266_200)
+    # Dense LeNet: 266,200 kernel + 410 bias float32 values; its MACs are its kernel entries.
+    assert report["dense_bytes"] == (266_200 + 410) * 4
+    assert report["ticket_bytes"] == kept * 4 + sum((m.size + 7) // 8 for m in masks.values()) \
+        + 410 * 4
+    assert report["dense_macs_per_example"] == 266_200
+    assert report["nonzero_macs_per_example"] == kept
+    stripped = keras.models.load_model(str(tmp_path / "ticket" / "ticket.keras"))
+    assert all(type(l) is not MaskedLayer for l in stripped.layers)
+    assert tickets.size_report(stripped)["kept_weights"] == kept
+
+
+def test_conv_macs_count_output_positions(tmp_path):
+    model = models.build("conv2", (8, 8, 1), 2, mask_init=1.0)
+    report = tickets.size_report(model)
+    conv = next(l for l in report["layers"] if l["name"] == "conv1_1")
+    assert conv["nonzero_macs_per_example"] == 3 * 3 * 1 * 64 * 8 * 8

@@ -1,0 +1,33 @@
+"""Every example in examples/ runs as a user would run it (Fashion-MNIST subsets)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_lottery import data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = sorted(f for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
+
+pytestmark = pytest.mark.skipif(
+    not os.path.isdir(data.DEBIAN_FASHION_MNIST),
+    reason="needs the dataset-fashion-mnist Debian package (installed by .ci/run)")
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_runs(example, tmp_path):
+    command = [sys.executable, os.path.join(ROOT, "examples", example), "--train_examples=3000",
+               "--epochs=2"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ticket keeps" in done.stdout
+    if example == "sparsify_existing_model.py":
+        assert sorted(os.listdir(tmp_path / "ticket_export")) == [
+            "masks.npz", "report.json", "ticket.keras"]
+
+
+def test_examples_are_all_tested():
+    assert EXAMPLES == ["custom_model.py", "custom_training_loop.py",
+                        "sparsify_existing_model.py"]
