@@ -52,6 +52,13 @@ HELP = {
     "ticket_epochs": "Epochs to retrain each round's ticket (0 skips retraining).",
     "dense_baseline": "Also train the dense network from w_0 for ticket_epoch + ticket_epochs epochs.",
     "seed": "Random seed.",
+    "augment": "Augment training images: random crop after 4-pixel padding, horizontal flip.",
+    "lr_decay_epochs": "Comma-separated epochs (within a round) at which the learning rate of w "
+                       "is multiplied by --lr_decay_factor.",
+    "lr_decay_factor": "Learning-rate decay factor.",
+    "distribute": "auto (mirrored when several GPUs are visible), none, mirrored, multi_worker.",
+    "mixed_precision": "none, mixed_float16 or mixed_bfloat16 (s and the mask math stay float32).",
+    "dry_run": "Build model, data and callbacks, run 2 steps of each phase, write nothing, exit.",
     "jit_compile": "Compile train steps with XLA.",
     "output_dir": "Run directory: results.json, tickets/, tensorboard/.",
     "verbose": "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.",
@@ -63,7 +70,7 @@ def define_flags():
         default = field.default
         help_text = HELP[field.name]
         if isinstance(default, tuple):
-            flags.DEFINE_list(field.name, list(default), help_text)
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
         elif isinstance(default, bool):
             flags.DEFINE_boolean(field.name, default, help_text)
         elif isinstance(default, int):
@@ -78,6 +85,21 @@ define_flags()
 FLAGS = flags.FLAGS
 
 
+def config_from_flags(flag_values=FLAGS):
+    """The `SearchConfig` the parsed flags describe; raises ConfigError on a malformed list."""
+    from keras_lottery.config import ConfigError
+
+    settings = {name: flag_values[name].value for name in SearchConfig.field_names()}
+    settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
+    try:
+        settings["lr_decay_epochs"] = tuple(int(e) for e in settings["lr_decay_epochs"])
+    except ValueError:
+        raise ConfigError(
+            f"--lr_decay_epochs={','.join(settings['lr_decay_epochs'])} is invalid: expected "
+            "comma-separated integers.") from None
+    return SearchConfig(**settings)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -85,16 +107,13 @@ def main(argv):
     from keras_lottery.config import ConfigError
     from keras_lottery.data import DataError
 
-    settings = {name: FLAGS[name].value for name in SearchConfig.field_names()}
-    settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
-    config = SearchConfig(**settings)
     try:
-        results = search.run(config)
+        config = config_from_flags()
+        search.run(config)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rounds = results["rounds"]
-    if rounds:
+    if not config.dry_run:
         print(f"results: {os.path.join(config.output_dir, search.RESULTS_FILE)}")
     return 0
 

@@ -221,7 +221,8 @@ def reset_optimizer_state(optimizer):
     A fresh state per round restarts learning-rate schedules, as a new run would.
     """
     for variable in optimizer.variables:
-        if variable.name == "learning_rate":
+        # Keep learning rates and the dynamic loss scale of mixed precision.
+        if variable.name in ("learning_rate", "dynamic_scale"):
             continue
         variable.assign(tf.zeros(variable.shape, variable.dtype))
 

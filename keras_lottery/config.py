@@ -7,11 +7,12 @@ what is allowed, before any data is loaded or any file written.
 import dataclasses
 import math
 
-from keras_lottery import data, methods, models
+from keras_lottery import data, distribute, methods, models
 
 OPTIMIZERS = ("sgd", "adam")
 MASK_OPTIMIZERS = ("same",) + OPTIMIZERS
 PRUNE_SCOPES = ("layerwise", "global")
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,7 @@ class SearchConfig:
     data_dir: str = ""
     train_examples: int = 0  # 0: the whole training set (minus validation)
     validation_examples: int = data.VALIDATION_EXAMPLES
+    augment: bool = False  # random crop after 4-pixel padding and horizontal flip
     rounds: int = 3
     epochs: int = 10  # per round
     batch_size: int = 128
@@ -39,6 +41,8 @@ class SearchConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4  # never applied to the mask logits s
+    lr_decay_epochs: tuple = ()  # epochs of each round at which the lr of w is multiplied
+    lr_decay_factor: float = 0.1
     mask_optimizer: str = "same"  # optimizer of s: same (as w), sgd or adam
     mask_learning_rate: float = 0.0  # 0: the learning rate of w
     mask_momentum: float = 0.0  # SGD momentum of s when --mask_optimizer=sgd
@@ -58,6 +62,9 @@ class SearchConfig:
     dense_baseline: bool = True  # also train the dense network from w_0, as long as a ticket
     seed: int = 0
     jit_compile: bool = False
+    distribute: str = "auto"  # auto, none, mirrored, multi_worker
+    mixed_precision: str = "none"  # none, mixed_float16, mixed_bfloat16
+    dry_run: bool = False  # build everything, run 2 steps of each phase, write nothing
     output_dir: str = "runs/quickstart"
     verbose: int = 1
 
@@ -71,6 +78,17 @@ class SearchConfig:
             fail("method", self.method, f"expected one of {methods.available_methods()}")
         if self.mask_optimizer not in MASK_OPTIMIZERS:
             fail("mask_optimizer", self.mask_optimizer, f"expected one of {list(MASK_OPTIMIZERS)}")
+        if self.distribute not in distribute.STRATEGIES:
+            fail("distribute", self.distribute, f"expected one of {list(distribute.STRATEGIES)}")
+        if self.mixed_precision not in PRECISIONS:
+            fail("mixed_precision", self.mixed_precision, f"expected one of {list(PRECISIONS)}")
+        decay_epochs = list(self.lr_decay_epochs)
+        if any(not 0 < e < self.epochs for e in decay_epochs) or decay_epochs != sorted(
+                set(decay_epochs)):
+            fail("lr_decay_epochs", ",".join(map(str, decay_epochs)),
+                 f"must be increasing epochs in 1..{self.epochs - 1} (--epochs)")
+        if not (math.isfinite(self.lr_decay_factor) and 0 < self.lr_decay_factor <= 1):
+            fail("lr_decay_factor", self.lr_decay_factor, "must be a number in (0, 1]")
         if self.prune_scope not in PRUNE_SCOPES:
             fail("prune_scope", self.prune_scope, f"expected one of {list(PRUNE_SCOPES)}")
         if not 0 < self.prune_fraction < 1:
@@ -124,7 +142,15 @@ class SearchConfig:
     def to_dict(self):
         settings = dataclasses.asdict(self)
         settings["unmasked_layers"] = list(self.unmasked_layers)
+        settings["lr_decay_epochs"] = list(self.lr_decay_epochs)
         return settings
+
+    def for_dry_run(self):
+        """The settings a `--dry_run` uses: one short round, no files kept."""
+        return dataclasses.replace(
+            self, rounds=1, epochs=1, lr_decay_epochs=(), dense_baseline=False,
+            ticket_epochs=min(self.ticket_epochs, 1), ticket_epoch=min(self.ticket_epoch, 1),
+            rewind_epoch=min(self.rewind_epoch, 1))
 
     @classmethod
     def field_names(cls):

@@ -1,12 +1,19 @@
-"""Data sets as `tf.data` pipelines: Fashion-MNIST from IDX files or tfds.
+"""Data sets as `tf.data` pipelines: Fashion-MNIST, MNIST and CIFAR-10.
 
 `load(name, data_dir)` returns `Splits` (train / validation / test numpy
 arrays, normalised per channel with training-set statistics); `pipelines`
-turns them into batched, shuffled, prefetched `tf.data.Dataset`s.
+turns them into batched, shuffled, prefetched `tf.data.Dataset`s, with the
+ResNet/VGG augmentation (random crop after 4-pixel padding, horizontal flip)
+when asked.
 
-Fashion-MNIST is read, in order, from `data_dir`, from the Debian package
-`dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`), or through
-`tensorflow_datasets` (which needs a download or a prepared tfds directory).
+Sources, in order:
+- `fashion_mnist`: IDX files in `data_dir`, the Debian package
+  `dataset-fashion-mnist` (`/usr/share/datasets/fashion-mnist/`), tfds.
+- `mnist`: IDX files in `data_dir`, tfds.
+- `cifar10`: the *binary* version in `data_dir` (`data_batch_1.bin` ..
+  `data_batch_5.bin`, `test_batch.bin`, optionally inside
+  `cifar-10-batches-bin/`), tfds. The pickle version is never read.
+tfds needs a download or a prepared tfds directory (`data_dir` doubles as it).
 """
 
 import dataclasses
@@ -126,7 +133,59 @@ def _load_fashion_mnist(data_dir):
     return _load_tfds("fashion_mnist", None)
 
 
-_LOADERS = {"fashion_mnist": (_load_fashion_mnist, 10)}
+def _load_mnist(data_dir):
+    if data_dir and _find_idx(data_dir, _IDX_FILES["train_images"]):
+        return load_idx_directory(data_dir)
+    return _load_tfds("mnist", data_dir)
+
+
+CIFAR10_RECORD = 1 + 32 * 32 * 3
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch.bin"
+
+
+def read_cifar10_binary(path):
+    """Reads one CIFAR-10 binary batch: records of 1 label byte + 3072 CHW pixel bytes."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as error:
+        raise DataError(f"Cannot read CIFAR-10 file {path}: {error}.") from None
+    if not raw or len(raw) % CIFAR10_RECORD:
+        raise DataError(
+            f"{path} is truncated or not a CIFAR-10 binary batch: {len(raw)} bytes is not a "
+            f"multiple of the {CIFAR10_RECORD}-byte record.")
+    records = np.frombuffer(raw, np.uint8).reshape(-1, CIFAR10_RECORD)
+    labels = records[:, 0].astype(np.int32)
+    if labels.max() > 9:
+        raise DataError(f"{path} is corrupt: label {labels.max()} is not a CIFAR-10 class (0-9).")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels
+
+
+def _load_cifar10(data_dir):
+    if data_dir:
+        for directory in (data_dir, os.path.join(data_dir, "cifar-10-batches-bin")):
+            if os.path.exists(os.path.join(directory, CIFAR10_TEST_FILE)):
+                missing = [f for f in CIFAR10_TRAIN_FILES
+                           if not os.path.exists(os.path.join(directory, f))]
+                if missing:
+                    raise DataError(f"{directory!r} has {CIFAR10_TEST_FILE} but not {missing}.")
+                train = [read_cifar10_binary(os.path.join(directory, f))
+                         for f in CIFAR10_TRAIN_FILES]
+                x_test, y_test = read_cifar10_binary(os.path.join(directory, CIFAR10_TEST_FILE))
+                return (np.concatenate([x for x, _ in train]),
+                        np.concatenate([y for _, y in train])), (x_test, y_test)
+        if not os.path.isdir(data_dir):
+            raise DataError(f"Data directory {data_dir!r} does not exist.")
+    return _load_tfds("cifar10", data_dir)
+
+
+_LOADERS = {
+    "fashion_mnist": (_load_fashion_mnist, 10),
+    "mnist": (_load_mnist, 10),
+    "cifar10": (_load_cifar10, 10),
+}
 
 
 def available_datasets():
@@ -174,16 +233,35 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
                   y_test, num_classes)
 
 
-def pipelines(splits, batch_size, seed=0):
+def augment_crop_flip(image, label, seed, padding=4):
+    """Random crop after `padding`-pixel zero padding, then a random horizontal flip.
+
+    Stateless ops keyed by `seed` (a pair of int64), so the augmentation of a
+    seeded run is the same every time.
+    """
+    height, width = image.shape[0], image.shape[1]
+    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=crop_seed)
+    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image.set_shape((height, width, image.shape[-1]))
+    return image, label
+
+
+def pipelines(splits, batch_size, seed=0, augment=False):
     """Returns `(train, validation, test)` datasets: the training set reshuffled
-    every epoch with `seed`, all batched and prefetched."""
+    every epoch with `seed` (and augmented with `augment_crop_flip` if asked),
+    all batched and prefetched; the input images stay cached in memory."""
     autotune = tf.data.AUTOTUNE
-    train = (
-        tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train))
-        .shuffle(len(splits.x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(autotune)
-    )
+    train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train)).cache()
+    train = train.shuffle(len(splits.x_train), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        # One stateless seed per (epoch, example), drawn from a seeded counter stream.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        train = tf.data.Dataset.zip((train, seeds)).map(
+            lambda example, pair: augment_crop_flip(example[0], example[1], pair),
+            num_parallel_calls=autotune, deterministic=True)
+    train = train.batch(batch_size).prefetch(autotune)
 
     def evaluation(x, y):
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(autotune)

@@ -10,14 +10,16 @@
   (`round_<r>_ticket`) and for the dense baseline (`dense`).
 """
 
+import math
 import os
+import tempfile
 import time
 
 import keras
 import numpy as np
 
 from keras_lottery import callbacks as cb
-from keras_lottery import data, io_utils, methods, models, optimizers, tickets
+from keras_lottery import data, distribute, io_utils, methods, models, optimizers, tickets
 from keras_lottery import weights as weights_lib
 from keras_lottery.config import SearchConfig
 from keras_lottery.layers import masked_layers
@@ -32,13 +34,30 @@ def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay):
     return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None)
 
 
-def make_optimizer(config):
+def learning_rate_schedule(config, steps_per_epoch):
+    """The learning rate of `w`: constant, or piecewise decayed at `lr_decay_epochs`.
+
+    The schedule counts the optimizer's steps, which restart every round
+    (`RoundManager` resets the optimizer), so each round follows it from the start.
+    """
+    if not config.lr_decay_epochs:
+        return config.learning_rate
+    boundaries = [int(epoch * steps_per_epoch) for epoch in config.lr_decay_epochs]
+    values = [config.learning_rate * config.lr_decay_factor ** i
+              for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(config, steps_per_epoch=None):
     """The optimizer of `w` and `s`; weight decay never touches `s` (`mask_logits`).
 
     With `mask_optimizer` or `mask_learning_rate` set, `s` gets its own
-    optimizer through `MaskOptimizer`.
+    optimizer (constant learning rate, no weight decay) through `MaskOptimizer`.
     """
-    weights_optimizer = _base_optimizer(config.optimizer, config.learning_rate,
+    learning_rate = config.learning_rate
+    if steps_per_epoch:
+        learning_rate = learning_rate_schedule(config, steps_per_epoch)
+    weights_optimizer = _base_optimizer(config.optimizer, learning_rate,
                                         config.momentum, config.nesterov, config.weight_decay)
     if config.weight_decay:
         weights_optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
@@ -83,9 +102,9 @@ def build_model(config, input_shape, num_classes):
     return model
 
 
-def compile_model(model, config):
+def compile_model(model, config, steps_per_epoch=None):
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -99,14 +118,17 @@ def compile_model(model, config):
 class _EvaluateBeforeReset(keras.callbacks.Callback):
     """Evaluates the searched network at the end of a round, before `RoundManager` resets it."""
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, steps=None):
         super().__init__()
         self.dataset = dataset
+        self.steps = steps
         self.accuracy = None
+        self.task_loss = None
 
     def on_train_end(self, logs=None):
-        results = self.model.evaluate(self.dataset, verbose=0, return_dict=True)
+        results = self.model.evaluate(self.dataset, steps=self.steps, verbose=0, return_dict=True)
         self.accuracy = float(results["accuracy"])
+        self.task_loss = float(results["task_loss"])
 
 
 def _log(config, message):
@@ -116,12 +138,21 @@ def _log(config, message):
 
 
 class Search:
-    """One ticket search: holds the data, the model and the results so far."""
+    """One ticket search: holds the data, the strategy, the model and the results so far.
+
+    With `config.dry_run` everything is built and every phase runs for
+    `DRY_RUN_STEPS` steps in a temporary directory that is removed afterwards.
+    """
+
+    DRY_RUN_STEPS = 2
 
     def __init__(self, config: SearchConfig):
-        self.config = config.validate()
-        self.output_dir = config.output_dir
+        config.validate()
+        self.dry_run = config.dry_run
+        self.config = config.for_dry_run() if config.dry_run else config
+        self.steps = self.DRY_RUN_STEPS if config.dry_run else None
         self.results = {"flags": config.to_dict(), "dense": None, "rounds": []}
+        self.last_ticket = None
 
     def _path(self, *parts):
         return os.path.join(self.output_dir, *parts)
@@ -129,18 +160,28 @@ class Search:
     def _write_results(self):
         io_utils.write_json(self._path(RESULTS_FILE), self.results)
 
+    def _fit(self, model, epochs, callbacks):
+        model.fit(self.train, validation_data=self.validation, epochs=epochs,
+                  steps_per_epoch=self.steps, validation_steps=self.steps,
+                  verbose=self.config.verbose, shuffle=False, callbacks=callbacks)
+
+    def _test_accuracy(self, model):
+        results = model.evaluate(self.test, steps=self.steps, verbose=0, return_dict=True)
+        return float(results["accuracy"])
+
+    def _ticket_model(self, model, masks, start_weights):
+        with self.strategy.scope():
+            ticket = tickets.build_ticket(model, masks, start_weights)
+            return compile_model(ticket, self.config, self.steps_per_epoch)
+
     def _train_ticket(self, model, masks, start_weights, run_name, epochs=None):
         """Retrains the ticket (`masks`, from `start_weights`) and returns its test accuracy."""
-        config = self.config
-        epochs = config.ticket_epochs if epochs is None else epochs
-        ticket = compile_model(tickets.build_ticket(model, masks, start_weights), config)
-        ticket.fit(
-            self.train, validation_data=self.validation, epochs=epochs,
-            verbose=config.verbose, shuffle=False,
-            callbacks=[keras.callbacks.TensorBoard(self._path("tensorboard", run_name))],
-        )
+        epochs = self.config.ticket_epochs if epochs is None else epochs
+        ticket = self._ticket_model(model, masks, start_weights)
+        self._fit(ticket, epochs,
+                  [keras.callbacks.TensorBoard(self._path("tensorboard", run_name))])
         self.last_ticket = ticket
-        return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
+        return self._test_accuracy(ticket)
 
     def _train_dense(self, model, masks, initial_weights):
         """The dense network (all-ones mask) trained from `w_0` for as many epochs as a
@@ -154,9 +195,9 @@ class Search:
 
     def _evaluate_supermask(self, model, masks, initial_weights):
         """Supermask: the binary mask on the frozen `w_0`, evaluated without retraining."""
-        ticket = compile_model(tickets.build_ticket(model, masks, initial_weights), self.config)
+        ticket = self._ticket_model(model, masks, initial_weights)
         self.last_ticket = ticket
-        return float(ticket.evaluate(self.test, verbose=0, return_dict=True)["accuracy"])
+        return self._test_accuracy(ticket)
 
     def _round_callbacks(self, round_index, method, round_manager, evaluator):
         config = self.config
@@ -171,15 +212,32 @@ class Search:
                            keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]
 
     def run(self):
+        """Runs the search and returns the results (also written to `results.json`)."""
+        precision = keras.mixed_precision.global_policy()
+        if self.config.mixed_precision != "none":
+            keras.mixed_precision.set_global_policy(self.config.mixed_precision)
+        try:
+            if self.dry_run:
+                with tempfile.TemporaryDirectory(prefix="keras_lottery_dry_run_") as directory:
+                    return self._run(directory)
+            return self._run(self.config.output_dir)
+        finally:
+            keras.mixed_precision.set_global_policy(precision)
+
+    def _run(self, output_dir):
         config = self.config
         keras.utils.set_random_seed(config.seed)
+        self.strategy = distribute.make_strategy(config.distribute)
+        self.output_dir = distribute.worker_output_dir(self.strategy, output_dir)
         splits = data.load(config.dataset, config.data_dir or None,
                            validation_examples=config.validation_examples,
                            train_examples=config.train_examples, seed=config.seed)
         self.train, self.validation, self.test = data.pipelines(
-            splits, config.batch_size, seed=config.seed)
-        model = build_model(config, splits.input_shape, splits.num_classes)
-        compile_model(model, config)
+            splits, config.batch_size, seed=config.seed, augment=config.augment)
+        self.steps_per_epoch = self.steps or math.ceil(len(splits.x_train) / config.batch_size)
+        with self.strategy.scope():
+            model = build_model(config, splits.input_shape, splits.num_classes)
+            compile_model(model, config, self.steps_per_epoch)
         method = make_method(config, model)
         round_manager = cb.RoundManager(
             rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
@@ -190,12 +248,9 @@ class Search:
         search_epochs = 0
         for round_index in range(1, config.rounds + 1):
             started = time.time()
-            evaluator = _EvaluateBeforeReset(self.test)
-            model.fit(
-                self.train, validation_data=self.validation, epochs=config.epochs,
-                verbose=config.verbose, shuffle=False,
-                callbacks=self._round_callbacks(round_index, method, round_manager, evaluator),
-            )
+            evaluator = _EvaluateBeforeReset(self.test, self.steps)
+            self._fit(model, config.epochs,
+                      self._round_callbacks(round_index, method, round_manager, evaluator))
             search_epochs += config.epochs
             masks = round_manager.tickets[-1]
             tickets.save_masks(self._path("tickets", f"round_{round_index}.npz"), masks)
@@ -213,6 +268,7 @@ class Search:
                 "method": config.method,
                 "remaining": tickets.remaining_fraction(masks),
                 "search_accuracy": evaluator.accuracy,
+                "search_loss": evaluator.task_loss,
                 "ticket_accuracy": ticket_accuracy,
                 "epochs": search_epochs,
                 "supermask": config.supermask,
@@ -226,10 +282,10 @@ class Search:
             self._write_results()
             ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
             _log(config,
-                 f"round {round_index}/{config.rounds} ({config.method}): remaining "
-                 f"{record['remaining']:.2%}, search accuracy {evaluator.accuracy:.4f}, "
-                 f"ticket accuracy {ticket_text}, {search_epochs} search epochs, "
-                 f"{record['wall_time_s']}s")
+                 f"{'dry run: ' if self.dry_run else ''}round {round_index}/{config.rounds} "
+                 f"({config.method}): remaining {record['remaining']:.2%}, search accuracy "
+                 f"{evaluator.accuracy:.4f}, ticket accuracy {ticket_text}, {search_epochs} "
+                 f"search epochs, {record['wall_time_s']}s")
         return self.results
 
 

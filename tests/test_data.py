@@ -73,3 +73,74 @@ def test_debian_fashion_mnist_is_found():
     splits = data.load("fashion_mnist")
     assert len(splits.x_train) == 55000 and len(splits.x_val) == 5000
     assert len(splits.x_test) == 10000 and set(np.unique(splits.y_test)) == set(range(10))
+
+
+def _write_cifar(directory, count=10, seed=0):
+    rng = np.random.RandomState(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for name in data.CIFAR10_TRAIN_FILES + (data.CIFAR10_TEST_FILE,):
+        batch = rng.randint(0, 256, (count, data.CIFAR10_RECORD)).astype(np.uint8)
+        batch[:, 0] = rng.randint(0, 10, count)
+        (directory / name).write_bytes(batch.tobytes())
+        records[name] = batch
+    return records
+
+
+def test_cifar10_binary_batches_are_read_in_hwc_order(tmp_path):
+    records = _write_cifar(tmp_path / "cifar-10-batches-bin")
+    images, labels = data.read_cifar10_binary(
+        str(tmp_path / "cifar-10-batches-bin" / data.CIFAR10_TEST_FILE))
+    raw = records[data.CIFAR10_TEST_FILE]
+    np.testing.assert_array_equal(labels, raw[:, 0])
+    # Pixel (row 3, col 5) of the green channel sits at 1024 + 3 * 32 + 5 in the record.
+    np.testing.assert_array_equal(images[:, 3, 5, 1], raw[:, 1 + 1024 + 3 * 32 + 5])
+    splits = data.load("cifar10", str(tmp_path), validation_examples=10)
+    assert splits.input_shape == (32, 32, 3) and len(splits.x_train) == 40
+    # Per-channel normalisation with training statistics.
+    np.testing.assert_allclose(splits.x_train.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+
+
+def test_cifar10_rejects_truncated_and_corrupt_batches(tmp_path):
+    directory = tmp_path / "c"
+    _write_cifar(directory)
+    path = directory / "data_batch_3.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(data.DataError, match="truncated"):
+        data.load("cifar10", str(directory))
+    _write_cifar(directory)
+    raw = bytearray((directory / "test_batch.bin").read_bytes())
+    raw[0] = 17
+    (directory / "test_batch.bin").write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match="label 17"):
+        data.load("cifar10", str(directory))
+    (directory / "data_batch_5.bin").unlink()
+    with pytest.raises(data.DataError, match="data_batch_5.bin"):
+        data.load("cifar10", str(directory))
+
+
+def test_mnist_reads_idx_files_from_data_dir(idx_dir):
+    splits = data.load("mnist", idx_dir, validation_examples=100)
+    assert splits.input_shape == (28, 28, 1) and len(splits.x_test) == 300
+
+
+def test_augmentation_crops_flips_and_repeats_with_the_seed():
+    image = tf.reshape(tf.range(8 * 8 * 1, dtype=tf.float32), (8, 8, 1))
+    outputs = [augmented.numpy() for augmented, _ in (
+        data.augment_crop_flip(image, 0, tf.constant([i, 7], tf.int64)) for i in range(40))]
+    assert all(o.shape == (8, 8, 1) for o in outputs)
+    assert len({o.tobytes() for o in outputs}) > 10  # many different crops and flips
+    again = data.augment_crop_flip(image, 0, tf.constant([3, 7], tf.int64))[0].numpy()
+    np.testing.assert_array_equal(again, outputs[3])
+    # Every output is a shifted window of the zero-padded image, possibly mirrored.
+    padded = np.pad(image.numpy()[..., 0], 4)
+    windows = {padded[r:r + 8, c:c + 8].tobytes() for r in range(9) for c in range(9)}
+    windows |= {padded[r:r + 8, c:c + 8][:, ::-1].copy().tobytes() for r in range(9) for c in range(9)}
+    assert all(o[..., 0].tobytes() in windows for o in outputs)
+
+
+def test_augmented_pipeline_is_repeatable_for_a_seed(idx_dir):
+    splits = data.load("fashion_mnist", idx_dir, validation_examples=200)
+    first = next(iter(data.pipelines(splits, 32, seed=5, augment=True)[0]))[0].numpy()
+    second = next(iter(data.pipelines(splits, 32, seed=5, augment=True)[0]))[0].numpy()
+    np.testing.assert_array_equal(first, second)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -141,3 +142,25 @@ def test_bad_method_settings_are_rejected(field, value, words):
         settings["method"] = "imp"
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace("[", r"\[")):
         SearchConfig(**settings).validate()
+
+
+def test_mixed_precision_search_keeps_masks_float32_and_restores_policy(idx_dir, tmp_path):
+    import keras
+
+    results = search.run(_tiny(idx_dir, tmp_path / "mp", rounds=2, epochs=1, ticket_epochs=1,
+                               dense_baseline=False, mixed_precision="mixed_float16"))
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert all(np.isfinite(r["search_loss"]) for r in results["rounds"])
+    assert results["rounds"][1]["remaining"] <= results["rounds"][0]["remaining"] + 1e-9
+
+
+def test_piecewise_learning_rate_decay_restarts_every_round():
+    from keras_lottery.search import learning_rate_schedule
+
+    config = SearchConfig(learning_rate=0.1, epochs=85, lr_decay_epochs=(56, 71),
+                          lr_decay_factor=0.1)
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    values = [float(schedule(step)) for step in (0, 559, 561, 709, 711, 849)]
+    np.testing.assert_allclose(values, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+    with pytest.raises(ConfigError, match="--lr_decay_epochs='71,56' is invalid"):
+        SearchConfig(epochs=85, lr_decay_epochs=(71, 56)).validate()  # one line, names the value

@@ -1,0 +1,40 @@
+"""Runs one tiny search on 2 logical CPU devices, mirrored or not; prints its results as JSON.
+
+Used by test_distribute.py in a fresh process (logical devices must be set
+before TensorFlow initialises).
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+from keras_lottery import search  # noqa: E402
+from keras_lottery.config import SearchConfig  # noqa: E402
+
+
+
+def main():
+    data_dir, out, strategy, method = sys.argv[1:5]
+    overrides = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    config = SearchConfig(
+        method=method, data_dir=data_dir, validation_examples=200, rounds=2, epochs=2,
+        batch_size=100, ticket_epoch=1, ticket_epochs=1, mask_init=-0.01 if method == "cs" else 1.0,
+        mask_penalty=1e-6, dense_baseline=False, output_dir=out, verbose=0, distribute=strategy,
+        optimizer="sgd", learning_rate=0.05, weight_decay=1e-4, **overrides)
+    results = search.run(config)
+    strategy_object = search.distribute.make_strategy(strategy)
+    results["replicas"] = strategy_object.num_replicas_in_sync
+    print("RESULTS " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

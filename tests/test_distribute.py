@@ -1,0 +1,40 @@
+"""MirroredStrategy on 2 logical CPU devices gives the same search as one device."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(idx_dir, out, strategy, method, overrides=None):
+    command = [sys.executable, os.path.join(ROOT, "tests", "distributed_run.py"), idx_dir,
+               str(out), strategy, method, json.dumps(overrides or {})]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS "):])
+
+
+@pytest.mark.parametrize("method, overrides", [
+    ("cs", {}),
+    ("imp", {"prune_scope": "global", "rewind_epoch": 1}),
+    ("iss", {"mask_optimizer": "sgd", "mask_learning_rate": 5.0}),
+])
+def test_mirrored_matches_single_device(idx_dir, tmp_path, method, overrides):
+    single = _run(idx_dir, tmp_path / "single", "none", method, overrides)
+    mirrored = _run(idx_dir, tmp_path / "mirrored", "mirrored", method, overrides)
+    assert single["replicas"] == 1 and mirrored["replicas"] == 2
+    for one, two in zip(single["rounds"], mirrored["rounds"]):
+        if method == "iss":  # masks are sampled per replica: same law, not the same draws
+            assert abs(one["remaining"] - two["remaining"]) < 0.1
+        else:
+            assert abs(one["remaining"] - two["remaining"]) < 0.01, (one, two)
+        assert abs(one["search_accuracy"] - two["search_accuracy"]) < 0.05, (one, two)
+        assert abs(one["search_loss"] - two["search_loss"]) < 0.01 + 0.1 * one["search_loss"]
+        print(method, one["remaining"], two["remaining"], one["search_loss"], two["search_loss"])
+    for name in ("round_1.npz", "round_2.npz"):
+        assert (tmp_path / "mirrored" / "tickets" / name).exists()

@@ -1,0 +1,86 @@
+"""Every flagfile parses and dry-runs (model, data, callbacks, a couple of steps of each phase)."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from apps import search as search_app
+from conftest import write_idx
+from keras_lottery import data, search
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILES = sorted(glob.glob(os.path.join(ROOT, "apps", "flags", "*.cfg")))
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    """Tiny CIFAR-10 binary batches (1 label byte + 3072 CHW pixel bytes per record)."""
+    directory = tmp_path_factory.mktemp("cifar") / "cifar-10-batches-bin"
+    directory.mkdir()
+    rng = np.random.RandomState(0)
+
+    def write(name, count):
+        records = rng.randint(0, 256, (count, data.CIFAR10_RECORD)).astype(np.uint8)
+        records[:, 0] = rng.randint(0, 10, count)
+        (directory / name).write_bytes(records.tobytes())
+
+    for name in data.CIFAR10_TRAIN_FILES:
+        write(name, 128)
+    write(data.CIFAR10_TEST_FILE, 300)
+    return str(directory.parent)
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fashion")
+    rng = np.random.RandomState(0)
+    for stem, count in (("train", 600), ("t10k", 300)):
+        write_idx(str(directory / f"{stem}-images-idx3-ubyte.gz"), rng.randint(0, 256, (count, 28, 28)))
+        write_idx(str(directory / f"{stem}-labels-idx1-ubyte.gz"), rng.randint(0, 10, count))
+    return str(directory)
+
+
+def _parse(argv):
+    flags = search_app.FLAGS
+    flags.unparse_flags()
+    flags(["search"] + argv)
+    try:
+        return search_app.config_from_flags(flags)
+    finally:
+        flags.unparse_flags()
+
+
+def test_every_paper_setting_has_a_flagfile_and_a_fashion_counterpart():
+    names = {os.path.basename(path)[:-4] for path in FLAGFILES}
+    for setting in ("cs_conv6", "imp_conv6", "iss_conv6", "cs_supermask_conv6",
+                    "ss_supermask_conv6", "cs_resnet18", "imp_resnet18"):
+        assert setting in names and f"{setting}_fashion" in names
+
+
+def test_flagfiles_carry_the_papers_numbers():
+    resnet = _parse([f"--flagfile={ROOT}/apps/flags/cs_resnet18.cfg"])
+    assert (resnet.model, resnet.batch_size, resnet.epochs) == ("resnet18", 128, 85)
+    assert resnet.lr_decay_epochs == (56, 71) and resnet.weight_decay == 1e-4
+    assert resnet.rounds == 5 and resnet.rewind_epoch == -1 and resnet.ticket_epoch == 2
+    imp = _parse([f"--flagfile={ROOT}/apps/flags/imp_conv6.cfg"])
+    assert (imp.prune_fraction_conv, imp.prune_fraction_dense) == (0.15, 0.2)
+    assert (imp.rounds, imp.epochs, imp.batch_size, imp.learning_rate) == (30, 40, 60, 3e-4)
+    iss = _parse([f"--flagfile={ROOT}/apps/flags/iss_conv6.cfg"])
+    assert (iss.mask_learning_rate, iss.mask_init, iss.mask_penalty) == (20.0, 1.0, 1e-8)
+    fashion = _parse([f"--flagfile={ROOT}/apps/flags/imp_resnet18_fashion.cfg"])
+    assert fashion.dataset == "fashion_mnist" and fashion.method == "imp"
+    assert fashion.prune_scope == "global" and fashion.model == "resnet18"
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: os.path.basename(p))
+def test_flagfile_dry_runs(flagfile, cifar_dir, mnist_dir, tmp_path):
+    config = _parse([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'out'}",
+                     "--validation_examples=256", "--verbose=0", "--dry_run"])
+    config = config.__class__(**{**config.__dict__,
+                                 "data_dir": cifar_dir if config.dataset == "cifar10" else mnist_dir})
+    results = search.run(config)
+    (record,) = results["rounds"]
+    assert record["epochs"] == 1 and 0 <= record["remaining"] <= 1
+    assert not os.path.exists(tmp_path / "out"), "a dry run writes nothing"
