@@ -59,6 +59,8 @@ HELP = {
     "distribute": "auto (mirrored when several GPUs are visible), none, mirrored, multi_worker.",
     "mixed_precision": "none, mixed_float16 or mixed_bfloat16 (s and the mask math stay float32).",
     "dry_run": "Build model, data and callbacks, run 2 steps of each phase, write nothing, exit.",
+    "deterministic": "Make CPU runs bit-for-bit repeatable (TensorFlow op determinism).",
+    "overwrite": "Replace a run with other settings found in --output_dir.",
     "jit_compile": "Compile train steps with XLA.",
     "output_dir": "Run directory: results.json, tickets/, tensorboard/.",
     "verbose": "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.",
@@ -107,12 +109,22 @@ def main(argv):
     from keras_lottery.config import ConfigError
     from keras_lottery.data import DataError
 
+    from keras_lottery.callbacks import TrainingDiverged
+
     try:
         config = config_from_flags()
         search.run(config)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except OSError as error:
+        print(f"error: cannot write to --output_dir={FLAGS.output_dir!r}: "
+              f"{error.strerror or error}; finished rounds, if any, are in its results.json.",
+              file=sys.stderr)
+        return 4
     if not config.dry_run:
         print(f"results: {os.path.join(config.output_dir, search.RESULTS_FILE)}")
     return 0

@@ -116,8 +116,10 @@ class TemperatureCallback(keras.callbacks.Callback):
                     "epoch; pass steps_per_epoch to the callback or to fit()."
                 )
             self._total = epochs * steps
-        self._t = 0
-        self._assign(0)
+        # A run resumed by BackupAndRestore starts at its restored epoch.
+        start_epoch = getattr(self.model, "_initial_epoch", None) or 0
+        self._t = start_epoch if self.per_epoch else start_epoch * (self._total // epochs)
+        self._assign(self._t)
 
     def on_epoch_begin(self, epoch, logs=None):
         # Resuming with fit(initial_epoch=k) continues the schedule at epoch k.
@@ -158,7 +160,8 @@ class RoundManager(keras.callbacks.Callback):
         reset_optimizer: zero the optimizer's state (and step count) at round end.
     """
 
-    def __init__(self, rewind_epoch=None, ticket_epoch=0, method=None, reset_optimizer=True):
+    def __init__(self, rewind_epoch=None, ticket_epoch=0, method=None, reset_optimizer=True,
+                 on_snapshot=None):
         super().__init__()
         for name, value in (("rewind_epoch", rewind_epoch), ("ticket_epoch", ticket_epoch)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
@@ -167,9 +170,23 @@ class RoundManager(keras.callbacks.Callback):
         self.ticket_epoch = ticket_epoch
         self.method = method if method is not None else methods.ContinuousSparsification()
         self.reset_optimizer = reset_optimizer
+        self.on_snapshot = on_snapshot
         self.round = 0
         self.tickets = []
         self.snapshots = {}
+
+    def restore_state(self, finished_rounds, snapshots, tickets=()):
+        """Continues after `finished_rounds` rounds with the given snapshots (for resuming)."""
+        self.round = int(finished_rounds)
+        self.snapshots = dict(snapshots)
+        self.tickets = list(tickets)
+
+    def _take_snapshot(self, epoch):
+        if epoch in self.snapshots:
+            return
+        self.snapshots[epoch] = weights_lib.snapshot(self.model)
+        if self.on_snapshot is not None:
+            self.on_snapshot(epoch, self.snapshots[epoch])
 
     @property
     def rewind_weights(self):
@@ -194,12 +211,15 @@ class RoundManager(keras.callbacks.Callback):
                         f"RoundManager: snapshot epoch {epoch} is past the end of the "
                         f"round ({epochs} epochs)."
                     )
-            if 0 in self._wanted_epochs():
-                self.snapshots[0] = weights_lib.snapshot(self.model)
+            # The weights at the start of fit are those after `start` epochs: w_0 on a
+            # fresh start, w_k when BackupAndRestore resumed the round at epoch k.
+            start = getattr(self.model, "_initial_epoch", None) or 0
+            if start in self._wanted_epochs():
+                self._take_snapshot(start)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.round == 0 and (epoch + 1) in self._wanted_epochs():
-            self.snapshots[epoch + 1] = weights_lib.snapshot(self.model)
+            self._take_snapshot(epoch + 1)
 
     def on_train_end(self, logs=None):
         layers = masked_layers(self.model)
@@ -256,7 +276,8 @@ class MaskSummaries(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        self._step = 0
+        start_epoch = getattr(self.model, "_initial_epoch", None) or 0
+        self._step = start_epoch * (self.params.get("steps") or 0)
 
     def _write_scalars(self, step):
         layers = masked_layers(self.model)
@@ -287,3 +308,29 @@ class MaskSummaries(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss and remembers where.
+
+    Like Keras's `TerminateOnNaN`, but it records `epoch`, `step` and the loss
+    so the caller can say what diverged.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = {"epoch": self._epoch + 1, "step": batch + 1, "loss": float(loss)}
+            self.model.stop_training = True

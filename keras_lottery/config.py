@@ -65,6 +65,8 @@ class SearchConfig:
     distribute: str = "auto"  # auto, none, mirrored, multi_worker
     mixed_precision: str = "none"  # none, mixed_float16, mixed_bfloat16
     dry_run: bool = False  # build everything, run 2 steps of each phase, write nothing
+    deterministic: bool = True  # tf.config.experimental.enable_op_determinism()
+    overwrite: bool = False  # replace a run with other settings in output_dir
     output_dir: str = "runs/quickstart"
     verbose: int = 1
 

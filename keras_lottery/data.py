@@ -267,3 +267,41 @@ def pipelines(splits, batch_size, seed=0, augment=False):
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(autotune)
 
     return train, evaluation(splits.x_val, splits.y_val), evaluation(splits.x_test, splits.y_test)
+
+
+def epoch_stream(splits, batch_size, seed=0, stream=0, start_epoch=0, augment=False):
+    """Training batches laid out epoch after epoch, from `start_epoch` on, without end.
+
+    The order of epoch `e` is a stateless permutation keyed by
+    `(seed, stream, e)` (and so is its augmentation), so a run resumed at epoch
+    `e` sees exactly the batches an uninterrupted run sees. Batches never span
+    two epochs; pass `steps_per_epoch=steps_per_epoch(...)` to `fit`.
+    `stream` separates the phases of a search (each round, each ticket).
+    """
+    count = len(splits.x_train)
+    images = tf.constant(splits.x_train)
+    labels = tf.constant(splits.y_train)
+
+    def one_epoch(epoch):
+        key = tf.stack([tf.constant(seed, tf.int64), stream * 1_000_003 + epoch])
+        order = tf.random.experimental.index_shuffle(
+            tf.range(count, dtype=tf.int64), seed=key, max_index=count - 1)
+        examples = tf.data.Dataset.from_tensor_slices(order)
+
+        def take(position, index):
+            image, label = tf.gather(images, index), tf.gather(labels, index)
+            if augment:
+                pair = tf.random.experimental.stateless_fold_in(key, position)
+                image, label = augment_crop_flip(image, label, pair)
+            return image, label
+
+        return examples.enumerate().map(take, num_parallel_calls=tf.data.AUTOTUNE,
+                                        deterministic=True).batch(batch_size)
+
+    epochs = tf.data.Dataset.range(start_epoch, 2**62)
+    return epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(splits, batch_size):
+    """Batches in one epoch of `epoch_stream` (the last one may be partial)."""
+    return -(-len(splits.x_train) // batch_size)

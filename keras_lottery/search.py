@@ -10,18 +10,20 @@
   (`round_<r>_ticket`) and for the dense baseline (`dense`).
 """
 
-import math
+import json
 import os
+import shutil
 import tempfile
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_lottery import callbacks as cb
 from keras_lottery import data, distribute, io_utils, methods, models, optimizers, tickets
 from keras_lottery import weights as weights_lib
-from keras_lottery.config import SearchConfig
+from keras_lottery.config import ConfigError, SearchConfig
 from keras_lottery.layers import masked_layers
 
 RESULTS_FILE = "results.json"
@@ -137,8 +139,22 @@ def _log(config, message):
     print(message, flush=True)
 
 
+STATE_DIR = "state"
+# Settings that may change between a run and its resumption.
+_RESUMABLE_CHANGES = ("verbose", "output_dir", "overwrite", "dry_run", "distribute", "rounds")
+
+
+class RunExistsError(ConfigError):
+    """The output directory holds a run with other settings."""
+
+
 class Search:
     """One ticket search: holds the data, the strategy, the model and the results so far.
+
+    A search resumes where it stopped: run the same command again and it
+    continues from the last finished epoch (Keras `BackupAndRestore` inside a
+    round or a ticket retraining, `state/` between them), with the same
+    results as an uninterrupted run on CPU with the same seed.
 
     With `config.dry_run` everything is built and every phase runs for
     `DRY_RUN_STEPS` steps in a temporary directory that is removed afterwards.
@@ -157,13 +173,73 @@ class Search:
     def _path(self, *parts):
         return os.path.join(self.output_dir, *parts)
 
+    def _state(self, *parts):
+        return self._path(STATE_DIR, *parts)
+
     def _write_results(self):
         io_utils.write_json(self._path(RESULTS_FILE), self.results)
 
-    def _fit(self, model, epochs, callbacks):
-        model.fit(self.train, validation_data=self.validation, epochs=epochs,
-                  steps_per_epoch=self.steps, validation_steps=self.steps,
-                  verbose=self.config.verbose, shuffle=False, callbacks=callbacks)
+    def _previous_results(self):
+        """Finished work in `output_dir`, or None; refuses a run with other settings."""
+        path = self._path(RESULTS_FILE)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as handle:
+                previous = json.load(handle)
+            flags = previous["flags"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise RunExistsError(
+                f"--output_dir={self.output_dir!r} holds an unreadable {RESULTS_FILE}; "
+                "pass --overwrite to start again or choose another --output_dir.") from None
+        current = self.results["flags"]
+        changed = sorted(k for k in set(flags) | set(current)
+                         if k not in _RESUMABLE_CHANGES and flags.get(k) != current.get(k))
+        if changed and not self.config.overwrite:
+            details = ", ".join(f"--{k}={current.get(k)!r} (was {flags.get(k)!r})"
+                                for k in changed[:3])
+            raise RunExistsError(
+                f"--output_dir={self.output_dir!r} holds a run with other settings: {details}; "
+                "pass --overwrite to replace it or choose another --output_dir.")
+        if changed:
+            return None
+        previous["flags"]["rounds"] = self.config.rounds  # a search may be extended
+        return previous
+
+    def _clear_output_dir(self):
+        for name in (RESULTS_FILE, "tickets", "ticket", STATE_DIR, "tensorboard"):
+            path = self._path(name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+
+    def _fit(self, model, epochs, callbacks, backup_name, stream):
+        """`fit` that resumes from `state/<backup_name>` and stops on a NaN loss."""
+        backup_dir = self._state(backup_name)
+        start_epoch = 0
+        metadata = os.path.join(backup_dir, "training_metadata.json")
+        if os.path.exists(metadata):
+            with open(metadata) as handle:
+                start_epoch = int(json.load(handle)["epoch"])
+        train = data.epoch_stream(self.splits, self.config.batch_size, seed=self.config.seed,
+                                  stream=stream, start_epoch=start_epoch,
+                                  augment=self.config.augment)
+        stop = cb.StopOnNonFinite()
+        model._initial_epoch = None  # Keras keeps it from a previous BackupAndRestore
+        backup = keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False)
+        model.fit(train, validation_data=self.validation, epochs=epochs,
+                  steps_per_epoch=self.steps or self.steps_per_epoch,
+                  validation_steps=self.steps, verbose=self.config.verbose,
+                  callbacks=[backup, stop] + callbacks)
+        if stop.diverged:
+            where = stop.diverged
+            raise cb.TrainingDiverged(
+                f"{backup_name.replace('_', ' ')} diverged at epoch {where['epoch']}, step "
+                f"{where['step']} (loss {where['loss']}); try a lower --learning_rate (now "
+                f"{self.config.learning_rate}) or --mask_learning_rate, a smaller --mask_penalty "
+                f"(now {self.config.mask_penalty}) or --mixed_precision=none; finished rounds are "
+                f"kept in {self._path(RESULTS_FILE)}.")
 
     def _test_accuracy(self, model):
         results = model.evaluate(self.test, steps=self.steps, verbose=0, return_dict=True)
@@ -174,12 +250,13 @@ class Search:
             ticket = tickets.build_ticket(model, masks, start_weights)
             return compile_model(ticket, self.config, self.steps_per_epoch)
 
-    def _train_ticket(self, model, masks, start_weights, run_name, epochs=None):
+    def _train_ticket(self, model, masks, start_weights, run_name, stream, epochs=None):
         """Retrains the ticket (`masks`, from `start_weights`) and returns its test accuracy."""
         epochs = self.config.ticket_epochs if epochs is None else epochs
         ticket = self._ticket_model(model, masks, start_weights)
         self._fit(ticket, epochs,
-                  [keras.callbacks.TensorBoard(self._path("tensorboard", run_name))])
+                  [keras.callbacks.TensorBoard(self._path("tensorboard", run_name))],
+                  run_name, stream)
         self.last_ticket = ticket
         return self._test_accuracy(ticket)
 
@@ -189,7 +266,7 @@ class Search:
         config = self.config
         epochs = config.ticket_epoch + config.ticket_epochs
         all_ones = {name: np.ones_like(mask) for name, mask in masks.items()}
-        accuracy = self._train_ticket(model, all_ones, initial_weights, "dense", epochs)
+        accuracy = self._train_ticket(model, all_ones, initial_weights, "dense", 0, epochs)
         _log(config, f"dense baseline: test accuracy {accuracy:.4f} after {epochs} epochs")
         return {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs}
 
@@ -212,7 +289,7 @@ class Search:
                            keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]
 
     def run(self):
-        """Runs the search and returns the results (also written to `results.json`)."""
+        """Runs (or resumes) the search and returns the results, also in `results.json`."""
         precision = keras.mixed_precision.global_policy()
         if self.config.mixed_precision != "none":
             keras.mixed_precision.set_global_policy(self.config.mixed_precision)
@@ -224,69 +301,114 @@ class Search:
         finally:
             keras.mixed_precision.set_global_policy(precision)
 
+    def _restore(self, model, round_manager, previous):
+        """Brings `model` and `round_manager` to where the previous process stopped."""
+        finished = previous["rounds"] if previous else []
+        snapshots = {}
+        for epoch in round_manager._wanted_epochs():
+            path = self._state(f"snapshot_epoch_{epoch}.npz")
+            if os.path.exists(path):
+                snapshots[epoch] = weights_lib.load_snapshot(path)
+        masks = [tickets.load_masks(self._path("tickets", f"round_{r['round']}.npz"))
+                 for r in finished]
+        round_manager.restore_state(len(finished), snapshots, masks)
+        if finished:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(self._state(f"after_round_{len(finished)}.weights.h5"))
+            self.results = previous
+            _log(self.config, f"resuming after round {len(finished)} of {self.config.rounds}")
+
     def _run(self, output_dir):
         config = self.config
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
         self.strategy = distribute.make_strategy(config.distribute)
         self.output_dir = distribute.worker_output_dir(self.strategy, output_dir)
-        splits = data.load(config.dataset, config.data_dir or None,
-                           validation_examples=config.validation_examples,
-                           train_examples=config.train_examples, seed=config.seed)
-        self.train, self.validation, self.test = data.pipelines(
-            splits, config.batch_size, seed=config.seed, augment=config.augment)
-        self.steps_per_epoch = self.steps or math.ceil(len(splits.x_train) / config.batch_size)
+        previous = self._previous_results()
+        if previous is None:
+            self._clear_output_dir()
+        elif len(previous["rounds"]) >= config.rounds:
+            _log(config, f"{self._path(RESULTS_FILE)} already holds all {config.rounds} rounds")
+            return previous
+        self.splits = data.load(config.dataset, config.data_dir or None,
+                                validation_examples=config.validation_examples,
+                                train_examples=config.train_examples, seed=config.seed)
+        _, self.validation, self.test = data.pipelines(self.splits, config.batch_size)
+        self.steps_per_epoch = data.steps_per_epoch(self.splits, config.batch_size)
+        if self.steps:
+            self.steps_per_epoch = self.steps
         with self.strategy.scope():
-            model = build_model(config, splits.input_shape, splits.num_classes)
+            model = build_model(config, self.splits.input_shape, self.splits.num_classes)
             compile_model(model, config, self.steps_per_epoch)
         method = make_method(config, model)
         round_manager = cb.RoundManager(
             rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
-            ticket_epoch=config.ticket_epoch, method=method)
-        initial_weights = weights_lib.snapshot(model)  # w_0
+            ticket_epoch=config.ticket_epoch, method=method,
+            on_snapshot=lambda epoch, weights: weights_lib.save_snapshot(
+                self._state(f"snapshot_epoch_{epoch}.npz"), weights))
+        initial_weights = weights_lib.snapshot(model)  # w_0, the same in a resumed run
         os.makedirs(self.output_dir, exist_ok=True)
+        self._restore(model, round_manager, previous)
         self._write_results()
-        search_epochs = 0
-        for round_index in range(1, config.rounds + 1):
-            started = time.time()
-            evaluator = _EvaluateBeforeReset(self.test, self.steps)
-            self._fit(model, config.epochs,
-                      self._round_callbacks(round_index, method, round_manager, evaluator))
-            search_epochs += config.epochs
-            masks = round_manager.tickets[-1]
-            tickets.save_masks(self._path("tickets", f"round_{round_index}.npz"), masks)
-            if (config.dense_baseline and not config.supermask and self.results["dense"] is None
-                    and config.ticket_epoch + config.ticket_epochs > 0):
-                self.results["dense"] = self._train_dense(model, masks, initial_weights)
-            ticket_accuracy = None
-            if config.supermask:
-                ticket_accuracy = self._evaluate_supermask(model, masks, initial_weights)
-            elif config.ticket_epochs:
-                ticket_accuracy = self._train_ticket(
-                    model, masks, round_manager.ticket_weights, f"round_{round_index}_ticket")
-            record = {
-                "round": round_index,
-                "method": config.method,
-                "remaining": tickets.remaining_fraction(masks),
-                "search_accuracy": evaluator.accuracy,
-                "search_loss": evaluator.task_loss,
-                "ticket_accuracy": ticket_accuracy,
-                "epochs": search_epochs,
-                "supermask": config.supermask,
-                "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
-                "wall_time_s": round(time.time() - started, 1),
-            }
-            self.results["rounds"].append(record)
-            if ticket_accuracy is not None and round_index == config.rounds:
-                report = tickets.export(self.last_ticket, self._path("ticket"))
-                record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
-            self._write_results()
-            ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
-            _log(config,
-                 f"{'dry run: ' if self.dry_run else ''}round {round_index}/{config.rounds} "
-                 f"({config.method}): remaining {record['remaining']:.2%}, search accuracy "
-                 f"{evaluator.accuracy:.4f}, ticket accuracy {ticket_text}, {search_epochs} "
-                 f"search epochs, {record['wall_time_s']}s")
+        for round_index in range(len(self.results["rounds"]) + 1, config.rounds + 1):
+            self._search_round(round_index, model, method, round_manager, initial_weights)
+        shutil.rmtree(self._state(), ignore_errors=True)
         return self.results
+
+    def _search_round(self, round_index, model, method, round_manager, initial_weights):
+        config = self.config
+        started = time.time()
+        evaluator = _EvaluateBeforeReset(self.test, self.steps)
+        self._fit(model, config.epochs,
+                  self._round_callbacks(round_index, method, round_manager, evaluator),
+                  f"round_{round_index}", stream=2 * round_index)
+        masks = round_manager.tickets[-1]
+        tickets.save_masks(self._path("tickets", f"round_{round_index}.npz"), masks)
+        io_utils.atomic_write(self._state(f"after_round_{round_index}.weights.h5"),
+                              model.save_weights, suffix=".weights.h5")
+        if (config.dense_baseline and not config.supermask and self.results["dense"] is None
+                and config.ticket_epoch + config.ticket_epochs > 0):
+            self.results["dense"] = self._train_dense(model, masks, initial_weights)
+            self._write_results()
+        ticket_accuracy = None
+        if config.supermask:
+            ticket_accuracy = self._evaluate_supermask(model, masks, initial_weights)
+        elif config.ticket_epochs:
+            ticket_accuracy = self._train_ticket(
+                model, masks, round_manager.ticket_weights, f"round_{round_index}_ticket",
+                stream=2 * round_index + 1)
+        search_epochs = round_index * config.epochs
+        record = {
+            "round": round_index,
+            "method": config.method,
+            "remaining": tickets.remaining_fraction(masks),
+            "search_accuracy": evaluator.accuracy,
+            "search_loss": evaluator.task_loss,
+            "ticket_accuracy": ticket_accuracy,
+            "epochs": search_epochs,
+            "supermask": config.supermask,
+            "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
+            "wall_time_s": round(time.time() - started, 1),
+        }
+        if ticket_accuracy is not None and round_index == config.rounds:
+            report = tickets.export(self.last_ticket, self._path("ticket"))
+            record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
+        self.results["rounds"].append(record)
+        self._write_results()
+        for name in (f"round_{round_index}", f"round_{round_index}_ticket", "dense",
+                     f"after_round_{round_index - 1}.weights.h5"):
+            path = self._state(name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+        ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
+        _log(config,
+             f"{'dry run: ' if self.dry_run else ''}round {round_index}/{config.rounds} "
+             f"({config.method}): remaining {record['remaining']:.2%}, search accuracy "
+             f"{evaluator.accuracy:.4f}, ticket accuracy {ticket_text}, {search_epochs} "
+             f"search epochs, {record['wall_time_s']}s")
 
 
 def run(config):

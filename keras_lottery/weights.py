@@ -8,6 +8,7 @@ variable's position in `model.weights`, so it transfers to a clone of the model
 
 import numpy as np
 
+from keras_lottery import io_utils
 from keras_lottery.layers import masked_layers
 
 
@@ -53,3 +54,24 @@ def freeze_weights(model):
         if id(variable) not in mask_ids:
             variable.trainable = False
     return model
+
+
+def save_snapshot(path, weights):
+    """Writes a `snapshot` to an `.npz` file atomically (no pickle)."""
+
+    def write(tmp_path):
+        with open(tmp_path, "wb") as handle:
+            np.savez(handle, **{f"{index}|{path_}": value
+                                for index, (path_, value) in weights.items()})
+
+    io_utils.atomic_write(path, write, suffix=".npz")
+
+
+def load_snapshot(path):
+    """Reads a snapshot written by `save_snapshot` (`allow_pickle=False`)."""
+    with np.load(path, allow_pickle=False) as data:
+        weights = {}
+        for key in data.files:
+            index, _, variable_path = key.partition("|")
+            weights[int(index)] = (variable_path, data[key])
+        return weights

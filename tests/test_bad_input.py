@@ -1,0 +1,87 @@
+"""Every bad input gets a one-line error naming the value, a nonzero exit and no traceback."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+import pytest
+
+from apps import search as search_app
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--rounds=1", "--epochs=1", "--ticket_epoch=0", "--ticket_epochs=0",
+         "--nodense_baseline", "--validation_examples=200", "--verbose=0"]
+
+
+def _main(argv, capsys):
+    flags = search_app.FLAGS
+    flags.unparse_flags()
+    try:
+        flags(["search"] + argv)
+        code = search_app.main(["search"])
+    finally:
+        flags.unparse_flags()
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def truncated_dir(idx_dir, tmp_path):
+    path = os.path.join(idx_dir, "train-images-idx3-ubyte.gz")
+    with gzip.open(path) as handle:
+        raw = handle.read()
+    directory = tmp_path / "truncated"
+    directory.mkdir()
+    for name in os.listdir(idx_dir):
+        if not name.endswith(".gz"):
+            continue
+        (directory / name).write_bytes(open(os.path.join(idx_dir, name), "rb").read())
+    with gzip.open(directory / "train-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(raw[:-500])
+    return str(directory)
+
+
+CASES = [
+    ("unknown method", ["--method=random"], "--method='random' is invalid"),
+    ("unknown model", ["--model=alexnet"], "--model='alexnet' is invalid"),
+    ("unknown dataset", ["--dataset=imagenet"], "--dataset='imagenet' is invalid"),
+    ("negative lambda", ["--mask_penalty=-1e-6"], "--mask_penalty=-1e-06 is invalid"),
+    ("s0 not finite", ["--mask_init=nan"], "--mask_init=nan is invalid"),
+    ("beta_T <= beta_0", ["--final_temperature=1"], "--final_temperature=1.0 is invalid"),
+    ("zero rounds", ["--rounds=0"], "--rounds=0 is invalid"),
+    ("zero epochs", ["--epochs=0"], "--epochs=0 is invalid"),
+    ("zero batch", ["--batch_size=0"], "--batch_size=0 is invalid"),
+    ("rewind past round", ["--rewind_epoch=5"], "--rewind_epoch=5 is invalid"),
+    ("prune fraction 1", ["--method=imp", "--prune_fraction=1.5"], "--prune_fraction=1.5 is invalid"),
+    ("bad lr decay list", ["--lr_decay_epochs=a,b"], "--lr_decay_epochs=a,b is invalid"),
+    ("missing data dir", ["--data_dir=/nonexistent/fashion"], "'/nonexistent/fashion' does not exist"),
+    ("truncated idx", "TRUNCATED", "is truncated or corrupt"),
+    ("unwritable output", ["--output_dir=/proc/keras_lottery_run"], "cannot write to --output_dir"),
+]
+
+
+@pytest.mark.parametrize("name, argv, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(name, argv, message, idx_dir, truncated_dir, tmp_path,
+                                     capsys):
+    data_dir = truncated_dir if argv == "TRUNCATED" else idx_dir
+    argv = [] if argv == "TRUNCATED" else argv
+    base = [f"--data_dir={data_dir}", f"--output_dir={tmp_path / 'out'}"] + QUICK
+    code, err = _main(base + argv, capsys)
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--flagfile=/nonexistent/settings.cfg"], "settings.cfg"),
+    (["--flagfile=BAD_FLAGFILE"], "no_such_flag"),
+])
+def test_flag_parsing_errors_exit_without_traceback(argv, message, tmp_path):
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("--rounds=1\n--no_such_flag=3\n")
+    argv = [a.replace("BAD_FLAGFILE", str(bad)) for a in argv]
+    done = subprocess.run([sys.executable, "-m", "apps.search"] + argv, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr
