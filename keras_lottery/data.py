@@ -287,13 +287,14 @@ def epoch_stream(splits, batch_size, seed=0, stream=0, start_epoch=0, augment=Fa
         order = tf.random.experimental.index_shuffle(
             tf.range(count, dtype=tf.int64), seed=key, max_index=count - 1)
         examples = tf.data.Dataset.from_tensor_slices(order)
+        if not augment:  # one gather per batch
+            return examples.batch(batch_size).map(
+                lambda index: (tf.gather(images, index), tf.gather(labels, index)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
         def take(position, index):
-            image, label = tf.gather(images, index), tf.gather(labels, index)
-            if augment:
-                pair = tf.random.experimental.stateless_fold_in(key, position)
-                image, label = augment_crop_flip(image, label, pair)
-            return image, label
+            pair = tf.random.experimental.stateless_fold_in(key, position)
+            return augment_crop_flip(tf.gather(images, index), tf.gather(labels, index), pair)
 
         return examples.enumerate().map(take, num_parallel_calls=tf.data.AUTOTUNE,
                                         deterministic=True).batch(batch_size)

@@ -1,0 +1,143 @@
+"""Sweeps over a method's knobs with keras-tuner; each trial is a whole ticket search.
+
+keras-tuner is the engine: its oracle picks the settings, its project
+directory keeps the trials (a sweep run again continues where it stopped), and
+its distributed mode (`KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP`,
+`KERASTUNER_ORACLE_PORT`) spreads trials over machines. Each trial writes a
+normal run directory (`results.json`, tickets, TensorBoard) and an HParams
+summary, so TensorBoard shows the trials side by side. A trial that fails
+(divergence, a bad combination) is recorded as failed and the sweep goes on.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras_tuner as kt
+
+from keras_lottery import io_utils, report, search
+from keras_lottery.callbacks import TrainingDiverged
+from keras_lottery.config import ConfigError, SearchConfig
+
+#: Search space per method: (name, kind, arguments). Paper symbols in comments.
+SPACES = {
+    "cs": [("mask_init", "float", dict(min_value=-0.05, max_value=0.05)),  # s0
+           ("mask_penalty", "float", dict(min_value=1e-8, max_value=1e-5, sampling="log")),  # lambda
+           ("final_temperature", "choice", dict(values=[100.0, 200.0, 500.0]))],  # beta_T
+    "imp": [("prune_fraction", "float", dict(min_value=0.1, max_value=0.4)),
+            ("rounds", "int", dict(min_value=2, max_value=10))],
+    "iss": [("mask_init", "float", dict(min_value=-1.0, max_value=2.0)),  # s0
+            ("mask_penalty", "float", dict(min_value=1e-9, max_value=1e-6, sampling="log")),
+            ("mask_learning_rate", "float", dict(min_value=1.0, max_value=100.0,
+                                                 sampling="log"))],
+}
+OBJECTIVE = kt.Objective("ticket_accuracy", direction="max")
+
+
+def define_space(hp, method):
+    """Declares the method's knobs on `hp` and returns their values."""
+    values = {}
+    for name, kind, arguments in SPACES[method]:
+        if kind == "float":
+            values[name] = hp.Float(name, **arguments)
+        elif kind == "int":
+            values[name] = hp.Int(name, **arguments)
+        else:
+            values[name] = hp.Choice(name, **arguments)
+    return values
+
+
+def _write_hparams(log_dir, values, metrics):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    with tf.summary.create_file_writer(log_dir).as_default():
+        hparams_api.hparams(values)
+        for name, value in metrics.items():
+            tf.summary.scalar(name, value, step=0)
+
+
+class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
+    """A keras-tuner tuner whose trials are `keras_lottery.search.run` calls."""
+
+    def __init__(self, base_config, oracle, **kwargs):
+        super().__init__(oracle=oracle, **kwargs)
+        self.base_config = base_config
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = define_space(trial.hyperparameters, self.base_config.method)
+        output_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}", "run")
+        config = dataclasses.replace(self.base_config, output_dir=output_dir, **values)
+        try:
+            results = search.run(config)
+        except (TrainingDiverged, ConfigError, ValueError) as error:
+            raise kt.errors.FailedTrialError(f"trial {trial.trial_id} failed: {error}") from None
+        last = results["rounds"][-1]
+        accuracy = last["ticket_accuracy"]
+        if accuracy is None:
+            accuracy = last["search_accuracy"]
+        metrics = {"ticket_accuracy": float(accuracy), "remaining": float(last["remaining"])}
+        _write_hparams(os.path.join(self.project_dir, "hparams", f"trial_{trial.trial_id}"),
+                       values, metrics)
+        return metrics
+
+    def save_model(self, trial_id, model, step=0):
+        """Nothing to do: every trial's run directory already holds its tickets."""
+
+    def load_model(self, trial):
+        raise NotImplementedError("Load a trial's ticket from trial_<id>/run/ticket/ticket.keras.")
+
+
+def make_oracle(kind, max_trials, seed):
+    # A failed trial never stops the sweep: allow as many failures as trials.
+    options = dict(max_trials=max_trials, seed=seed, max_consecutive_failed_trials=max_trials)
+    if kind == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(OBJECTIVE, **options)
+    if kind == "random":
+        return kt.oracles.RandomSearchOracle(OBJECTIVE, **options)
+    raise ConfigError(f"--tuner={kind!r} is invalid: expected 'random' or 'bayesian'.")
+
+
+def pareto_front(sweep_dir):
+    """Every finished round of every trial, and their Pareto front on (remaining, accuracy)."""
+    points = []
+    for name in sorted(os.listdir(sweep_dir)):
+        path = os.path.join(sweep_dir, name, "run", search.RESULTS_FILE)
+        if not name.startswith("trial_") or not os.path.exists(path):
+            continue
+        with open(path) as handle:
+            results = json.load(handle)
+        for record in results["rounds"]:
+            if record.get("ticket_accuracy") is not None:
+                points.append({"trial": name, "round": record["round"],
+                               "remaining": record["remaining"],
+                               "ticket_accuracy": record["ticket_accuracy"]})
+    front_pairs = report.pareto_envelope([(p["remaining"], p["ticket_accuracy"]) for p in points])
+    front = [p for p in points if (p["remaining"], p["ticket_accuracy"]) in set(front_pairs)]
+    return points, sorted(front, key=lambda p: p["remaining"])
+
+
+def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random", seed=0,
+              overwrite=False):
+    """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`."""
+    base_config.validate()
+    if base_config.method not in SPACES:
+        raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
+    directory, project = os.path.split(os.path.abspath(sweep_dir))
+    ticket_tuner = TicketSearchTuner(
+        base_config, make_oracle(tuner, max_trials, seed), directory=directory,
+        project_name=project, overwrite=overwrite)
+    ticket_tuner.search()
+    trials = []
+    for trial in ticket_tuner.oracle.trials.values():
+        entry = {"trial": trial.trial_id, "status": trial.status,
+                 "hyperparameters": trial.hyperparameters.values}
+        for name in ("ticket_accuracy", "remaining"):
+            if trial.metrics.exists(name):
+                entry[name] = trial.metrics.get_last_value(name)
+        trials.append(entry)
+    points, front = pareto_front(ticket_tuner.project_dir)
+    summary = {"trials": sorted(trials, key=lambda t: t["trial"]), "points": points,
+               "pareto_front": front}
+    io_utils.write_json(os.path.join(ticket_tuner.project_dir, "sweep.json"), summary)
+    return summary
