@@ -310,6 +310,61 @@ class MaskSummaries(keras.callbacks.Callback):
             self._writer.close()
 
 
+class TargetRemaining(keras.callbacks.Callback):
+    """Steers `lambda` so that the ticket keeps `target` of the maskable weights.
+
+    Dual ascent on the constraint `remaining <= target`, in log space so that
+    `lambda` stays positive: every `update_every` steps
+    `log lambda += rate * clip((remaining - target) / target, -1, 1)`, where
+    `remaining` is the fraction of all masked weights the ticket `b(s)` keeps
+    right now. (The soft mask's mean is a poor signal: it starts near 0.5
+    whatever the ticket, and steering it drives `lambda` far too high early in
+    a round.) `lambda` carries over from round to round.
+
+    Args:
+        target: wanted remaining fraction, in (0, 1).
+        rate: step of `log lambda` per update.
+        update_every: steps between updates.
+    """
+
+    def __init__(self, target, rate=0.1, update_every=20):
+        super().__init__()
+        if not 0 < target < 1:
+            raise ValueError(f"target remaining must be a fraction in (0, 1), got {target!r}.")
+        self.target = float(target)
+        self.rate = float(rate)
+        self.update_every = int(update_every)
+        self.history = []
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        layers = _require_masked_layers(self.model, "TargetRemaining")
+        if any(layer.mask_penalty <= 0 for layer in layers):
+            raise ValueError("TargetRemaining needs mask_penalty (lambda) > 0 as its start value.")
+
+    @staticmethod
+    def _remaining(layers):
+        total = sum(int(np.prod(layer.mask_logits.shape)) for layer in layers)
+        kept = sum(int(np.count_nonzero(layer.mask_logits.numpy() > 0)) for layer in layers)
+        return kept / total
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self.update_every:
+            return
+        layers = masked_layers(self.model)
+        remaining = self._remaining(layers)
+        error = max(-1.0, min(1.0, (remaining - self.target) / self.target))
+        factor = math.exp(self.rate * error)
+        for layer in layers:
+            layer.penalty_weight.assign(layer.penalty_weight.numpy() * factor)
+        self.history.append((self._step, remaining, float(layers[0].penalty_weight.numpy())))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.history:
+            logs["mask_penalty"] = self.history[-1][2]
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 

@@ -47,7 +47,9 @@ class SearchConfig:
     mask_learning_rate: float = 0.0  # 0: the learning rate of w
     mask_momentum: float = 0.0  # SGD momentum of s when --mask_optimizer=sgd
     mask_init: float = -0.01  # s0
-    mask_penalty: float = 1e-6  # lambda
+    mask_penalty: float = 1e-6  # lambda (the start value when target_remaining is set)
+    target_remaining: float = 0.0  # steer lambda so the ticket keeps this fraction; 0: off
+    target_rate: float = 0.1  # step of log(lambda) per update of the target controller
     initial_temperature: float = 1.0  # beta_0
     final_temperature: float = 200.0  # beta_T
     temperature_per_epoch: bool = False
@@ -98,6 +100,17 @@ class SearchConfig:
         for name in ("prune_fraction_conv", "prune_fraction_dense", "prune_fraction_output"):
             if not 0 <= getattr(self, name) < 1:
                 fail(name, getattr(self, name), "must be a fraction in (0, 1), or 0 for the default")
+        if self.target_remaining:
+            if not 0 < self.target_remaining < 1:
+                fail("target_remaining", self.target_remaining, "must be a fraction in (0, 1), or 0")
+            if self.method == "imp":
+                fail("target_remaining", self.target_remaining,
+                     "IMP sets sparsity with --prune_fraction and --rounds; use --method=cs or iss")
+            if self.mask_penalty <= 0:
+                fail("mask_penalty", self.mask_penalty,
+                     "must be > 0 with --target_remaining (it is lambda's start value)")
+        if not (math.isfinite(self.target_rate) and self.target_rate > 0):
+            fail("target_rate", self.target_rate, "must be a finite number > 0")
         if self.supermask and self.method == "imp":
             fail("supermask", True, "the supermask setting learns a mask: use --method=cs or iss")
         if self.model not in models.available_models():

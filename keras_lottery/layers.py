@@ -6,7 +6,9 @@ Each masked layer holds
 - `mask_logits`: the mask logits `s`, same shape as `w`, initialised to `s0`
   (`mask_init`); trainable under the continuous rule,
 - `temperature`: the scalar `beta`, a non-trainable variable that
-  `TemperatureCallback` assigns.
+  `TemperatureCallback` assigns,
+- `penalty_weight`: `lambda` as a non-trainable variable (initialised to
+  `mask_penalty`), which `TargetRemaining` adjusts.
 
 The forward pass uses the effective kernel `w * m`, where the layer's mask rule
 gives `m` (CS: `m = sigmoid(beta * s)`), and the layer adds
@@ -91,6 +93,15 @@ class MaskedLayer:
             dtype="float32",
             autocast=False,
         )
+        # lambda as a variable, so a controller (TargetRemaining) can change it between steps.
+        self.penalty_weight = self.add_weight(
+            name="penalty_weight",
+            shape=(),
+            initializer=keras.initializers.Constant(self.mask_penalty),
+            trainable=False,
+            dtype="float32",
+            autocast=False,
+        )
         if self._mask_rule.samples:
             self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
 
@@ -103,7 +114,7 @@ class MaskedLayer:
         """Returns the effective kernel `w * m` and adds the mask penalty when training."""
         mask, penalty = self._mask_rule.mask_and_penalty(self, bool(training))
         if penalty is not None and self.mask_penalty > 0:
-            self.add_loss(ops.multiply(self.mask_penalty, penalty))
+            self.add_loss(ops.multiply(self.penalty_weight, penalty))
         kernel = self._kernel
         return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
 
@@ -158,9 +169,9 @@ class MaskedLayer:
     def mask_penalty_value(self):
         """The current penalty `lambda * ||m||_1` of this layer (a float)."""
         _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
-        if penalty is None:
+        if penalty is None or self.mask_penalty <= 0:
             return 0.0
-        return float(self.mask_penalty * ops.convert_to_numpy(penalty))
+        return float(self.penalty_weight.numpy() * ops.convert_to_numpy(penalty))
 
     def set_ticket_mask(self, mask):
         """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""

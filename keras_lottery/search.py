@@ -133,6 +133,14 @@ class _EvaluateBeforeReset(keras.callbacks.Callback):
         self.task_loss = float(results["task_loss"])
 
 
+def _current_penalty(model):
+    """The current `lambda` (the same in every masked layer), or None for IMP."""
+    layers = masked_layers(model)
+    if not layers or layers[0].mask_penalty <= 0:
+        return None
+    return float(layers[0].penalty_weight.numpy())
+
+
 def _log(config, message):
     """One-line summaries; printed at every Keras verbosity (they are what a run reports)."""
     del config
@@ -169,6 +177,7 @@ class Search:
         self.steps = self.DRY_RUN_STEPS if config.dry_run else None
         self.results = {"flags": config.to_dict(), "dense": None, "rounds": []}
         self.last_ticket = None
+        self.target_controller = None
 
     def _path(self, *parts):
         return os.path.join(self.output_dir, *parts)
@@ -230,7 +239,7 @@ class Search:
         backup = keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False)
         model.fit(train, validation_data=self.validation, epochs=epochs,
                   steps_per_epoch=self.steps or self.steps_per_epoch,
-                  validation_steps=self.steps, verbose=self.config.verbose,
+                  validation_steps=self.steps, verbose=self.config.verbose, shuffle=False,
                   callbacks=[backup, stop] + callbacks)
         if stop.diverged:
             where = stop.diverged
@@ -284,6 +293,11 @@ class Search:
             schedule.append(cb.TemperatureCallback(
                 config.final_temperature, config.initial_temperature,
                 per_epoch=config.temperature_per_epoch))
+        if config.target_remaining:
+            if self.target_controller is None:
+                self.target_controller = cb.TargetRemaining(config.target_remaining,
+                                                            rate=config.target_rate)
+            schedule.append(self.target_controller)
         # The evaluator must run before the round manager resets the masks.
         return schedule + [cb.MaskSummaries(os.path.join(log_dir, "masks")),
                            keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]
@@ -388,6 +402,7 @@ class Search:
             "ticket_accuracy": ticket_accuracy,
             "epochs": search_epochs,
             "supermask": config.supermask,
+            "mask_penalty": _current_penalty(model),
             "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
             "wall_time_s": round(time.time() - started, 1),
         }

@@ -17,6 +17,7 @@ def _mask_variable_ids(model):
     for layer in masked_layers(model):
         ids.add(id(layer.mask_logits))
         ids.add(id(layer.temperature))
+        ids.add(id(layer.penalty_weight))
     return ids
 
 

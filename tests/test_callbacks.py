@@ -188,3 +188,30 @@ def test_reset_optimizer_state_keeps_learning_rate():
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.1)
     assert all(np.all(v.numpy() == 0) for v in optimizer.variables
                if v.name != "learning_rate")
+
+
+def test_target_remaining_raises_lambda_when_too_dense_and_lowers_it_when_too_sparse():
+    from keras_lottery.callbacks import TargetRemaining
+
+    layer = CSDense(4, mask_init=0.0, mask_penalty=1e-3)
+    model = keras.Sequential([keras.Input((5,)), layer])
+    controller = TargetRemaining(0.25, rate=0.5, update_every=1)
+    controller.set_model(model)
+    controller.on_train_begin()
+    layer.mask_logits.assign(np.full((5, 4), 1.0, "float32"))  # the ticket keeps 100% > 25%
+    controller.on_train_batch_end(0)
+    raised = float(layer.penalty_weight.numpy())
+    assert raised == pytest.approx(1e-3 * math.exp(0.5), rel=1e-5)  # error clipped to 1
+    s = np.full((5, 4), -3.0, "float32")
+    s[0, :3] = 1.0  # the ticket keeps 3 of 20 = 15% < 25%
+    layer.mask_logits.assign(s)
+    controller.on_train_batch_end(1)
+    error = (0.15 - 0.25) / 0.25
+    assert float(layer.penalty_weight.numpy()) == pytest.approx(raised * math.exp(0.5 * error),
+                                                                rel=1e-4)
+    # The compiled step reads lambda from the variable: the penalty follows it.
+    model(np.ones((1, 5), "float32"), training=True)
+    assert layer.mask_penalty_value() == pytest.approx(
+        float(layer.penalty_weight.numpy()) * float(np.sum(layer.soft_mask())), rel=1e-5)
+    with pytest.raises(ValueError, match="fraction"):
+        TargetRemaining(1.5)

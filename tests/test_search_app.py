@@ -164,3 +164,16 @@ def test_piecewise_learning_rate_decay_restarts_every_round():
     np.testing.assert_allclose(values, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
     with pytest.raises(ConfigError, match="--lr_decay_epochs='71,56' is invalid"):
         SearchConfig(epochs=85, lr_decay_epochs=(71, 56)).validate()  # one line, names the value
+
+
+def test_target_remaining_steers_lambda_across_rounds(idx_dir, tmp_path):
+    results = search.run(_tiny(idx_dir, tmp_path / "t", rounds=2, epochs=2, ticket_epochs=0,
+                               dense_baseline=False, target_remaining=0.3, mask_penalty=1e-6))
+    penalties = [r["mask_penalty"] for r in results["rounds"]]
+    assert all(p is not None and p > 0 for p in penalties)
+    assert penalties[0] != 1e-6 and penalties[1] != penalties[0]
+    for field, value, words in (("target_remaining", 1.2, "--target_remaining=1.2"),
+                                ("method", "imp", "--target_remaining=0.3")):
+        settings = {"target_remaining": 0.3, field: value}
+        with pytest.raises(ConfigError, match=words):
+            SearchConfig(**settings).validate()
