@@ -191,7 +191,7 @@ class Search:
     def _previous_results(self):
         """Finished work in `output_dir`, or None; refuses a run with other settings."""
         path = self._path(RESULTS_FILE)
-        if not os.path.exists(path):
+        if not os.path.exists(path) or self.config.overwrite:
             return None
         try:
             with open(path) as handle:
@@ -204,14 +204,12 @@ class Search:
         current = self.results["flags"]
         changed = sorted(k for k in set(flags) | set(current)
                          if k not in _RESUMABLE_CHANGES and flags.get(k) != current.get(k))
-        if changed and not self.config.overwrite:
+        if changed:
             details = ", ".join(f"--{k}={current.get(k)!r} (was {flags.get(k)!r})"
                                 for k in changed[:3])
             raise RunExistsError(
                 f"--output_dir={self.output_dir!r} holds a run with other settings: {details}; "
                 "pass --overwrite to replace it or choose another --output_dir.")
-        if changed:
-            return None
         previous["flags"]["rounds"] = self.config.rounds  # a search may be extended
         return previous
 
