@@ -198,14 +198,15 @@ class RoundManager(keras.callbacks.Callback):
         """The snapshot tickets are retrained from (`w_0` by default)."""
         return self.snapshots.get(self.ticket_epoch)
 
-    def _wanted_epochs(self):
+    def snapshot_epochs(self):
+        """The epochs of the first round whose weights this manager keeps."""
         return {e for e in (self.rewind_epoch, self.ticket_epoch) if e is not None}
 
     def on_train_begin(self, logs=None):
         _require_masked_layers(self.model, "RoundManager")
         if self.round == 0:
             epochs = self.params.get("epochs")
-            for epoch in self._wanted_epochs():
+            for epoch in self.snapshot_epochs():
                 if epochs is not None and epoch > epochs:
                     raise ValueError(
                         f"RoundManager: snapshot epoch {epoch} is past the end of the "
@@ -214,11 +215,11 @@ class RoundManager(keras.callbacks.Callback):
             # The weights at the start of fit are those after `start` epochs: w_0 on a
             # fresh start, w_k when BackupAndRestore resumed the round at epoch k.
             start = getattr(self.model, "_initial_epoch", None) or 0
-            if start in self._wanted_epochs():
+            if start in self.snapshot_epochs():
                 self._take_snapshot(start)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.round == 0 and (epoch + 1) in self._wanted_epochs():
+        if self.round == 0 and (epoch + 1) in self.snapshot_epochs():
             self._take_snapshot(epoch + 1)
 
     def on_train_end(self, logs=None):

@@ -262,11 +262,17 @@ def pipelines(splits, batch_size, seed=0, augment=False):
             lambda example, pair: augment_crop_flip(example[0], example[1], pair),
             num_parallel_calls=autotune, deterministic=True)
     train = train.batch(batch_size).prefetch(autotune)
+    return (train,) + evaluation_pipelines(splits, batch_size)
+
+
+def evaluation_pipelines(splits, batch_size):
+    """Returns `(validation, test)` datasets, batched and prefetched, in a fixed order."""
 
     def evaluation(x, y):
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(autotune)
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(
+            tf.data.AUTOTUNE)
 
-    return train, evaluation(splits.x_val, splits.y_val), evaluation(splits.x_test, splits.y_test)
+    return evaluation(splits.x_val, splits.y_val), evaluation(splits.x_test, splits.y_test)
 
 
 def epoch_stream(splits, batch_size, seed=0, stream=0, start_epoch=0, augment=False):

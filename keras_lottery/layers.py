@@ -105,6 +105,10 @@ class MaskedLayer:
         if self._mask_rule.samples:
             self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
 
+    def mask_variables(self):
+        """The mask state `s`, `beta` and `lambda`: everything but the layer's own weights."""
+        return [self.mask_logits, self.temperature, self.penalty_weight]
+
     @property
     def unmasked_kernel(self):
         """The weight variable `w` (the stored kernel, before masking)."""

@@ -317,7 +317,7 @@ class Search:
         """Brings `model` and `round_manager` to where the previous process stopped."""
         finished = previous["rounds"] if previous else []
         snapshots = {}
-        for epoch in round_manager._wanted_epochs():
+        for epoch in round_manager.snapshot_epochs():
             path = self._state(f"snapshot_epoch_{epoch}.npz")
             if os.path.exists(path):
                 snapshots[epoch] = weights_lib.load_snapshot(path)
@@ -346,7 +346,7 @@ class Search:
         self.splits = data.load(config.dataset, config.data_dir or None,
                                 validation_examples=config.validation_examples,
                                 train_examples=config.train_examples, seed=config.seed)
-        _, self.validation, self.test = data.pipelines(self.splits, config.batch_size)
+        self.validation, self.test = data.evaluation_pipelines(self.splits, config.batch_size)
         self.steps_per_epoch = data.steps_per_epoch(self.splits, config.batch_size)
         if self.steps:
             self.steps_per_epoch = self.steps

@@ -117,9 +117,8 @@ def size_report(model):
         if isinstance(layer, MaskedLayer):
             kernel = layer.unmasked_kernel.numpy()
             mask = layer.ticket_mask()
-            others = [v for v in layer.weights
-                      if v is not layer.unmasked_kernel and v.name not in ("mask_logits",
-                                                                           "temperature")]
+            skip = {id(v) for v in layer.mask_variables()} | {id(layer.unmasked_kernel)}
+            others = [v for v in layer.weights if id(v) not in skip]
         elif type(layer) in MASKED_CLASSES:
             kernel = layer.get_weights()[0]
             mask = kernel != 0

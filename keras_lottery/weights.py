@@ -15,9 +15,7 @@ from keras_lottery.layers import masked_layers
 def _mask_variable_ids(model):
     ids = set()
     for layer in masked_layers(model):
-        ids.add(id(layer.mask_logits))
-        ids.add(id(layer.temperature))
-        ids.add(id(layer.penalty_weight))
+        ids.update(id(variable) for variable in layer.mask_variables())
     return ids
 
 
