@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lottery import methods
+from keras_lottery import methods, tickets
 from keras_lottery import weights as weights_lib
 from keras_lottery.layers import masked_layers
 
@@ -27,6 +27,15 @@ def _require_masked_layers(model, who):
             f"{who}: the model has no masked layers (CSDense, CSConv2D, ...)."
         )
     return layers
+
+
+def start_epoch(model):
+    """The epoch `fit` starts at: 0, or the epoch Keras's `BackupAndRestore` restored.
+
+    `BackupAndRestore` tells `fit` through the model's `_initial_epoch`; the
+    callbacks that count steps or epochs read it here to continue where it resumed.
+    """
+    return getattr(model, "_initial_epoch", None) or 0
 
 
 def set_temperature(model, value):
@@ -117,8 +126,8 @@ class TemperatureCallback(keras.callbacks.Callback):
                 )
             self._total = epochs * steps
         # A run resumed by BackupAndRestore starts at its restored epoch.
-        start_epoch = getattr(self.model, "_initial_epoch", None) or 0
-        self._t = start_epoch if self.per_epoch else start_epoch * (self._total // epochs)
+        first = start_epoch(self.model)
+        self._t = first if self.per_epoch else first * (self._total // epochs)
         self._assign(self._t)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -214,7 +223,7 @@ class RoundManager(keras.callbacks.Callback):
                     )
             # The weights at the start of fit are those after `start` epochs: w_0 on a
             # fresh start, w_k when BackupAndRestore resumed the round at epoch k.
-            start = getattr(self.model, "_initial_epoch", None) or 0
+            start = start_epoch(self.model)
             if start in self.snapshot_epochs():
                 self._take_snapshot(start)
 
@@ -225,10 +234,10 @@ class RoundManager(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         layers = masked_layers(self.model)
         if not self.method.ticket_after_round_end:
-            self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
+            self.tickets.append(tickets.extract_masks(self.model))
         self.method.round_end(layers)
         if self.method.ticket_after_round_end:
-            self.tickets.append({layer.name: layer.ticket_mask() for layer in layers})
+            self.tickets.append(tickets.extract_masks(self.model))
         if self.rewind_weights is not None:
             weights_lib.restore(self.model, self.rewind_weights)
         if self.reset_optimizer and getattr(self.model, "optimizer", None) is not None:
@@ -250,13 +259,9 @@ def reset_optimizer_state(optimizer):
 
 def remaining_fractions(model):
     """`({layer name: fraction kept}, overall fraction kept)` by the ticket masks."""
-    per_layer, kept, total = {}, 0, 0
-    for layer in masked_layers(model):
-        mask = layer.ticket_mask()
-        per_layer[layer.name] = float(mask.mean())
-        kept += int(mask.sum())
-        total += mask.size
-    return per_layer, (kept / total if total else 1.0)
+    masks = tickets.extract_masks(model)
+    return ({name: float(mask.mean()) for name, mask in masks.items()},
+            tickets.remaining_fraction(masks))
 
 
 class MaskSummaries(keras.callbacks.Callback):
@@ -277,8 +282,7 @@ class MaskSummaries(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        start_epoch = getattr(self.model, "_initial_epoch", None) or 0
-        self._step = start_epoch * (self.params.get("steps") or 0)
+        self._step = start_epoch(self.model) * (self.params.get("steps") or 0)
 
     def _write_scalars(self, step):
         layers = masked_layers(self.model)
@@ -343,18 +347,12 @@ class TargetRemaining(keras.callbacks.Callback):
         if any(layer.mask_penalty <= 0 for layer in layers):
             raise ValueError("TargetRemaining needs mask_penalty (lambda) > 0 as its start value.")
 
-    @staticmethod
-    def _remaining(layers):
-        total = sum(int(np.prod(layer.mask_logits.shape)) for layer in layers)
-        kept = sum(int(np.count_nonzero(layer.mask_logits.numpy() > 0)) for layer in layers)
-        return kept / total
-
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         if self._step % self.update_every:
             return
         layers = masked_layers(self.model)
-        remaining = self._remaining(layers)
+        remaining = remaining_fractions(self.model)[1]
         error = max(-1.0, min(1.0, (remaining - self.target) / self.target))
         factor = math.exp(self.rate * error)
         for layer in layers:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -31,3 +32,11 @@ def write_json(path, data):
             handle.write("\n")
 
     atomic_write(path, write, suffix=".json")
+
+
+def remove_path(path):
+    """Removes a file or a directory tree; a path that does not exist is fine."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)

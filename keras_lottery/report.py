@@ -91,6 +91,15 @@ def markdown_table(runs):
     return "\n".join(lines) + "\n"
 
 
+def _finish(figure, axis, ylabel, title, **legend_options):
+    """Labels, title, grid and legend shared by every figure."""
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(**legend_options)
+    return figure
+
+
 def _percent_axis(axis):
     axis.set_xscale("log")
     axis.invert_xaxis()
@@ -118,11 +127,8 @@ def figure_accuracy_vs_remaining(runs):
         front = pareto_envelope(points)
         axis.plot(*zip(*front), linewidth=2.5, marker="D", label=f"{method}: best per sparsity")
     _percent_axis(axis)
-    axis.set_ylabel("ticket test accuracy (%)")
-    axis.set_title("Tickets: accuracy against sparsity")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    return figure
+    return _finish(figure, axis, "ticket test accuracy (%)", "Tickets: accuracy against sparsity",
+                   fontsize=8)
 
 
 def figure_search_cost(runs):
@@ -132,11 +138,7 @@ def figure_search_cost(runs):
         if points:
             axis.plot(*zip(*points), marker="o", label=label)
     axis.set_xlabel("cumulative search epochs")
-    axis.set_ylabel("ticket test accuracy (%)")
-    axis.set_title("Search cost")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    return figure
+    return _finish(figure, axis, "ticket test accuracy (%)", "Search cost", fontsize=8)
 
 
 def figure_remaining_per_layer(runs):
@@ -150,11 +152,8 @@ def figure_remaining_per_layer(runs):
             axis.plot(rounds, values, marker=".", label=f"{label}: {name}")
     axis.set_yscale("log")
     axis.set_xlabel("round")
-    axis.set_ylabel("weights remaining (%)")
-    axis.set_title("Remaining weights per layer")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=6, ncol=2)
-    return figure
+    return _finish(figure, axis, "weights remaining (%)", "Remaining weights per layer",
+                   fontsize=6, ncol=2)
 
 
 def figure_supermask(runs):
@@ -171,11 +170,7 @@ def figure_supermask(runs):
         name = {"iss": "SS", "cs": "CS"}.get(method, method)
         axis.scatter(*zip(*sorted(values)), label=name)
     axis.set_xlabel("sparsity (%)")
-    axis.set_ylabel("mask test accuracy (%)")
-    axis.set_title("Supermasks on frozen weights")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    return figure
+    return _finish(figure, axis, "mask test accuracy (%)", "Supermasks on frozen weights")
 
 
 FIGURES = {

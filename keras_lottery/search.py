@@ -12,7 +12,6 @@
 
 import json
 import os
-import shutil
 import tempfile
 import time
 
@@ -215,11 +214,7 @@ class Search:
 
     def _clear_output_dir(self):
         for name in (RESULTS_FILE, "tickets", "ticket", STATE_DIR, "tensorboard"):
-            path = self._path(name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+            io_utils.remove_path(self._path(name))
 
     def _fit(self, model, epochs, callbacks, backup_name, stream):
         """`fit` that resumes from `state/<backup_name>` and stops on a NaN loss."""
@@ -365,7 +360,7 @@ class Search:
         self._write_results()
         for round_index in range(len(self.results["rounds"]) + 1, config.rounds + 1):
             self._search_round(round_index, model, method, round_manager, initial_weights)
-        shutil.rmtree(self._state(), ignore_errors=True)
+        io_utils.remove_path(self._state())
         return self.results
 
     def _search_round(self, round_index, model, method, round_manager, initial_weights):
@@ -411,11 +406,7 @@ class Search:
         self._write_results()
         for name in (f"round_{round_index}", f"round_{round_index}_ticket", "dense",
                      f"after_round_{round_index - 1}.weights.h5"):
-            path = self._state(name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+            io_utils.remove_path(self._state(name))
         ticket_text = "not retrained" if ticket_accuracy is None else f"{ticket_accuracy:.4f}"
         _log(config,
              f"{'dry run: ' if self.dry_run else ''}round {round_index}/{config.rounds} "
