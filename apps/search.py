@@ -43,11 +43,11 @@ HELP = {
     "nesterov": "Use Nesterov momentum with SGD.",
     "weight_decay": "Decoupled weight decay on the weights (never on s).",
     "mask_init": "s0: initial value of the mask logits s.",
-    "mask_penalty": "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1 (start value with "
-                    "--target_remaining).",
-    "target_remaining": "Steer lambda (dual ascent) so the ticket keeps this fraction of the "
-                        "weights, e.g. 0.05; 0 turns it off.",
-    "target_rate": "Step of log(lambda) per update of the --target_remaining controller.",
+    "mask_penalty": "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
+    "target_remaining": "The last round's ticket keeps exactly this fraction of the weights "
+                        "(e.g. 0.05; round r of R aims at target**(r/R)); 0 turns it off.",
+    "target_start": "Fraction of each round trained as plain CS before --target_remaining "
+                    "starts re-centring the logits s.",
     "initial_temperature": "beta_0: temperature at the start of each round.",
     "final_temperature": "beta_T: temperature at the end of each round.",
     "temperature_per_epoch": "Anneal beta once per epoch instead of every step.",

@@ -44,6 +44,22 @@ def set_temperature(model, value):
         layer.temperature.assign(value)
 
 
+def _group_assigner(variables):
+    """One compiled call that assigns a float32 scalar to every variable in `variables`.
+
+    A per-step update of `beta` in every layer then costs one dispatch instead
+    of one eager op per layer.
+    """
+    variables = list(variables)
+
+    @tf.function(autograph=False)
+    def assign(value):
+        for variable in variables:
+            variable.assign(value)
+
+    return lambda value: assign(tf.constant(value, tf.float32))
+
+
 class TemperatureSchedule:
     """The exponential schedule `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
 
@@ -108,12 +124,19 @@ class TemperatureCallback(keras.callbacks.Callback):
         return self.schedule(t, total)
 
     def _assign(self, t):
-        value = self.temperature_at(t, self._total)
-        for layer in self._layers:
-            layer.temperature.assign(value)
+        self._assign_all(self.temperature_at(t, self._total))
+
+    def __deepcopy__(self, memo):
+        # keras-tuner copies callbacks for every trial; the compiled assigner
+        # belongs to one model and is rebuilt in on_train_begin.
+        copy = TemperatureCallback(self.final_temperature, self.initial_temperature,
+                                   self.per_epoch, self.steps_per_epoch)
+        memo[id(self)] = copy
+        return copy
 
     def on_train_begin(self, logs=None):
         self._layers = _require_masked_layers(self.model, "TemperatureCallback")
+        self._assign_all = _group_assigner(layer.temperature for layer in self._layers)
         epochs = self.params.get("epochs") or 1
         if self.per_epoch:
             self._total = epochs
@@ -315,53 +338,83 @@ class MaskSummaries(keras.callbacks.Callback):
             self._writer.close()
 
 
-class TargetRemaining(keras.callbacks.Callback):
-    """Steers `lambda` so that the ticket keeps `target` of the maskable weights.
+def round_targets(target, rounds):
+    """Remaining fraction each round aims at: `target ** (r / rounds)` for r = 1..rounds.
 
-    Dual ascent on the constraint `remaining <= target`, in log space so that
-    `lambda` stays positive: every `update_every` steps
-    `log lambda += rate * clip((remaining - target) / target, -1, 1)`, where
-    `remaining` is the fraction of all masked weights the ticket `b(s)` keeps
-    right now. (The soft mask's mean is a poor signal: it starts near 0.5
-    whatever the ticket, and steering it drives `lambda` far too high early in
-    a round.) `lambda` carries over from round to round.
+    Each round keeps the same share of the weights the previous round left,
+    as in IMP's fixed pruning rate, and the last round lands on `target`.
+    """
+    return [float(target) ** (r / rounds) for r in range(1, rounds + 1)]
+
+
+class TargetRemaining(keras.callbacks.Callback):
+    """Makes the round's ticket keep exactly `target` of the maskable weights.
+
+    CS keeps the weights whose logit ends above 0, so a constraint on the
+    ticket's size is a constraint on where the logits `s` sit relative to 0.
+    From `start` (a fraction of the round's steps) on, every `update_every`
+    steps and after the last step, the callback finds the threshold `q` above
+    which `target` of all masked logits lie (a global quantile, as CS's own
+    threshold is global) and shifts every `s` by `-q`. The shift is the exact
+    projection onto the constraint `remaining(b(s)) = target` along the
+    direction that leaves the ranking of the logits, and so CS's choice of
+    weights, untouched; `lambda` keeps its value. Before `start` the round runs
+    as plain CS, so the logits first separate under the task loss and the
+    penalty; afterwards the soft mask `sigmoid(beta*s)` the network trains
+    with agrees with the ticket it will yield.
 
     Args:
-        target: wanted remaining fraction, in (0, 1).
-        rate: step of `log lambda` per update.
-        update_every: steps between updates.
+        target: wanted remaining fraction at the end of the round, in (0, 1).
+        start: fraction of the round's steps before the first shift, in [0, 1].
+        update_every: steps between shifts.
     """
 
-    def __init__(self, target, rate=0.1, update_every=20):
+    def __init__(self, target, start=0.5, update_every=20):
         super().__init__()
         if not 0 < target < 1:
             raise ValueError(f"target remaining must be a fraction in (0, 1), got {target!r}.")
+        if not 0 <= start <= 1:
+            raise ValueError(f"start must be a fraction of the round in [0, 1], got {start!r}.")
         self.target = float(target)
-        self.rate = float(rate)
-        self.update_every = int(update_every)
+        self.start = float(start)
+        self.update_every = max(1, int(update_every))
         self.history = []
         self._step = 0
+        self._total = 0
 
     def on_train_begin(self, logs=None):
-        layers = _require_masked_layers(self.model, "TargetRemaining")
-        if any(layer.mask_penalty <= 0 for layer in layers):
-            raise ValueError("TargetRemaining needs mask_penalty (lambda) > 0 as its start value.")
+        _require_masked_layers(self.model, "TargetRemaining")
+        params = self.params or {}
+        steps = params.get("steps") or 0
+        self._total = (params.get("epochs") or 0) * steps
+        self._step = start_epoch(self.model) * steps  # a resumed round continues its count
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
-        if self._step % self.update_every:
+        last = self._total and self._step >= self._total
+        if self._step < self.start * self._total or (self._step % self.update_every and not last):
             return
+        self.project()
+
+    def project(self):
+        """Shifts every `s` so that exactly `target` of them are > 0; returns the shift."""
         layers = masked_layers(self.model)
-        remaining = remaining_fractions(self.model)[1]
-        error = max(-1.0, min(1.0, (remaining - self.target) / self.target))
-        factor = math.exp(self.rate * error)
-        for layer in layers:
-            layer.penalty_weight.assign(layer.penalty_weight.numpy() * factor)
-        self.history.append((self._step, remaining, float(layers[0].penalty_weight.numpy())))
+        logits = [np.asarray(layer.mask_logits.numpy()) for layer in layers]
+        flat = np.concatenate([values.ravel() for values in logits])
+        keep = int(round(self.target * flat.size))
+        if keep <= 0 or keep >= flat.size:
+            return 0.0
+        # The keep-th and (keep+1)-th largest logits; the threshold lies between them.
+        pair = np.partition(flat, [flat.size - keep - 1, flat.size - keep])
+        threshold = 0.5 * (float(pair[flat.size - keep - 1]) + float(pair[flat.size - keep]))
+        for layer, values in zip(layers, logits):
+            layer.mask_logits.assign((values - threshold).astype("float32"))
+        self.history.append((self._step, threshold))
+        return threshold
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self.history:
-            logs["mask_penalty"] = self.history[-1][2]
+            logs["target_shift"] = self.history[-1][1]
 
 
 class TrainingDiverged(RuntimeError):

@@ -47,9 +47,9 @@ class SearchConfig:
     mask_learning_rate: float = 0.0  # 0: the learning rate of w
     mask_momentum: float = 0.0  # SGD momentum of s when --mask_optimizer=sgd
     mask_init: float = -0.01  # s0
-    mask_penalty: float = 1e-6  # lambda (the start value when target_remaining is set)
-    target_remaining: float = 0.0  # steer lambda so the ticket keeps this fraction; 0: off
-    target_rate: float = 0.1  # step of log(lambda) per update of the target controller
+    mask_penalty: float = 1e-6  # lambda
+    target_remaining: float = 0.0  # the last ticket keeps this fraction; 0: off
+    target_start: float = 0.5  # fraction of each round before TargetRemaining re-centres s
     initial_temperature: float = 1.0  # beta_0
     final_temperature: float = 200.0  # beta_T
     temperature_per_epoch: bool = False
@@ -106,11 +106,8 @@ class SearchConfig:
             if self.method == "imp":
                 fail("target_remaining", self.target_remaining,
                      "IMP sets sparsity with --prune_fraction and --rounds; use --method=cs or iss")
-            if self.mask_penalty <= 0:
-                fail("mask_penalty", self.mask_penalty,
-                     "must be > 0 with --target_remaining (it is lambda's start value)")
-        if not (math.isfinite(self.target_rate) and self.target_rate > 0):
-            fail("target_rate", self.target_rate, "must be a finite number > 0")
+        if not 0 <= self.target_start < 1:
+            fail("target_start", self.target_start, "must be a fraction of the round in [0, 1)")
         if self.supermask and self.method == "imp":
             fail("supermask", True, "the supermask setting learns a mask: use --method=cs or iss")
         if self.model not in models.available_models():

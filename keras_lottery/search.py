@@ -176,7 +176,6 @@ class Search:
         self.steps = self.DRY_RUN_STEPS if config.dry_run else None
         self.results = {"flags": config.to_dict(), "dense": None, "rounds": []}
         self.last_ticket = None
-        self.target_controller = None
 
     def _path(self, *parts):
         return os.path.join(self.output_dir, *parts)
@@ -287,10 +286,8 @@ class Search:
                 config.final_temperature, config.initial_temperature,
                 per_epoch=config.temperature_per_epoch))
         if config.target_remaining:
-            if self.target_controller is None:
-                self.target_controller = cb.TargetRemaining(config.target_remaining,
-                                                            rate=config.target_rate)
-            schedule.append(self.target_controller)
+            target = cb.round_targets(config.target_remaining, config.rounds)[round_index - 1]
+            schedule.append(cb.TargetRemaining(target, start=config.target_start))
         # The evaluator must run before the round manager resets the masks.
         return schedule + [cb.MaskSummaries(os.path.join(log_dir, "masks")),
                            keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]

@@ -190,28 +190,31 @@ def test_reset_optimizer_state_keeps_learning_rate():
                if v.name != "learning_rate")
 
 
-def test_target_remaining_raises_lambda_when_too_dense_and_lowers_it_when_too_sparse():
-    from keras_lottery.callbacks import TargetRemaining
+def test_target_remaining_shifts_logits_to_keep_exactly_the_target_and_keeps_their_order():
+    from keras_lottery.callbacks import TargetRemaining, round_targets
 
-    layer = CSDense(4, mask_init=0.0, mask_penalty=1e-3)
-    model = keras.Sequential([keras.Input((5,)), layer])
-    controller = TargetRemaining(0.25, rate=0.5, update_every=1)
+    dense = CSDense(40, mask_penalty=1e-3)
+    conv = CSDense(10, mask_penalty=1e-3)
+    model = keras.Sequential([keras.Input((25,)), dense, conv])
+    rng = np.random.RandomState(0)
+    for layer in (dense, conv):
+        layer.mask_logits.assign(rng.randn(*layer.mask_logits.shape).astype("float32"))
+    before = np.concatenate([layer.mask_logits.numpy().ravel() for layer in (dense, conv)])
+    controller = TargetRemaining(0.25, start=0.5, update_every=4)
     controller.set_model(model)
+    controller.set_params({"epochs": 2, "steps": 10})
     controller.on_train_begin()
-    layer.mask_logits.assign(np.full((5, 4), 1.0, "float32"))  # the ticket keeps 100% > 25%
-    controller.on_train_batch_end(0)
-    raised = float(layer.penalty_weight.numpy())
-    assert raised == pytest.approx(1e-3 * math.exp(0.5), rel=1e-5)  # error clipped to 1
-    s = np.full((5, 4), -3.0, "float32")
-    s[0, :3] = 1.0  # the ticket keeps 3 of 20 = 15% < 25%
-    layer.mask_logits.assign(s)
-    controller.on_train_batch_end(1)
-    error = (0.15 - 0.25) / 0.25
-    assert float(layer.penalty_weight.numpy()) == pytest.approx(raised * math.exp(0.5 * error),
-                                                                rel=1e-4)
-    # The compiled step reads lambda from the variable: the penalty follows it.
-    model(np.ones((1, 5), "float32"), training=True)
-    assert layer.mask_penalty_value() == pytest.approx(
-        float(layer.penalty_weight.numpy()) * float(np.sum(layer.soft_mask())), rel=1e-5)
+    for batch in range(9):  # steps 1..9: before half of the 20 steps, nothing moves
+        controller.on_train_batch_end(batch)
+    np.testing.assert_array_equal(
+        np.concatenate([layer.mask_logits.numpy().ravel() for layer in (dense, conv)]), before)
+    for batch in range(9, 20):  # steps 12, 16 and the last one (20) re-centre s
+        controller.on_train_batch_end(batch)
+    after = np.concatenate([layer.mask_logits.numpy().ravel() for layer in (dense, conv)])
+    assert [step for step, _ in controller.history] == [12, 16, 20]
+    assert np.sum(after > 0) == round(0.25 * after.size)  # exactly the target, over all layers
+    shift = before - after
+    np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # one global shift: order kept
+    assert round_targets(0.04, 2) == pytest.approx([0.2, 0.04])
     with pytest.raises(ValueError, match="fraction"):
         TargetRemaining(1.5)

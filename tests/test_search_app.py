@@ -166,12 +166,12 @@ def test_piecewise_learning_rate_decay_restarts_every_round():
         SearchConfig(epochs=85, lr_decay_epochs=(71, 56)).validate()  # one line, names the value
 
 
-def test_target_remaining_steers_lambda_across_rounds(idx_dir, tmp_path):
+def test_target_remaining_lands_each_round_on_its_target(idx_dir, tmp_path):
     results = search.run(_tiny(idx_dir, tmp_path / "t", rounds=2, epochs=2, ticket_epochs=0,
                                dense_baseline=False, target_remaining=0.3, mask_penalty=1e-6))
-    penalties = [r["mask_penalty"] for r in results["rounds"]]
-    assert all(p is not None and p > 0 for p in penalties)
-    assert penalties[0] != 1e-6 and penalties[1] != penalties[0]
+    # Round r of 2 keeps 0.3 ** (r / 2) of the weights, to the weight.
+    landed = [r["remaining"] for r in results["rounds"]]
+    assert landed == pytest.approx([0.3 ** 0.5, 0.3], abs=1e-4)
     for field, value, words in (("target_remaining", 1.2, "--target_remaining=1.2"),
                                 ("method", "imp", "--target_remaining=0.3")):
         settings = {"target_remaining": 0.3, field: value}
