@@ -1,12 +1,16 @@
-"""Step-time ratios: CS / IMP / ISS / ticket training steps against a plain Keras step.
+"""Step-time ratios: CS / ISS / IMP / ticket training steps against a plain Keras step.
 
 Every model is trained with `fit` on the same `tf.data` pipeline of cached
-batches (the way a search trains) after a warm-up; the repeats are interleaved
-(plain, CS, ISS, IMP, plain, ...) so machine noise hits all variants alike, and
-the median per-step time of each is reported as a ratio to the plain Keras
-model in the same run.
+batches (the way a search trains) after a warm-up. The CS model trains with
+its per-step `TemperatureCallback`, as in a search. The repeats are
+interleaved (plain, CS, ISS, IMP, plain, ...) so machine noise hits all
+variants alike, and the median per-step time of each is reported as a ratio to
+the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture)
+measured in the same run. `cs (autodiff)` is CS without the fused mask
+gradient (`masking.ContinuousMask.masked_kernel`), to show what it saves.
 
-    python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60] [--jit]
+    python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
+                                    [--jit=both|on|off] [--json=FILE]
 """
 
 import argparse
@@ -22,58 +26,79 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import models, search  # noqa: E402
-from keras_lottery.callbacks import set_temperature  # noqa: E402
+from keras_lottery import masking, models, search  # noqa: E402
+from keras_lottery.callbacks import TemperatureCallback, set_temperature  # noqa: E402
 from keras_lottery.config import SearchConfig  # noqa: E402
 from keras_lottery.convert import strip  # noqa: E402
 
-SHAPES = {"lenet300_100": (28, 28, 1), "conv6": (32, 32, 3), "conv2": (28, 28, 1),
-          "resnet18": (32, 32, 3)}
+SHAPES = {"lenet300_100": (28, 28, 1), "conv2": (28, 28, 1), "conv4": (32, 32, 3),
+          "conv6": (32, 32, 3), "resnet18": (32, 32, 3), "vgg16": (32, 32, 3)}
+
+
+class AutodiffContinuousMask(masking.ContinuousMask):
+    """CS as autodiff sees it: `sigmoid(beta*s)`, `w*m` and `sum(m)` as separate ops."""
+
+    name = "continuous_autodiff"
+
+    def masked_kernel(self, layer, kernel, training=False):
+        return masking.MaskRule.masked_kernel(self, layer, kernel, training)
+
+
+MASKED_VARIANTS = {
+    "cs": dict(mask_rule="continuous", mask_init=0.01, mask_penalty=1e-6),
+    "cs (autodiff)": dict(mask_rule=AutodiffContinuousMask(), mask_init=0.01,
+                          mask_penalty=1e-6),
+    "iss": dict(mask_rule="stochastic", mask_init=1.0, mask_penalty=1e-8),
+    "imp / ticket": dict(mask_rule="fixed", mask_init=1.0),
+}
 
 
 def build_variants(model_name, input_shape):
-    """Plain Keras model and the masked variants, all with the same architecture."""
+    """The plain Keras model and the masked variants, all with the same architecture."""
     variants = {}
-    masked = {
-        "cs": dict(mask_rule="continuous", mask_init=0.01, mask_penalty=1e-6),
-        "iss": dict(mask_rule="stochastic", mask_init=1.0, mask_penalty=1e-8),
-        "imp / ticket": dict(mask_rule="fixed", mask_init=1.0),
-    }
-    for name, kwargs in masked.items():
+    for name, kwargs in MASKED_VARIANTS.items():
         keras.utils.set_random_seed(0)
         variants[name] = models.build(model_name, input_shape, 10, **kwargs)
-    # The plain model: the masked one stripped to keras.layers.Dense / Conv2D.
-    variants = {"plain keras": strip(variants["imp / ticket"]), **variants}
-    return variants
+    # The plain model: the fixed-mask one stripped to keras.layers.Dense / Conv2D.
+    return {"plain keras": strip(variants["imp / ticket"]), **variants}
 
 
 def compile_variant(model, jit):
-    config = SearchConfig(optimizer="sgd", learning_rate=0.01, weight_decay=0.0, jit_compile=jit)
+    config = SearchConfig(optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=True,
+                          weight_decay=0.0, jit_compile=jit)
     return search.compile_model(model, config)
 
 
-def time_steps(model, dataset, steps):
+def time_steps(model, dataset, steps, callbacks):
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
     return (time.perf_counter() - started) / steps
 
 
-def run(model_name, batch_size, jit, repeats, steps):
+def synthetic_batches(shape, batch_size):
     rng = np.random.RandomState(0)
-    shape = SHAPES[model_name]
     x = rng.randn(8 * batch_size, *shape).astype("float32")
     y = rng.randint(0, 10, 8 * batch_size)
     batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat()
-    batches = batches.prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def run(model_name, batch_size, jit, repeats, steps):
+    """Median ms per step and ratio to plain Keras for every variant of one model."""
+    shape = SHAPES[model_name]
+    batches = synthetic_batches(shape, batch_size)
     variants = build_variants(model_name, shape)
-    for model in variants.values():
+    callbacks = {}
+    for name, model in variants.items():
         compile_variant(model, jit)
         set_temperature(model, 50.0)
-        time_steps(model, batches, 20)  # warm-up: tracing and first allocations
+        # CS anneals beta every step in a search; the callback's cost is part of its step.
+        callbacks[name] = ([TemperatureCallback(200.0)] if name.startswith("cs") else [])
+        time_steps(model, batches, 20, callbacks[name])  # warm-up: tracing, first allocations
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, model in variants.items():
-            times[name].append(time_steps(model, batches, steps))
+            times[name].append(time_steps(model, batches, steps, callbacks[name]))
     base = statistics.median(times["plain keras"])
     return {name: {"median_ms": 1e3 * statistics.median(t), "ratio": statistics.median(t) / base}
             for name, t in times.items()}
@@ -83,19 +108,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="lenet300_100,conv6")
     parser.add_argument("--batch_size", type=int, default=60)
-    parser.add_argument("--jit", action="store_true", help="jit_compile the train steps (XLA)")
+    parser.add_argument("--jit", choices=("off", "on", "both"), default="both",
+                        help="jit_compile the train steps (XLA)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default="", help="also write the table to this JSON file")
     args = parser.parse_args(argv)
-    table = {}
+    jit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     print(f"command: python3 -m benchmarks.step_time {' '.join(sys.argv[1:])}")
+    print(f"devices: {[d.device_type for d in tf.config.list_physical_devices()]}, "
+          f"tensorflow {tf.__version__}, keras {keras.__version__}")
+    table = {}
     for model_name in args.models.split(","):
-        result = run(model_name, args.batch_size, args.jit, args.repeats, args.steps)
-        table[model_name] = result
-        for name, row in result.items():
-            print(f"{model_name:14s} {name:14s} {row['median_ms']:8.2f} ms/step  "
-                  f"ratio {row['ratio']:.3f}  (batch {args.batch_size}, jit {args.jit})")
+        for jit in jit_modes:
+            result = run(model_name, args.batch_size, jit, args.repeats, args.steps)
+            table[f"{model_name} jit={'on' if jit else 'off'}"] = result
+            for name, row in result.items():
+                print(f"{model_name:14s} jit={'on ' if jit else 'off'} {name:14s} "
+                      f"{row['median_ms']:8.2f} ms/step  ratio {row['ratio']:.3f}  "
+                      f"(batch {args.batch_size})", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(table, handle, indent=2)

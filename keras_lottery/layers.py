@@ -116,11 +116,10 @@ class MaskedLayer:
 
     def masked_kernel(self, training=False):
         """Returns the effective kernel `w * m` and adds the mask penalty when training."""
-        mask, penalty = self._mask_rule.mask_and_penalty(self, bool(training))
+        kernel, penalty = self._mask_rule.masked_kernel(self, self._kernel.value, bool(training))
         if penalty is not None and self.mask_penalty > 0:
-            self.add_loss(ops.multiply(self.penalty_weight, penalty))
-        kernel = self._kernel
-        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+            self.add_loss(penalty)
+        return kernel
 
     @property
     def kernel(self):

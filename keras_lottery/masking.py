@@ -13,6 +13,7 @@ adds to the loss. Methods differ only in their rule and their round-end step
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 #: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
@@ -42,6 +43,18 @@ class MaskRule:
         """
         return self.mask(layer, training), None
 
+    def masked_kernel(self, layer, kernel, training=False):
+        """Returns `(w * m, lambda * penalty)` for a training or inference step.
+
+        `kernel` is `w` as the layer computes with it (cast to the compute
+        dtype); the scaled penalty is None when the rule adds none. Rules may
+        override this to fuse the mask, the product and the penalty.
+        """
+        mask, penalty = self.mask_and_penalty(layer, training)
+        if penalty is not None:
+            penalty = ops.multiply(layer.penalty_weight, penalty)
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype)), penalty
+
 
 def binary_mask(logits):
     """`b(s) = 1[s > 0]` as float32."""
@@ -59,6 +72,36 @@ class ContinuousMask(MaskRule):
     def mask_and_penalty(self, layer, training=False):
         mask = self.mask(layer, training)
         return mask, ops.sum(mask)
+
+    def masked_kernel(self, layer, kernel, training=False):
+        if keras.backend.backend() != "tensorflow":
+            return super().masked_kernel(layer, kernel, training)
+        return _fused_continuous(*(tf.convert_to_tensor(value) for value in (
+            kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)))
+
+
+@tf.custom_gradient
+def _fused_continuous(w, s, beta, lam):
+    """CS forward `(w * m, lambda * sum(m))` with `m = sigmoid(beta * s)`, and its gradient.
+
+    Autodiff would keep `beta * s`, broadcast the penalty's gradient to a full
+    tensor and add it, and differentiate the product and the sigmoid apart;
+    here the gradient is written out so that each step makes five passes over
+    the weights instead of eight:
+    `dw = g * m` and `ds = sigmoid'(g * w + lambda * g_penalty) * beta`.
+    """
+    mask = tf.sigmoid(beta * s)
+    effective = w * tf.cast(mask, w.dtype)
+    penalty = lam * tf.reduce_sum(mask)
+
+    def gradient(g_effective, g_penalty):
+        g_w = g_effective * tf.cast(mask, g_effective.dtype)
+        g_mask = tf.cast(g_effective, "float32") * tf.cast(w, "float32")
+        g_mask = (g_mask + lam * g_penalty) * beta
+        g_s = tf.raw_ops.SigmoidGrad(y=mask, dy=g_mask)
+        return g_w, g_s, None, None
+
+    return (effective, penalty), gradient
 
 
 class StochasticMask(MaskRule):

@@ -125,3 +125,35 @@ def test_mask_stays_float32_under_mixed_precision():
         assert ops.convert_to_numpy(layer.soft_mask()).dtype == np.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
+def test_fused_gradient_matches_the_papers_formula(dtype):
+    """d/dw and d/ds of the fused CS kernel equal the derivative written out by hand."""
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy(dtype)
+    try:
+        rng = np.random.RandomState(0)
+        layer = CSDense(4, mask_penalty=0.3)
+        x = rng.randn(5, 3).astype("float32")
+        layer(x)
+        s = rng.randn(3, 4).astype("float32") * 0.2
+        layer.mask_logits.assign(s)
+        layer.temperature.assign(3.0)
+        upstream = rng.randn(5, 4).astype("float32")
+        with tf.GradientTape() as tape:
+            y = tf.cast(layer(x, training=True), "float32")
+            loss = tf.reduce_sum(y * upstream) + tf.add_n([tf.cast(v, "float32")
+                                                           for v in layer.losses])
+        g_w, g_s = tape.gradient(loss, [layer.unmasked_kernel.value, layer.mask_logits.value])
+        w = layer.unmasked_kernel.numpy().astype("float32")
+        m = sigmoid(3.0 * s)
+        g_effective = x.T @ upstream  # dL/d(w*m) for a linear layer (no activation)
+        tolerance = 1e-5 if dtype == "float32" else 2e-2
+        np.testing.assert_allclose(np.asarray(g_w, "float32"), g_effective * m,
+                                   rtol=tolerance, atol=tolerance)
+        expected_s = (g_effective * w + 0.3) * 3.0 * m * (1 - m)
+        np.testing.assert_allclose(np.asarray(g_s), expected_s, rtol=tolerance, atol=tolerance)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
