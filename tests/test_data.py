@@ -137,6 +137,11 @@ def test_augmentation_crops_flips_and_repeats_with_the_seed():
     windows = {padded[r:r + 8, c:c + 8].tobytes() for r in range(9) for c in range(9)}
     windows |= {padded[r:r + 8, c:c + 8][:, ::-1].copy().tobytes() for r in range(9) for c in range(9)}
     assert all(o[..., 0].tobytes() in windows for o in outputs)
+    # A batch is augmented at once, each image with its own crop and flip.
+    batch, _ = data.augment_batch(tf.stack([image] * 32), tf.zeros(32), tf.constant([1, 2], tf.int64))
+    batch = batch.numpy()
+    assert len({b.tobytes() for b in batch}) > 10
+    assert all(b[..., 0].tobytes() in windows for b in batch)
 
 
 def test_augmented_pipeline_is_repeatable_for_a_seed(idx_dir):
