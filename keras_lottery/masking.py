@@ -104,6 +104,20 @@ def _fused_continuous(w, s, beta, lam):
     return (effective, penalty), gradient
 
 
+def _philox_uniform(shape, seed_generator):
+    """Uniform [0, 1) samples drawn with Philox, the next seed from `seed_generator`.
+
+    `keras.random.uniform` leaves the algorithm to TensorFlow, which under XLA
+    on CPU picks ThreeFry: about 60x slower on a LeNet-300-100 kernel. Philox
+    is TensorFlow's default outside XLA, so eager and graph steps draw what
+    they drew before.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return keras.random.uniform(shape, seed=seed_generator)
+    seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
+    return tf.random.stateless_uniform(shape, seed=seed, alg="philox")
+
+
 class StochasticMask(MaskRule):
     """ISS / SS: ``m ~ Bernoulli(sigmoid(s))`` with a straight-through gradient.
 
@@ -119,7 +133,7 @@ class StochasticMask(MaskRule):
         if not training:
             return binary_mask(layer.mask_logits)
         probability = ops.sigmoid(layer.mask_logits)
-        uniform = keras.random.uniform(ops.shape(probability), seed=layer.seed_generator)
+        uniform = _philox_uniform(ops.shape(probability), layer.seed_generator)
         sample = ops.cast(ops.less(uniform, probability), "float32")
         return probability + ops.stop_gradient(sample - probability)
 
