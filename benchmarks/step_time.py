@@ -5,8 +5,8 @@ batches (the way a search trains) after a warm-up. The CS model trains with
 its per-step `TemperatureCallback`, as in a search. The repeats are
 interleaved (plain, CS, ISS, IMP, plain, ...) so machine noise hits all
 variants alike, and the median per-step time of each is reported as a ratio to
-the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture)
-measured in the same run. `cs (autodiff)` is CS without the fused mask
+the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture,
+`keras.optimizers.SGD`) measured in the same run. `cs (autodiff)` is CS without the fused mask
 gradient (`masking.ContinuousMask.masked_kernel`), to show what it saves.
 
     python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
@@ -60,13 +60,26 @@ def build_variants(model_name, input_shape):
         keras.utils.set_random_seed(0)
         variants[name] = models.build(model_name, input_shape, 10, **kwargs)
     # The plain model: the fixed-mask one stripped to keras.layers.Dense / Conv2D.
-    return {"plain keras": strip(variants["imp / ticket"]), **variants}
+    # "plain keras" trains with keras.optimizers.SGD: what a user has without
+    # keras_lottery. "plain, our sgd" is the same network on keras_lottery's
+    # optimizer (FusedSGD): the ratio to it isolates what the masks cost.
+    return {"plain keras": strip(variants["imp / ticket"]),
+            "plain, our sgd": strip(variants["imp / ticket"]), **variants}
 
 
-def compile_variant(model, jit):
+def compile_variant(model, jit, plain_keras=False):
     config = SearchConfig(optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=True,
                           weight_decay=0.0, jit_compile=jit)
-    return search.compile_model(model, config)
+    if not plain_keras:
+        return search.compile_model(model, config)
+    search.compile_model(model, config)  # the same loss and metrics as a search
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                  loss=model.loss, metrics=[
+                      keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                      keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
+                                                                  name="task_loss")],
+                  jit_compile=jit)
+    return model
 
 
 def time_steps(model, dataset, steps, callbacks):
@@ -90,7 +103,7 @@ def run(model_name, batch_size, jit, repeats, steps):
     variants = build_variants(model_name, shape)
     callbacks = {}
     for name, model in variants.items():
-        compile_variant(model, jit)
+        compile_variant(model, jit, plain_keras=name == "plain keras")
         set_temperature(model, 50.0)
         # CS anneals beta every step in a search; the callback's cost is part of its step.
         callbacks[name] = ([TemperatureCallback(200.0)] if name.startswith("cs") else [])

@@ -5,9 +5,14 @@ The paper trains `s` with its own settings (ISS: SGD at lr 20; SS: SGD at lr
 reach `s`. `MaskOptimizer` routes every variable named `mask_logits` to
 `mask_optimizer` and all others to `weights_optimizer`; it is a regular Keras
 optimizer, so `compile`, `fit`, checkpoints and `.keras` saving work as usual.
+
+`FusedSGD` is Keras's SGD with the momentum update done by one TensorFlow
+kernel per variable: CS trains as many logits `s` as weights `w`, so the
+optimizer's passes over memory are a large part of what CS adds to a step.
 """
 
 import keras
+import tensorflow as tf
 
 MASK_VARIABLE_NAME = "mask_logits"
 
@@ -94,3 +99,37 @@ class MaskOptimizer(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+def _plain_resource_variable(variable):
+    """The `tf.Variable` behind a Keras variable, or None if it is distributed or not TF."""
+    value = getattr(variable, "_value", variable)
+    if (isinstance(value, tf.Variable) and hasattr(value, "handle")
+            and not isinstance(value, tf.distribute.DistributedValues)):
+        return value
+    return None
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class FusedSGD(keras.optimizers.SGD):
+    """`keras.optimizers.SGD` whose momentum step is one fused kernel per variable.
+
+    Same arguments, same update and same slots as `SGD` (weight decay stays
+    Keras's decoupled step): with momentum, `m <- momentum*m - lr*g` and
+    `w <- w + m` (or `w + momentum*m - lr*g` with Nesterov) run as TensorFlow's
+    `ResourceApplyKerasMomentum`, one pass over `w`, `m` and `g`, where Keras
+    makes about seven. Distributed or non-TensorFlow variables take Keras's path.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        target = _plain_resource_variable(variable)
+        if self.momentum == 0 or target is None:
+            return super().update_step(gradient, variable, learning_rate)
+        accumulator = _plain_resource_variable(self.momentums[self._get_variable_index(variable)])
+        if accumulator is None:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = target.dtype
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=target.handle, accum=accumulator.handle, lr=tf.cast(learning_rate, dtype),
+            grad=tf.cast(gradient, dtype), momentum=tf.cast(self.momentum, dtype),
+            use_locking=False, use_nesterov=bool(self.nesterov))

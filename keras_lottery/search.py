@@ -30,8 +30,8 @@ RESULTS_FILE = "results.json"
 
 def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay):
     if kind == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=nesterov,
-                                    weight_decay=weight_decay or None)
+        return optimizers.FusedSGD(learning_rate, momentum=momentum, nesterov=nesterov,
+                                   weight_decay=weight_decay or None)
     return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None)
 
 

@@ -234,3 +234,27 @@ def test_conv6_has_the_papers_weight_count():
     model = models.build("conv6", (32, 32, 3), 10)
     masks = tickets.extract_masks(model)
     assert sum(mask.size for mask in masks.values()) == 2_261_184
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_fused_sgd_matches_keras_sgd_step_for_step(nesterov):
+    import tensorflow as tf
+
+    from keras_lottery.optimizers import FusedSGD
+
+    results = []
+    for optimizer_class in (keras.optimizers.SGD, FusedSGD):
+        variable = keras.Variable(np.arange(6, dtype="float32").reshape(2, 3))
+        optimizer = optimizer_class(0.1, momentum=0.9, nesterov=nesterov, weight_decay=0.01)
+
+        @tf.function
+        def step(gradient):
+            optimizer.apply([gradient], [variable])
+
+        for i in range(5):
+            step(tf.constant(np.full((2, 3), (-1.0) ** i * (i + 1), "float32")))
+        results.append(variable.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+    assert not np.allclose(results[0], np.arange(6).reshape(2, 3))  # it did train
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(FusedSGD(0.1, momentum=0.5)))
+    assert isinstance(restored, FusedSGD) and restored.momentum == 0.5
