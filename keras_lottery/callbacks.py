@@ -44,22 +44,6 @@ def set_temperature(model, value):
         layer.temperature.assign(value)
 
 
-def _group_assigner(variables):
-    """One compiled call that assigns a float32 scalar to every variable in `variables`.
-
-    A per-step update of `beta` in every layer then costs one dispatch instead
-    of one eager op per layer.
-    """
-    variables = list(variables)
-
-    @tf.function(autograph=False)
-    def assign(value):
-        for variable in variables:
-            variable.assign(value)
-
-    return lambda value: assign(tf.constant(value, tf.float32))
-
-
 class TemperatureSchedule:
     """The exponential schedule `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
 
@@ -97,8 +81,12 @@ class TemperatureCallback(keras.callbacks.Callback):
     Each `fit` call is a round. `t` counts training steps (or epochs with
     `per_epoch=True`) from the start of the round; step `t` trains with
     `beta_t`, and after the last step `beta = beta_T`, the value the
-    round-end reset uses. The callback assigns the layers' `temperature`
-    variables, so compiled and XLA train steps see each new value.
+    round-end reset uses. Per step, the callback does no work: it sets each
+    layer's `temperature_rate` to `(beta_T / beta_0) ** (1 / T)` once, and
+    every training call of a layer multiplies its `temperature` by it inside
+    the compiled (or XLA) step, after the mask has read it. The callback
+    assigns the exact `beta_t` at every epoch's start and end and puts the
+    rate back to 1 when `fit` ends.
 
     Args:
         final_temperature: `beta_T`.
@@ -124,19 +112,16 @@ class TemperatureCallback(keras.callbacks.Callback):
         return self.schedule(t, total)
 
     def _assign(self, t):
-        self._assign_all(self.temperature_at(t, self._total))
+        value = self.temperature_at(t, self._total)
+        for layer in self._layers:
+            layer.temperature.assign(value)
 
-    def __deepcopy__(self, memo):
-        # keras-tuner copies callbacks for every trial; the compiled assigner
-        # belongs to one model and is rebuilt in on_train_begin.
-        copy = TemperatureCallback(self.final_temperature, self.initial_temperature,
-                                   self.per_epoch, self.steps_per_epoch)
-        memo[id(self)] = copy
-        return copy
+    def _set_rate(self, rate):
+        for layer in self._layers:
+            layer.temperature_rate.assign(rate)
 
     def on_train_begin(self, logs=None):
         self._layers = _require_masked_layers(self.model, "TemperatureCallback")
-        self._assign_all = _group_assigner(layer.temperature for layer in self._layers)
         epochs = self.params.get("epochs") or 1
         if self.per_epoch:
             self._total = epochs
@@ -152,9 +137,13 @@ class TemperatureCallback(keras.callbacks.Callback):
         first = start_epoch(self.model)
         self._t = first if self.per_epoch else first * (self._total // epochs)
         self._assign(self._t)
+        # Per step, the layers advance beta themselves: beta_{t+1} = beta_t * rate.
+        ratio = self.final_temperature / self.initial_temperature
+        self._set_rate(1.0 if self.per_epoch else ratio ** (1.0 / self._total))
 
     def on_epoch_begin(self, epoch, logs=None):
-        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k.
+        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k;
+        # the exact value each epoch also removes the rounding of the in-graph products.
         if self.per_epoch:
             self._t = epoch
         else:
@@ -164,12 +153,14 @@ class TemperatureCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if not self.per_epoch:
             self._t += 1
-            self._assign(self._t)
+
+    def on_train_end(self, logs=None):
+        self._set_rate(1.0)  # later training calls (evaluation aside) keep beta as it is
 
     def on_epoch_end(self, epoch, logs=None):
         if self.per_epoch:
             self._t = epoch + 1
-            self._assign(self._t)
+        self._assign(self._t)  # exact beta_t; after the last epoch, beta_T for the reset
         if logs is not None:
             logs["temperature"] = self.temperature_at(self._t, self._total)
 

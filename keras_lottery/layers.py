@@ -85,6 +85,9 @@ class MaskedLayer:
             dtype="float32",
             autocast=False,
         )
+        # Training steps update beta in the graph (beta <- beta * rate, as
+        # BatchNormalization updates its statistics), so annealing costs no
+        # Python work per step; `TemperatureCallback` sets rate once per round.
         self.temperature = self.add_weight(
             name="temperature",
             shape=(),
@@ -92,6 +95,16 @@ class MaskedLayer:
             trainable=False,
             dtype="float32",
             autocast=False,
+            aggregation="only_first_replica",
+        )
+        self.temperature_rate = self.add_weight(
+            name="temperature_rate",
+            shape=(),
+            initializer=keras.initializers.Constant(1.0),
+            trainable=False,
+            dtype="float32",
+            autocast=False,
+            aggregation="only_first_replica",
         )
         # lambda as a variable, so a controller (TargetRemaining) can change it between steps.
         self.penalty_weight = self.add_weight(
@@ -106,8 +119,9 @@ class MaskedLayer:
             self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
 
     def mask_variables(self):
-        """The mask state `s`, `beta` and `lambda`: everything but the layer's own weights."""
-        return [self.mask_logits, self.temperature, self.penalty_weight]
+        """The mask state `s`, `beta` (and its per-step rate) and `lambda`: everything but
+        the layer's own weights."""
+        return [self.mask_logits, self.temperature, self.temperature_rate, self.penalty_weight]
 
     @property
     def unmasked_kernel(self):
@@ -119,6 +133,9 @@ class MaskedLayer:
         kernel, penalty = self._mask_rule.masked_kernel(self, self._kernel.value, bool(training))
         if penalty is not None and self.mask_penalty > 0:
             self.add_loss(penalty)
+        if training and self._mask_rule.uses_temperature:
+            # After this step's mask has read beta: beta_{t+1} = beta_t * rate.
+            self.temperature.assign(self.temperature * self.temperature_rate)
         return kernel
 
     @property

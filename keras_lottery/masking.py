@@ -30,6 +30,8 @@ class MaskRule:
     trains_logits = True
     #: Whether the rule samples (the layer then owns a `keras.random.SeedGenerator`).
     samples = False
+    #: Whether `m` depends on the temperature `beta` (training steps then advance it).
+    uses_temperature = False
 
     def mask(self, layer, training=False):
         """Returns the mask `m` (float32, same shape as `s`)."""
@@ -65,6 +67,7 @@ class ContinuousMask(MaskRule):
     """CS: the deterministic soft mask ``m = sigmoid(beta * s)``."""
 
     name = "continuous"
+    uses_temperature = True
 
     def mask(self, layer, training=False):
         return ops.sigmoid(layer.temperature * layer.mask_logits)
