@@ -8,7 +8,7 @@ ticket still in its masked layers (fixed rule), and of a plain Keras model
 with the same architecture, interleaved, and reports median ratios to the
 plain model measured in the same run.
 
-    python3 -m benchmarks.inference [--models=lenet300_100,conv6] [--batch_sizes=60,1000]
+    python3 -m benchmarks.inference [--models=lenet300_100,conv6] [--batch_sizes=60]
 """
 
 import argparse
@@ -72,7 +72,7 @@ def run(model_name, batch_size, remaining, repeats, calls, jit):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="lenet300_100,conv6")
-    parser.add_argument("--batch_sizes", default="60,1000")
+    parser.add_argument("--batch_sizes", default="60")
     parser.add_argument("--remaining", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--calls", type=int, default=100)

@@ -5,10 +5,10 @@ Each masked layer holds
 - `bias` (never masked),
 - `mask_logits`: the mask logits `s`, same shape as `w`, initialised to `s0`
   (`mask_init`); trainable under the continuous rule,
-- `temperature`: the scalar `beta`, a non-trainable variable that
-  `TemperatureCallback` assigns,
+- `temperature`: the scalar `beta`, a non-trainable variable; each training
+  call multiplies it by `temperature_rate`, which `TemperatureCallback` sets,
 - `penalty_weight`: `lambda` as a non-trainable variable (initialised to
-  `mask_penalty`), which `TargetRemaining` adjusts.
+  `mask_penalty`), which callbacks may change between steps.
 
 The forward pass uses the effective kernel `w * m`, where the layer's mask rule
 gives `m` (CS: `m = sigmoid(beta * s)`), and the layer adds
@@ -88,35 +88,18 @@ class MaskedLayer:
         # Training steps update beta in the graph (beta <- beta * rate, as
         # BatchNormalization updates its statistics), so annealing costs no
         # Python work per step; `TemperatureCallback` sets rate once per round.
-        self.temperature = self.add_weight(
-            name="temperature",
-            shape=(),
-            initializer=keras.initializers.Constant(1.0),
-            trainable=False,
-            dtype="float32",
-            autocast=False,
-            aggregation="only_first_replica",
-        )
-        self.temperature_rate = self.add_weight(
-            name="temperature_rate",
-            shape=(),
-            initializer=keras.initializers.Constant(1.0),
-            trainable=False,
-            dtype="float32",
-            autocast=False,
-            aggregation="only_first_replica",
-        )
-        # lambda as a variable, so a controller (TargetRemaining) can change it between steps.
-        self.penalty_weight = self.add_weight(
-            name="penalty_weight",
-            shape=(),
-            initializer=keras.initializers.Constant(self.mask_penalty),
-            trainable=False,
-            dtype="float32",
-            autocast=False,
-        )
+        self.temperature = self._scalar_weight("temperature", 1.0)
+        self.temperature_rate = self._scalar_weight("temperature_rate", 1.0)
+        # lambda as a variable, so callbacks can change it without retracing the step.
+        self.penalty_weight = self._scalar_weight("penalty_weight", self.mask_penalty)
         if self._mask_rule.samples:
             self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
+
+    def _scalar_weight(self, name, value):
+        """A float32 scalar of mask state (not trained, never autocast), updatable in-step."""
+        return self.add_weight(name=name, shape=(), initializer=keras.initializers.Constant(value),
+                               trainable=False, dtype="float32", autocast=False,
+                               aggregation="only_first_replica")
 
     def mask_variables(self):
         """The mask state `s`, `beta` (and its per-step rate) and `lambda`: everything but

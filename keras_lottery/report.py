@@ -36,11 +36,25 @@ def load_runs(run_dirs):
             results["rounds"]  # noqa: B018 - checks the shape
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ReportError(f"{path} is not a keras_lottery results.json ({error}).") from None
-        label = os.path.basename(os.path.normpath(os.path.dirname(path)))
-        runs.append((label, results))
+        runs.append((os.path.normpath(os.path.dirname(path)), results))
     if not runs:
         raise ReportError("no run directories given.")
-    return runs
+    return list(zip(_short_labels([directory for directory, _ in runs]),
+                    [results for _, results in runs]))
+
+
+def _short_labels(directories):
+    """The shortest path tails that tell the runs apart (`trial_3/run`, not `run` twice)."""
+    parts = [directory.split(os.sep) for directory in directories]
+    depths = [1] * len(parts)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depths)]
+        clashes = [i for i, label in enumerate(labels)
+                   if labels.count(label) > 1 and depths[i] < len(parts[i])]
+        if not clashes:
+            return labels
+        for i in clashes:
+            depths[i] += 1
 
 
 def _points(results, key="ticket_accuracy"):

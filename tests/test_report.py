@@ -74,3 +74,11 @@ def test_report_app_and_bad_run_directory(runs, tmp_path):
                          timeout=120)
     assert bad.returncode == 2 and "is not a keras_lottery results.json" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_runs_named_alike_get_labels_that_tell_them_apart(tmp_path):
+    first = _write_run(tmp_path / "sweep" / "trial_0" / "run", "cs", [(0.1, 0.88)])
+    second = _write_run(tmp_path / "sweep" / "trial_1" / "run", "cs", [(0.2, 0.87)])
+    other = _write_run(tmp_path / "quickstart", "cs", [(0.3, 0.86)])
+    labels = [label for label, _ in report.load_runs([first, second, other])]
+    assert labels == ["trial_0/run", "trial_1/run", "quickstart"]
