@@ -8,7 +8,7 @@ variants alike, and the median (and the best, least disturbed) per-step time
 of each is reported as a ratio to
 the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture,
 `keras.optimizers.SGD`) measured in the same run. `cs (autodiff)` is CS without the fused mask
-gradient (`masking.ContinuousMask.masked_kernel`), to show what it saves.
+gradient (`masking.ContinuousMask.masked_kernel`), for comparison.
 
     python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
                                     [--jit=both|on|off] [--json=FILE]
