@@ -15,6 +15,7 @@ and prints each as a fraction of the plain step.
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -26,7 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import masking, models  # noqa: E402
+from keras_lottery import models  # noqa: E402
 from keras_lottery.layers import masked_layers  # noqa: E402
 from keras_lottery.optimizers import FusedSGD  # noqa: E402
 
@@ -40,11 +41,8 @@ def pieces(model):
     kernels = [layer.unmasked_kernel for layer in layers]
     upstream = [tf.ones(kernel.shape) * 1e-3 for kernel in kernels]
 
-    def forward_once():
-        return [masking._fused_continuous(tf.convert_to_tensor(layer.unmasked_kernel),
-                                          tf.convert_to_tensor(layer.mask_logits),
-                                          tf.convert_to_tensor(layer.temperature),
-                                          tf.convert_to_tensor(layer.penalty_weight))
+    def forward_once():  # what a training call of each layer computes for its kernel
+        return [layer._mask_rule.masked_kernel(layer, layer.unmasked_kernel.value, training=True)
                 for layer in layers]
 
     @tf.function
@@ -90,6 +88,16 @@ def pieces(model):
             "beta assign from Python": (eager_assign, 1)}
 
 
+def _time_piece(function, count, calls=10):
+    """Seconds per piece: `calls` calls of `function`, each doing the piece `count` times."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        result = function()
+    if result is not None:
+        np.asarray(result)  # wait for the last call
+    return (time.perf_counter() - started) / (calls * count)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="lenet300_100")
@@ -104,19 +112,12 @@ def main(argv=None):
                          unmasked=[layer.name for layer in masked_layers(cs)])
     step_time.compile_variant(plain, jit=False, plain_keras=True)
     batches = step_time.synthetic_batches(shape, args.batch_size)
-    functions = pieces(cs)
-    for function, _ in functions.values():
-        function()
     step_time.time_steps(plain, batches, 20, [])
-    times = {name: [] for name in ["plain keras step", *functions]}
-    for _ in range(args.repeats):
-        times["plain keras step"].append(step_time.time_steps(plain, batches, 100, []))
-        for name, (function, count) in functions.items():
-            started = time.perf_counter()
-            for _ in range(10):
-                result = function()
-            np.asarray(result) if result is not None else None
-            times[name].append((time.perf_counter() - started) / (10 * count))
+    timers = {"plain keras step": functools.partial(step_time.time_steps, plain, batches, 100, [])}
+    for name, (function, count) in pieces(cs).items():
+        function()  # warm-up: tracing
+        timers[name] = functools.partial(_time_piece, function, count)
+    times = step_time.interleaved(timers, args.repeats)
     base = statistics.median(times["plain keras step"])
     for name, values in times.items():
         median = statistics.median(values)

@@ -12,8 +12,8 @@ plain model measured in the same run.
 """
 
 import argparse
+import functools
 import os
-import statistics
 import sys
 import time
 
@@ -27,6 +27,7 @@ from keras_lottery import models  # noqa: E402
 from keras_lottery.convert import strip  # noqa: E402
 from keras_lottery.layers import masked_layers  # noqa: E402
 
+from benchmarks import step_time  # noqa: E402
 from benchmarks.step_time import SHAPES  # noqa: E402
 
 
@@ -60,13 +61,9 @@ def run(model_name, batch_size, remaining, repeats, calls, jit):
         functions[name] = tf.function(lambda x, model=model: model(x, training=False),
                                       jit_compile=jit)
         time_calls(functions[name], x, 10)  # warm-up: tracing
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            times[name].append(time_calls(function, x, calls))
-    base = statistics.median(times["plain keras"])
-    return {name: {"median_ms": 1e3 * statistics.median(t), "ratio": statistics.median(t) / base}
-            for name, t in times.items()}
+    timers = {name: functools.partial(time_calls, function, x, calls)
+              for name, function in functions.items()}
+    return step_time.ratios(step_time.interleaved(timers, repeats))
 
 
 def main(argv=None):

@@ -20,13 +20,9 @@ import resource
 import subprocess
 import sys
 
-VARIANTS = {
-    "plain keras": None,
-    "cs": dict(mask_rule="continuous", mask_init=0.01, mask_penalty=1e-6),
-    "cs (autodiff)": dict(mask_rule="continuous_autodiff", mask_init=0.01, mask_penalty=1e-6),
-    "iss": dict(mask_rule="stochastic", mask_init=1.0, mask_penalty=1e-8),
-    "imp / ticket": dict(mask_rule="fixed", mask_init=1.0),
-}
+from benchmarks.step_time import MASKED_VARIANTS
+
+VARIANTS = {"plain keras": None, **MASKED_VARIANTS}
 
 
 def build(variant, width, depth):
@@ -34,11 +30,7 @@ def build(variant, width, depth):
 
     from keras_lottery.layers import CSDense
 
-    kwargs = dict(VARIANTS[variant] or {}) or None
-    if kwargs and kwargs["mask_rule"] == "continuous_autodiff":
-        from benchmarks.step_time import AutodiffContinuousMask
-
-        kwargs["mask_rule"] = AutodiffContinuousMask()
+    kwargs = VARIANTS[variant]
     layers = [keras.Input((width,))]
     for index in range(depth):
         units = width if index < depth - 1 else 10

@@ -15,6 +15,7 @@ gradient (`masking.ContinuousMask.masked_kernel`), for comparison.
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -97,6 +98,24 @@ def synthetic_batches(shape, batch_size):
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def interleaved(timers, repeats):
+    """Calls every timer (a function returning seconds) `repeats` times, in turn, so
+    machine noise hits all of them alike; returns `{name: [seconds, ...]}`."""
+    times = {name: [] for name in timers}
+    for _ in range(repeats):
+        for name, timer in timers.items():
+            times[name].append(timer())
+    return times
+
+
+def ratios(times, base="plain keras"):
+    """Median and best (least disturbed) time of each entry, and their ratios to `base`."""
+    median, best = statistics.median(times[base]), min(times[base])
+    return {name: {"median_ms": 1e3 * statistics.median(t), "ratio": statistics.median(t) / median,
+                   "best_ms": 1e3 * min(t), "best_ratio": min(t) / best}
+            for name, t in times.items()}
+
+
 def run(model_name, batch_size, jit, repeats, steps):
     """Median ms per step and ratio to plain Keras for every variant of one model."""
     shape = SHAPES[model_name]
@@ -109,14 +128,9 @@ def run(model_name, batch_size, jit, repeats, steps):
         # CS anneals beta every step in a search; the callback's cost is part of its step.
         callbacks[name] = ([TemperatureCallback(200.0)] if name.startswith("cs") else [])
         time_steps(model, batches, 20, callbacks[name])  # warm-up: tracing, first allocations
-    times = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, model in variants.items():
-            times[name].append(time_steps(model, batches, steps, callbacks[name]))
-    base, best = statistics.median(times["plain keras"]), min(times["plain keras"])
-    return {name: {"median_ms": 1e3 * statistics.median(t), "ratio": statistics.median(t) / base,
-                   "best_ms": 1e3 * min(t), "best_ratio": min(t) / best}
-            for name, t in times.items()}
+    timers = {name: functools.partial(time_steps, model, batches, steps, callbacks[name])
+              for name, model in variants.items()}
+    return ratios(interleaved(timers, repeats))
 
 
 def main(argv=None):

@@ -266,7 +266,7 @@ def augment_crop_flip(image, label, seed, padding=4):
 
 def pipelines(splits, batch_size, seed=0, augment=False):
     """Returns `(train, validation, test)` datasets: the training set reshuffled
-    every epoch with `seed` (and augmented with `augment_crop_flip` if asked),
+    every epoch with `seed` (and augmented batch by batch with `augment_batch` if asked),
     all batched and prefetched; the input images stay cached in memory."""
     autotune = tf.data.AUTOTUNE
     train = tf.data.Dataset.from_tensor_slices((splits.x_train, splits.y_train)).cache()
@@ -310,14 +310,12 @@ def epoch_stream(splits, batch_size, seed=0, stream=0, start_epoch=0, augment=Fa
         order = tf.random.experimental.index_shuffle(
             tf.range(count, dtype=tf.int64), seed=key, max_index=count - 1)
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-        if not augment:  # one gather per batch
-            return batches.map(
-                lambda index: (tf.gather(images, index), tf.gather(labels, index)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-        def take(position, index):
-            pair = tf.random.experimental.stateless_fold_in(key, position)
-            return augment_batch(tf.gather(images, index), tf.gather(labels, index), pair)
+        def take(position, index):  # one gather per batch
+            batch = (tf.gather(images, index), tf.gather(labels, index))
+            if not augment:
+                return batch
+            return augment_batch(*batch, tf.random.experimental.stateless_fold_in(key, position))
 
         return batches.enumerate().map(take, num_parallel_calls=tf.data.AUTOTUNE,
                                        deterministic=True)
