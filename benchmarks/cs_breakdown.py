@@ -3,7 +3,8 @@
 For the masked kernels of a model (LeNet-300-100 by default) this times, in
 compiled loops and interleaved with a plain Keras training step of the same
 network and batch:
-- mask forward: `w * sigmoid(beta*s)` and `lambda * sum(m)` (the fused op);
+- mask forward: `w * sigmoid(beta*s)` and `lambda * sum(m)`, on the native
+  kernel (`keras_lottery.native`) and on TensorFlow's ops;
 - mask backward: the gradients of `w` and `s` through it, given `dL/d(w*m)`;
 - optimizer on s: the SGD-with-Nesterov update of every `s` (`FusedSGD`,
   and Keras's `SGD` for comparison);
@@ -27,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import models  # noqa: E402
+from keras_lottery import masking, models, native  # noqa: E402
 from keras_lottery.layers import masked_layers  # noqa: E402
 from keras_lottery.optimizers import FusedSGD  # noqa: E402
 
@@ -36,13 +37,12 @@ from benchmarks import step_time  # noqa: E402
 REPEAT = 20  # calls inside one compiled function, so dispatch does not dominate
 
 
-def pieces(model):
-    layers = masked_layers(model)
-    kernels = [layer.unmasked_kernel for layer in layers]
-    upstream = [tf.ones(kernel.shape) * 1e-3 for kernel in kernels]
+def mask_pieces(layers, rule, label):
+    """The mask's forward, and forward + backward, of every layer under `rule`."""
+    upstream = [tf.ones(layer.unmasked_kernel.shape) * 1e-3 for layer in layers]
 
     def forward_once():  # what a training call of each layer computes for its kernel
-        return [layer._mask_rule.masked_kernel(layer, layer.unmasked_kernel.value, training=True)
+        return [rule.masked_kernel(layer, layer.unmasked_kernel.value, training=True)
                 for layer in layers]
 
     @tf.function
@@ -65,6 +65,13 @@ def pieces(model):
             total += sum(tf.reduce_sum(g[:1]) for g in gradients)
         return total
 
+    return {f"mask forward ({label})": (forward, REPEAT),
+            f"mask forward+backward ({label})": (forward_backward, REPEAT)}
+
+
+def pieces(model):
+    layers = masked_layers(model)
+
     def optimizer_step(optimizer_class):
         logits = [layer.mask_logits for layer in layers]
         optimizer = optimizer_class(0.01, momentum=0.9, nesterov=True)
@@ -81,8 +88,9 @@ def pieces(model):
         for layer in layers:
             layer.temperature.assign(50.0)
 
-    return {"mask forward": (forward, REPEAT),
-            "mask forward+backward": (forward_backward, REPEAT),
+    kernel = "native" if native.load() is not None else "native unavailable: tf ops"
+    return {**mask_pieces(layers, masking.ContinuousMask(), kernel),
+            **mask_pieces(layers, step_time.TFOpsContinuousMask(), "tf ops"),
             "optimizer on s (FusedSGD)": (optimizer_step(FusedSGD), REPEAT),
             "optimizer on s (keras SGD)": (optimizer_step(keras.optimizers.SGD), REPEAT),
             "beta assign from Python": (eager_assign, 1)}
@@ -121,7 +129,7 @@ def main(argv=None):
     base = statistics.median(times["plain keras step"])
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:28s} {1e3 * median:7.3f} ms   {median / base:6.3f} of the plain step",
+        print(f"{name:36s} {1e3 * median:7.3f} ms   {median / base:6.3f} of the plain step",
               flush=True)
 
 

@@ -7,8 +7,10 @@ interleaved (plain, CS, ISS, IMP, plain, ...) so machine noise hits all
 variants alike, and the median (and the best, least disturbed) per-step time
 of each is reported as a ratio to
 the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture,
-`keras.optimizers.SGD`) measured in the same run. `cs (autodiff)` is CS without the fused mask
-gradient (`masking.ContinuousMask.masked_kernel`), for comparison.
+`keras.optimizers.SGD`) measured in the same run. CS runs on the native kernel
+(`keras_lottery.native`) where it is available; `cs (tf ops)` is CS on TensorFlow's
+ops with the hand-written gradient and `cs (autodiff)` CS as autodiff builds it,
+for comparison.
 
     python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
                                     [--jit=both|on|off] [--json=FILE]
@@ -28,7 +30,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import masking, models, search  # noqa: E402
+from keras_lottery import masking, models, native, search  # noqa: E402
 from keras_lottery.callbacks import TemperatureCallback, set_temperature  # noqa: E402
 from keras_lottery.config import SearchConfig  # noqa: E402
 from keras_lottery.convert import strip  # noqa: E402
@@ -46,8 +48,16 @@ class AutodiffContinuousMask(masking.ContinuousMask):
         return masking.MaskRule.masked_kernel(self, layer, kernel, training)
 
 
+class TFOpsContinuousMask(masking.ContinuousMask):
+    """CS on TensorFlow's ops with the hand-written gradient, without the native kernel."""
+
+    name = "continuous_tf_ops"
+    native_kernel = False
+
+
 MASKED_VARIANTS = {
     "cs": dict(mask_rule="continuous", mask_init=0.01, mask_penalty=1e-6),
+    "cs (tf ops)": dict(mask_rule=TFOpsContinuousMask(), mask_init=0.01, mask_penalty=1e-6),
     "cs (autodiff)": dict(mask_rule=AutodiffContinuousMask(), mask_init=0.01,
                           mask_penalty=1e-6),
     "iss": dict(mask_rule="stochastic", mask_init=1.0, mask_penalty=1e-8),
@@ -147,6 +157,8 @@ def main(argv=None):
     print(f"command: python3 -m benchmarks.step_time {' '.join(sys.argv[1:])}")
     print(f"devices: {[d.device_type for d in tf.config.list_physical_devices()]}, "
           f"tensorflow {tf.__version__}, keras {keras.__version__}")
+    print("native CS kernel: " + ("loaded" if native.load() else
+                                  f"not available ({native.unavailable_reason()})"))
     table = {}
     for model_name in args.models.split(","):
         for jit in jit_modes:

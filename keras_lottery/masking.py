@@ -16,6 +16,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_lottery import native
+
 #: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
 #: finite, so no arithmetic on `s` can give NaN, and low enough that
 #: `sigmoid(beta * s)`, `sigmoid(s)` and their gradients are exactly 0 in float32.
@@ -76,11 +78,17 @@ class ContinuousMask(MaskRule):
         mask = self.mask(layer, training)
         return mask, ops.sum(mask)
 
+    #: Whether training steps on CPU may use the native kernel (`keras_lottery.native`).
+    native_kernel = True
+
     def masked_kernel(self, layer, kernel, training=False):
         if keras.backend.backend() != "tensorflow":
             return super().masked_kernel(layer, kernel, training)
-        return _fused_continuous(*(tf.convert_to_tensor(value) for value in (
-            kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)))
+        inputs = [tf.convert_to_tensor(value) for value in (
+            kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)]
+        if training and self.native_kernel and native.usable_for(inputs[0]):
+            return native.continuous_mask(*inputs)
+        return _fused_continuous(*inputs)
 
 
 @tf.custom_gradient
