@@ -38,6 +38,19 @@ def start_epoch(model):
     return getattr(model, "_initial_epoch", None) or 0
 
 
+def round_steps(callback, steps_per_epoch=None):
+    """`(steps_per_epoch, total, done)` for the round that `callback`'s `fit` call trains.
+
+    `total` is the round's number of training steps and `done` the steps already
+    trained when `fit` starts: 0, or those before the epoch a run resumed by
+    `BackupAndRestore` continues at. `steps_per_epoch` overrides what `fit`
+    reports (0 when neither knows).
+    """
+    params = callback.params or {}
+    steps = int(steps_per_epoch or params.get("steps") or 0)
+    return steps, (params.get("epochs") or 1) * steps, start_epoch(callback.model) * steps
+
+
 def set_temperature(model, value):
     """Assigns `beta = value` to every masked layer of `model`."""
     for layer in masked_layers(model):
@@ -81,12 +94,12 @@ class TemperatureCallback(keras.callbacks.Callback):
     Each `fit` call is a round. `t` counts training steps (or epochs with
     `per_epoch=True`) from the start of the round; step `t` trains with
     `beta_t`, and after the last step `beta = beta_T`, the value the
-    round-end reset uses. Per step, the callback does no work: it sets each
-    layer's `temperature_rate` to `(beta_T / beta_0) ** (1 / T)` once, and
-    every training call of a layer multiplies its `temperature` by it inside
-    the compiled (or XLA) step, after the mask has read it. The callback
-    assigns the exact `beta_t` at every epoch's start and end and puts the
-    rate back to 1 when `fit` ends.
+    round-end reset uses. Per step, the callback does no work (it has no batch
+    hook): it sets each layer's `temperature_rate` to
+    `(beta_T / beta_0) ** (1 / T)` once, and every training call of a layer
+    multiplies its `temperature` by it inside the compiled (or XLA) step,
+    after the mask has read it. The callback assigns the exact `beta_t` at
+    every epoch's start and end and puts the rate back to 1 when `fit` ends.
 
     Args:
         final_temperature: `beta_T`.
@@ -105,6 +118,7 @@ class TemperatureCallback(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self._layers = []
         self._total = 1
+        self._steps_per_epoch = 1
         self._t = 0
 
     def temperature_at(self, t, total):
@@ -122,20 +136,16 @@ class TemperatureCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._layers = _require_masked_layers(self.model, "TemperatureCallback")
-        epochs = self.params.get("epochs") or 1
         if self.per_epoch:
-            self._total = epochs
+            self._steps_per_epoch, self._total = 1, self.params.get("epochs") or 1
+            self._t = start_epoch(self.model)
         else:
-            steps = self.steps_per_epoch or self.params.get("steps")
-            if not steps:
+            self._steps_per_epoch, self._total, self._t = round_steps(self, self.steps_per_epoch)
+            if not self._total:
                 raise ValueError(
                     "TemperatureCallback: fit() does not know the number of steps per "
                     "epoch; pass steps_per_epoch to the callback or to fit()."
                 )
-            self._total = epochs * steps
-        # A run resumed by BackupAndRestore starts at its restored epoch.
-        first = start_epoch(self.model)
-        self._t = first if self.per_epoch else first * (self._total // epochs)
         self._assign(self._t)
         # Per step, the layers advance beta themselves: beta_{t+1} = beta_t * rate.
         ratio = self.final_temperature / self.initial_temperature
@@ -144,22 +154,14 @@ class TemperatureCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         # Resuming with fit(initial_epoch=k) continues the schedule at epoch k;
         # the exact value each epoch also removes the rounding of the in-graph products.
-        if self.per_epoch:
-            self._t = epoch
-        else:
-            self._t = epoch * (self._total // (self.params.get("epochs") or 1))
+        self._t = epoch * self._steps_per_epoch
         self._assign(self._t)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not self.per_epoch:
-            self._t += 1
 
     def on_train_end(self, logs=None):
         self._set_rate(1.0)  # later training calls (evaluation aside) keep beta as it is
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.per_epoch:
-            self._t = epoch + 1
+        self._t = (epoch + 1) * self._steps_per_epoch
         self._assign(self._t)  # exact beta_t; after the last epoch, beta_T for the reset
         if logs is not None:
             logs["temperature"] = self.temperature_at(self._t, self._total)
@@ -296,7 +298,7 @@ class MaskSummaries(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        self._step = start_epoch(self.model) * (self.params.get("steps") or 0)
+        _, _, self._step = round_steps(self)
 
     def _write_scalars(self, step):
         layers = masked_layers(self.model)
@@ -375,10 +377,7 @@ class TargetRemaining(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         _require_masked_layers(self.model, "TargetRemaining")
-        params = self.params or {}
-        steps = params.get("steps") or 0
-        self._total = (params.get("epochs") or 0) * steps
-        self._step = start_epoch(self.model) * steps  # a resumed round continues its count
+        _, self._total, self._step = round_steps(self)  # a resumed round continues its count
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1

@@ -60,6 +60,9 @@ def test_temperature_changes_inside_compiled_train_step(jit_compile):
     np.testing.assert_allclose(recorder.losses, expected, rtol=1e-4)
     # After the last step beta is beta_T, the value the round-end reset uses.
     assert float(model.layers[0].temperature.numpy()) == pytest.approx(400.0)
+    # No Python work per step: without a batch hook, Keras may dispatch other
+    # callbacks' batch ends asynchronously.
+    assert type(schedule).on_train_batch_end is keras.callbacks.Callback.on_train_batch_end
 
 
 def test_temperature_per_epoch_steps_once_per_epoch():
