@@ -84,7 +84,8 @@ def main(argv=None):
             table[f"{model_name} batch={batch_size}"] = result
             for name, row in result.items():
                 print(f"{model_name:14s} batch {batch_size:5d} {name:24s} "
-                      f"{row['median_ms']:8.3f} ms  ratio {row['ratio']:.3f}", flush=True)
+                      f"median {row['median_ms']:8.3f} ms  ratio {row['ratio']:.3f}   "
+                      f"best {row['best_ms']:8.3f} ms  ratio {row['best_ratio']:.3f}", flush=True)
     return table
 
 
