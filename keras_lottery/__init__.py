@@ -4,7 +4,8 @@ Modules, as in Keras itself:
     layers      CSDense, CSConv2D, CSConv1D, CSDepthwiseConv2D (masked layers)
     callbacks   TemperatureCallback (anneals beta), RoundManager (round-end steps), MaskSummaries
     methods     ContinuousSparsification, IterativeStochasticSparsification, IterativeMagnitudePruning
-    optimizers  MaskOptimizer (separate optimizer for the mask logits s)
+    optimizers  MaskOptimizer (separate optimizer for the mask logits s), FusedSGD
+    native      the CPU kernel of the CS mask and its gradient (built on first use)
     tickets     extract_masks, save_masks, load_masks, build_ticket, export, size_report
     models      the paper's models by name (lenet300_100, conv2, conv4, conv6)
     data        Fashion-MNIST (IDX files, tfds) as tf.data pipelines
@@ -13,8 +14,8 @@ Modules, as in Keras itself:
 and `sparsify(model)` / `strip(model)` to convert plain Keras models to masked ones and back.
 """
 
-from keras_lottery import (callbacks, data, layers, masking, methods, models, optimizers,
-                           tickets, weights)
+from keras_lottery import (callbacks, data, layers, masking, methods, models, native,
+                           optimizers, tickets, weights)
 from keras_lottery.callbacks import (MaskSummaries, RoundManager, TemperatureCallback,
                                      TemperatureSchedule)
 from keras_lottery.config import ConfigError, SearchConfig
@@ -26,6 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "ConfigError", "MaskSummaries",
     "RoundManager", "SearchConfig", "TemperatureCallback", "TemperatureSchedule", "callbacks",
-    "data", "layers", "masking", "methods", "models", "optimizers", "sparsify", "strip",
+    "data", "layers", "masking", "methods", "models", "native", "optimizers", "sparsify", "strip",
     "tickets", "weights",
 ]
