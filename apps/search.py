@@ -66,6 +66,10 @@ HELP = {
     "deterministic": "Make CPU runs bit-for-bit repeatable (TensorFlow op determinism).",
     "overwrite": "Replace a run with other settings found in --output_dir.",
     "jit_compile": "Compile train steps with XLA.",
+    "steps_per_execution": "Training steps per call into the compiled step, at most (the "
+                           "largest divisor of an epoch's steps not above it). More saves "
+                           "per-step Python work (progress bar, callbacks); the results stay "
+                           "the same.",
     "output_dir": "Run directory: results.json, tickets/, tensorboard/.",
     "verbose": "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.",
 }

@@ -51,6 +51,30 @@ def round_steps(callback, steps_per_epoch=None):
     return steps, (params.get("epochs") or 1) * steps, start_epoch(callback.model) * steps
 
 
+class _RoundClock(keras.callbacks.Callback):
+    """Counts the round's training steps from the `batch` index Keras reports.
+
+    Keras reports the last step of each call into the compiled step, so the
+    count stays right when one call runs several steps (`steps_per_execution`)
+    and when a resumed run starts at a later epoch.
+    """
+
+    def _start_clock(self):
+        self._steps_per_epoch, self._total, self._step = round_steps(self)
+        self._epoch_start = self._step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step
+
+    def _tick(self, batch, every=0):
+        """Moves the count to the end of `batch`; True when it passed a multiple of `every`."""
+        in_epoch = batch + 1
+        if self._steps_per_epoch:
+            in_epoch = min(in_epoch, self._steps_per_epoch)
+        previous, self._step = self._step, self._epoch_start + in_epoch
+        return every > 0 and self._step // every > previous // every
+
+
 def set_temperature(model, value):
     """Assigns `beta = value` to every masked layer of `model`."""
     for layer in masked_layers(model):
@@ -280,7 +304,7 @@ def remaining_fractions(model):
             tickets.remaining_fraction(masks))
 
 
-class MaskSummaries(keras.callbacks.Callback):
+class MaskSummaries(_RoundClock):
     """Writes the mask state to TensorBoard every `update_freq` steps and every epoch.
 
     Scalars: `mask/temperature` (beta), `mask/remaining` overall and
@@ -298,7 +322,7 @@ class MaskSummaries(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
-        _, _, self._step = round_steps(self)
+        self._start_clock()
 
     def _write_scalars(self, step):
         layers = masked_layers(self.model)
@@ -312,8 +336,7 @@ class MaskSummaries(keras.callbacks.Callback):
         return overall
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self.update_freq > 0 and self._step % self.update_freq == 0:
+        if self._tick(batch, self.update_freq):
             self._write_scalars(self._step)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -340,7 +363,7 @@ def round_targets(target, rounds):
     return [float(target) ** (r / rounds) for r in range(1, rounds + 1)]
 
 
-class TargetRemaining(keras.callbacks.Callback):
+class TargetRemaining(_RoundClock):
     """Makes the round's ticket keep exactly `target` of the maskable weights.
 
     CS keeps the weights whose logit ends above 0, so a constraint on the
@@ -377,12 +400,12 @@ class TargetRemaining(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         _require_masked_layers(self.model, "TargetRemaining")
-        _, self._total, self._step = round_steps(self)  # a resumed round continues its count
+        self._start_clock()  # a resumed round continues its count
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        due = self._tick(batch, self.update_every)
         last = self._total and self._step >= self._total
-        if self._step < self.start * self._total or (self._step % self.update_every and not last):
+        if self._step < self.start * self._total or not (due or last):
             return
         self.project()
 

@@ -64,6 +64,7 @@ class SearchConfig:
     dense_baseline: bool = True  # also train the dense network from w_0, as long as a ticket
     seed: int = 0
     jit_compile: bool = False
+    steps_per_execution: int = 1  # training steps per call into the compiled step (Keras)
     distribute: str = "auto"  # auto, none, mirrored, multi_worker
     mixed_precision: str = "none"  # none, mixed_float16, mixed_bfloat16
     dry_run: bool = False  # build everything, run 2 steps of each phase, write nothing
@@ -106,6 +107,8 @@ class SearchConfig:
             if self.method == "imp":
                 fail("target_remaining", self.target_remaining,
                      "IMP sets sparsity with --prune_fraction and --rounds; use --method=cs or iss")
+        if not (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1):
+            fail("steps_per_execution", self.steps_per_execution, "must be an integer >= 1")
         if not 0 <= self.target_start < 1:
             fail("target_start", self.target_start, "must be a fraction of the round in [0, 1)")
         if self.supermask and self.method == "imp":

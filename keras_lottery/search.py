@@ -103,7 +103,15 @@ def build_model(config, input_shape, num_classes):
     return model
 
 
-def compile_model(model, config, steps_per_epoch=None):
+def execution_steps(steps_per_epoch, most):
+    """Steps per call into the compiled step: the largest divisor of `steps_per_epoch`
+    that is at most `most`, so that no call runs across an epoch's end."""
+    return max(k for k in range(1, max(1, min(most, steps_per_epoch)) + 1)
+               if steps_per_epoch % k == 0)
+
+
+def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None):
+    """Compiles `model` for a search: SGD/Adam from `config`, cross-entropy, accuracy."""
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -112,6 +120,7 @@ def compile_model(model, config, steps_per_epoch=None):
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="task_loss"),
         ],
         jit_compile=config.jit_compile,
+        steps_per_execution=steps_per_execution or config.steps_per_execution,
     )
     return model
 
@@ -148,7 +157,8 @@ def _log(config, message):
 
 STATE_DIR = "state"
 # Settings that may change between a run and its resumption.
-_RESUMABLE_CHANGES = ("verbose", "output_dir", "overwrite", "dry_run", "distribute", "rounds")
+_RESUMABLE_CHANGES = ("verbose", "output_dir", "overwrite", "dry_run", "distribute", "rounds",
+                      "steps_per_execution")
 
 
 class RunExistsError(ConfigError):
@@ -249,7 +259,8 @@ class Search:
     def _ticket_model(self, model, masks, start_weights):
         with self.strategy.scope():
             ticket = tickets.build_ticket(model, masks, start_weights)
-            return compile_model(ticket, self.config, self.steps_per_epoch)
+            return compile_model(ticket, self.config, self.steps_per_epoch,
+                                 self.steps_per_execution)
 
     def _train_ticket(self, model, masks, start_weights, run_name, stream, epochs=None):
         """Retrains the ticket (`masks`, from `start_weights`) and returns its test accuracy."""
@@ -342,9 +353,15 @@ class Search:
         self.steps_per_epoch = data.steps_per_epoch(self.splits, config.batch_size)
         if self.steps:
             self.steps_per_epoch = self.steps
+        self.steps_per_execution = execution_steps(self.steps_per_epoch,
+                                                   config.steps_per_execution)
+        if self.steps_per_execution != config.steps_per_execution and not self.steps:
+            _log(config, f"--steps_per_execution={config.steps_per_execution}: running "
+                         f"{self.steps_per_execution} steps per call, the largest divisor of the "
+                         f"{self.steps_per_epoch} steps of an epoch")
         with self.strategy.scope():
             model = build_model(config, self.splits.input_shape, self.splits.num_classes)
-            compile_model(model, config, self.steps_per_epoch)
+            compile_model(model, config, self.steps_per_epoch, self.steps_per_execution)
         method = make_method(config, model)
         round_manager = cb.RoundManager(
             rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,

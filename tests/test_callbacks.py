@@ -207,11 +207,14 @@ def test_target_remaining_shifts_logits_to_keep_exactly_the_target_and_keeps_the
     controller.set_model(model)
     controller.set_params({"epochs": 2, "steps": 10})
     controller.on_train_begin()
+    controller.on_epoch_begin(0)
     for batch in range(9):  # steps 1..9: before half of the 20 steps, nothing moves
         controller.on_train_batch_end(batch)
     np.testing.assert_array_equal(
         np.concatenate([layer.mask_logits.numpy().ravel() for layer in (dense, conv)]), before)
-    for batch in range(9, 20):  # steps 12, 16 and the last one (20) re-centre s
+    controller.on_train_batch_end(9)
+    controller.on_epoch_begin(1)  # Keras numbers batches from 0 in every epoch
+    for batch in range(10):  # steps 12, 16 and the last one (20) re-centre s
         controller.on_train_batch_end(batch)
     after = np.concatenate([layer.mask_logits.numpy().ravel() for layer in (dense, conv)])
     assert [step for step, _ in controller.history] == [12, 16, 20]

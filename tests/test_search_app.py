@@ -77,6 +77,7 @@ def test_tensorboard_has_mask_summaries(idx_dir, tmp_path):
     ("final_temperature", 0.5, "--final_temperature=0.5"),
     ("rewind_epoch", 11, "--rewind_epoch=11"),
     ("model", "resnet1000", "--model='resnet1000'"),
+    ("steps_per_execution", 0, "--steps_per_execution=0"),
 ])
 def test_bad_settings_are_rejected_in_one_line(field, value, words):
     with pytest.raises(ConfigError) as error:
@@ -177,3 +178,23 @@ def test_target_remaining_lands_each_round_on_its_target(idx_dir, tmp_path):
         settings = {"target_remaining": 0.3, field: value}
         with pytest.raises(ConfigError, match=words):
             SearchConfig(**settings).validate()
+
+
+def test_steps_per_execution_gives_the_same_search(idx_dir, tmp_path):
+    # 1000 training examples in batches of 100: 10 steps an epoch, 5 per call into the step.
+    settings = dict(rounds=2, batch_size=100, dense_baseline=False, target_remaining=0.3,
+                    target_start=0.3)
+    one = search.run(_tiny(idx_dir, tmp_path / "one", **settings))
+    five = search.run(_tiny(idx_dir, tmp_path / "five", steps_per_execution=5, **settings))
+    for a, b in zip(one["rounds"], five["rounds"]):
+        for key in ("remaining", "search_accuracy", "ticket_accuracy", "temperature"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    for r in (1, 2):
+        masks_one = tickets.load_masks(str(tmp_path / "one" / "tickets" / f"round_{r}.npz"))
+        masks_five = tickets.load_masks(str(tmp_path / "five" / "tickets" / f"round_{r}.npz"))
+        for name in masks_one:
+            np.testing.assert_array_equal(masks_one[name], masks_five[name])
+    # No call runs across an epoch's end: at most 3 of 10 steps is 2 per call.
+    assert [search.execution_steps(10, k) for k in (1, 3, 5, 7, 10, 64)] == [1, 2, 5, 5, 10, 10]
+    assert search.execution_steps(430, 10) == 10 and search.execution_steps(2, 10) == 2
