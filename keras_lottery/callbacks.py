@@ -59,6 +59,10 @@ class _RoundClock(keras.callbacks.Callback):
     and when a resumed run starts at a later epoch.
     """
 
+    def __init__(self):
+        super().__init__()
+        self._steps_per_epoch = self._total = self._step = self._epoch_start = 0
+
     def _start_clock(self):
         self._steps_per_epoch, self._total, self._step = round_steps(self)
         self._epoch_start = self._step
@@ -318,7 +322,6 @@ class MaskSummaries(_RoundClock):
         self.update_freq = int(update_freq)
         self.histograms = histograms
         self._writer = None
-        self._step = 0
 
     def on_train_begin(self, logs=None):
         self._writer = tf.summary.create_file_writer(self.log_dir)
@@ -395,8 +398,6 @@ class TargetRemaining(_RoundClock):
         self.start = float(start)
         self.update_every = max(1, int(update_every))
         self.history = []
-        self._step = 0
-        self._total = 0
 
     def on_train_begin(self, logs=None):
         _require_masked_layers(self.model, "TargetRemaining")

@@ -70,6 +70,8 @@ class ContinuousMask(MaskRule):
 
     name = "continuous"
     uses_temperature = True
+    #: Whether training steps on CPU may use the native kernel (`keras_lottery.native`).
+    native_kernel = True
 
     def mask(self, layer, training=False):
         return ops.sigmoid(layer.temperature * layer.mask_logits)
@@ -77,9 +79,6 @@ class ContinuousMask(MaskRule):
     def mask_and_penalty(self, layer, training=False):
         mask = self.mask(layer, training)
         return mask, ops.sum(mask)
-
-    #: Whether training steps on CPU may use the native kernel (`keras_lottery.native`).
-    native_kernel = True
 
     def masked_kernel(self, layer, kernel, training=False):
         if keras.backend.backend() != "tensorflow":

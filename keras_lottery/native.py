@@ -56,10 +56,13 @@ def _vector_flags():
     return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
 
 
+def _compiler():
+    return os.environ.get("CXX", "g++")
+
+
 def build_command(output):
     """The compiler command that builds the kernel library at `output`."""
-    compiler = os.environ.get("CXX", "g++")
-    return ([compiler, "-shared", "-fPIC", "-O3", *_vector_flags(),
+    return ([_compiler(), "-shared", "-fPIC", "-O3", *_vector_flags(),
              "-Wno-deprecated-declarations", SOURCE, "-o", output]
             + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
 
@@ -77,7 +80,7 @@ def library_path():
 
 def _build(path):
     """Compiles the kernel to `path` atomically (concurrent builders are safe)."""
-    compiler = os.environ.get("CXX", "g++")
+    compiler = _compiler()
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX)")
     os.makedirs(os.path.dirname(path), exist_ok=True)
