@@ -84,8 +84,7 @@ def main(argv=None):
             table[f"{model_name} batch={batch_size}"] = result
             for name, row in result.items():
                 print(f"{model_name:14s} batch {batch_size:5d} {name:24s} "
-                      f"median {row['median_ms']:8.3f} ms  ratio {row['ratio']:.3f}   "
-                      f"best {row['best_ms']:8.3f} ms  ratio {row['best_ratio']:.3f}", flush=True)
+                      f"{step_time.ratio_columns(row, unit='ms', digits=3)}", flush=True)
     return table
 
 

@@ -18,12 +18,13 @@ import functools
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+
 from keras_lottery import callbacks as cb  # noqa: E402
-from keras_lottery import search  # noqa: E402
+from keras_lottery import models, search  # noqa: E402
 from keras_lottery.callbacks import set_temperature  # noqa: E402
 from keras_lottery.config import SearchConfig  # noqa: E402
 
@@ -38,11 +39,9 @@ def search_callbacks(log_dir):
 
 
 def time_fit(model, batches, verbose, make_callbacks):
+    """`step_time.time_steps` with fresh callbacks and the progress bar sent to /dev/null."""
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        started = time.perf_counter()
-        model.fit(batches, epochs=1, steps_per_epoch=STEPS, verbose=verbose,
-                  callbacks=make_callbacks())
-    return (time.perf_counter() - started) / STEPS
+        return step_time.time_steps(model, batches, STEPS, make_callbacks(), verbose)
 
 
 def main(argv=None):
@@ -55,18 +54,19 @@ def main(argv=None):
     shape = step_time.SHAPES["lenet300_100"]
     batches = step_time.synthetic_batches(shape, args.batch_size)
     log_dir = tempfile.mkdtemp()
-    models = {}
+    compiled = {}
     for name, k in (("one step", 1), ("k steps", args.steps_per_execution)):
-        model = step_time.build_variants("lenet300_100", shape)["cs"]
+        keras.utils.set_random_seed(0)
+        model = models.build("lenet300_100", shape, 10, **step_time.MASKED_VARIANTS["cs"])
         search.compile_model(model, SearchConfig(learning_rate=0.01, weight_decay=0.0,
                                                  steps_per_execution=k))
         set_temperature(model, 50.0)
-        models[name] = model
+        compiled[name] = model
     variants = {
-        "bare": (models["one step"], 0, lambda: [cb.TemperatureCallback(200.0)]),
-        "search": (models["one step"], 1, lambda: search_callbacks(log_dir)),
+        "bare": (compiled["one step"], 0, lambda: [cb.TemperatureCallback(200.0)]),
+        "search": (compiled["one step"], 1, lambda: search_callbacks(log_dir)),
         f"search, {args.steps_per_execution} steps per execution":
-            (models["k steps"], 1, lambda: search_callbacks(log_dir)),
+            (compiled["k steps"], 1, lambda: search_callbacks(log_dir)),
     }
     for model, verbose, make_callbacks in variants.values():
         time_fit(model, batches, verbose, make_callbacks)  # warm-up: tracing
@@ -74,8 +74,7 @@ def main(argv=None):
               for name, (model, verbose, make_callbacks) in variants.items()}
     for name, row in step_time.ratios(step_time.interleaved(timers, args.repeats),
                                       base="bare").items():
-        print(f"{name:36s} median {row['median_ms']:6.2f} ms/step  ratio {row['ratio']:.3f}   "
-              f"best {row['best_ms']:6.2f} ms/step  ratio {row['best_ratio']:.3f}", flush=True)
+        print(f"{name:36s} {step_time.ratio_columns(row)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -94,9 +94,10 @@ def compile_variant(model, jit, plain_keras=False):
     return model
 
 
-def time_steps(model, dataset, steps, callbacks):
+def time_steps(model, dataset, steps, callbacks, verbose=0):
+    """Seconds per training step of one `fit` epoch of `steps` steps."""
     started = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks)
     return (time.perf_counter() - started) / steps
 
 
@@ -116,6 +117,12 @@ def interleaved(timers, repeats):
         for name, timer in timers.items():
             times[name].append(timer())
     return times
+
+
+def ratio_columns(row, unit="ms/step", digits=2):
+    """One `ratios` entry as text: the median and best times and their ratios."""
+    return (f"median {row['median_ms']:8.{digits}f} {unit}  ratio {row['ratio']:.3f}   "
+            f"best {row['best_ms']:8.{digits}f} {unit}  ratio {row['best_ratio']:.3f}")
 
 
 def ratios(times, base="plain keras"):
@@ -166,9 +173,7 @@ def main(argv=None):
             table[f"{model_name} jit={'on' if jit else 'off'}"] = result
             for name, row in result.items():
                 print(f"{model_name:14s} jit={'on ' if jit else 'off'} {name:14s} "
-                      f"median {row['median_ms']:8.2f} ms/step  ratio {row['ratio']:.3f}   "
-                      f"best {row['best_ms']:8.2f} ms/step  ratio {row['best_ratio']:.3f}  "
-                      f"(batch {args.batch_size})", flush=True)
+                      f"{ratio_columns(row)}  (batch {args.batch_size})", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(table, handle, indent=2)
