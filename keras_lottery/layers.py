@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lottery import masking
+from keras_lottery import compat, masking
 
 
 def _check_mask_arguments(layer_name, mask_init, mask_penalty):
@@ -50,7 +50,7 @@ def _check_mask_arguments(layer_name, mask_init, mask_penalty):
     return mask_init, mask_penalty
 
 
-class MaskedLayer:
+class MaskedLayer(compat.ReplicaLocalLosses):
     """Mixin shared by every masked layer: the variables `s`, `beta` and the mask API.
 
     Subclasses call `_init_mask` in `__init__` and `_build_mask` at the end of
@@ -96,10 +96,16 @@ class MaskedLayer:
             self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
 
     def _scalar_weight(self, name, value):
-        """A float32 scalar of mask state (not trained, never autocast), updatable in-step."""
+        """A float32 scalar of mask state (not trained, never autocast), updatable in-step.
+
+        Aggregation "none": under `tf.distribute`, a training step's update
+        (`beta <- beta * rate`) writes each replica's own copy, the same value
+        on every replica, with no cross-replica merge inside the forward pass;
+        callbacks assign it outside the step, to every replica at once.
+        """
         return self.add_weight(name=name, shape=(), initializer=keras.initializers.Constant(value),
                                trainable=False, dtype="float32", autocast=False,
-                               aggregation="only_first_replica")
+                               aggregation="none")
 
     def mask_variables(self):
         """The mask state `s`, `beta` (and its per-step rate) and `lambda`: everything but
@@ -115,7 +121,8 @@ class MaskedLayer:
         """Returns the effective kernel `w * m` and adds the mask penalty when training."""
         kernel, penalty = self._mask_rule.masked_kernel(self, self._kernel.value, bool(training))
         if penalty is not None and self.mask_penalty > 0:
-            self.add_loss(penalty)
+            # Once per replica; Keras scales it by 1/replicas like every added loss.
+            self.add_replica_loss(penalty)
         if training and self._mask_rule.uses_temperature:
             # After this step's mask has read beta: beta_{t+1} = beta_t * rate.
             self.temperature.assign(self.temperature * self.temperature_rate)

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lottery import callbacks as cb
-from keras_lottery import data, distribute, io_utils, methods, models, optimizers, tickets
+from keras_lottery import compat, data, distribute, io_utils, methods, models, optimizers, tickets
 from keras_lottery import weights as weights_lib
 from keras_lottery.config import ConfigError, SearchConfig
 from keras_lottery.layers import masked_layers
@@ -353,9 +353,13 @@ class Search:
         self.steps_per_epoch = data.steps_per_epoch(self.splits, config.batch_size)
         if self.steps:
             self.steps_per_epoch = self.steps
-        self.steps_per_execution = execution_steps(self.steps_per_epoch,
-                                                   config.steps_per_execution)
-        if self.steps_per_execution != config.steps_per_execution and not self.steps:
+        wanted = compat.steps_per_execution_for(self.strategy, config.steps_per_execution)
+        if wanted != config.steps_per_execution:
+            _log(config, f"--steps_per_execution={config.steps_per_execution}: running 1 step per "
+                         f"call on {self.strategy.num_replicas_in_sync} replicas (Keras cannot run "
+                         "several under tf.distribute yet, keras-team/keras#19246); same results")
+        self.steps_per_execution = execution_steps(self.steps_per_epoch, wanted)
+        if self.steps_per_execution != wanted and not self.steps:
             _log(config, f"--steps_per_execution={config.steps_per_execution}: running "
                          f"{self.steps_per_execution} steps per call, the largest divisor of the "
                          f"{self.steps_per_epoch} steps of an epoch")

@@ -29,12 +29,14 @@ def test_mirrored_matches_single_device(idx_dir, tmp_path, method, overrides):
     mirrored = _run(idx_dir, tmp_path / "mirrored", "mirrored", method, overrides)
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     for one, two in zip(single["rounds"], mirrored["rounds"]):
-        if method == "iss":  # masks are sampled per replica: same law, not the same draws
-            assert abs(one["remaining"] - two["remaining"]) < 0.1
-        else:
-            assert abs(one["remaining"] - two["remaining"]) < 0.01, (one, two)
-        assert abs(one["search_accuracy"] - two["search_accuracy"]) < 0.05, (one, two)
-        assert abs(one["search_loss"] - two["search_loss"]) < 0.01 + 0.1 * one["search_loss"]
+        # Every replica draws the same ISS samples (one seed state), so all methods land
+        # on the same ticket; accuracy and loss differ by float summation order only.
+        assert one["remaining"] == two["remaining"], (one, two)
+        assert one["remaining_per_layer"] == two["remaining_per_layer"]
+        assert abs(one["search_accuracy"] - two["search_accuracy"]) <= 0.005, (one, two)
+        assert two["search_loss"] == pytest.approx(one["search_loss"], rel=1e-3)
+        if one["ticket_accuracy"] is not None:
+            assert abs(one["ticket_accuracy"] - two["ticket_accuracy"]) <= 0.005
         print(method, one["remaining"], two["remaining"], one["search_loss"], two["search_loss"])
     for name in ("round_1.npz", "round_2.npz"):
         assert (tmp_path / "mirrored" / "tickets" / name).exists()

@@ -1,0 +1,69 @@
+"""The Keras internals keras_lottery relies on, in one place (pinned by tests/test_compat.py).
+
+Only what the public API cannot do lives here:
+
+- `ReplicaLocalLosses`: a layer's `add_loss` terms kept per replica. Keras
+  stores a layer's added losses in one list per layer (`Layer._losses`) that
+  the model's call clears at entry (`Layer._clear_losses`) and that
+  `Model.losses` reads back (`Layer._get_own_losses`). Under
+  `tf.distribute.MirroredStrategy` each replica traces the step in its own
+  thread, and the threads take turns at every cross-replica merge; when a
+  merge falls inside the forward pass (a synchronized BatchNormalization, a
+  variable updated with aggregation), the next replica clears and refills the
+  shared lists, and each replica's loss picks up the other replicas' terms or
+  loses its own. The mask penalty `lambda * ||m||_1` then enters the gradient
+  a wrong number of times. Masked layers keep their penalty in a list per
+  thread instead, so each replica's loss holds its own penalty exactly once.
+"""
+
+import threading
+
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+
+class ReplicaLocalLosses:
+    """Mixin for a Keras layer: `add_replica_loss(x)` adds `x` to this replica's losses only.
+
+    Keras's `Model.losses` collects it with the layer's other losses and the
+    trainer scales it by `1 / replicas` like any `add_loss` term, so after the
+    cross-replica sum of gradients it counts once per step.
+    """
+
+    def _replica_losses(self):
+        # A dict keyed by thread (not threading.local) keeps the layer deep-copyable.
+        store = self.__dict__.setdefault("_losses_by_thread", {})
+        return store.setdefault(threading.get_ident(), [])
+
+    def add_replica_loss(self, loss):
+        """Adds the scalar tensor `loss` to the losses of the replica being traced."""
+        if in_stateless_scope():
+            # Keras's stateless calls collect losses in their own (thread-local) scope.
+            self.add_loss(loss)
+        else:
+            self._replica_losses().append(loss)
+
+    def _get_own_losses(self):
+        return super()._get_own_losses() + list(self._replica_losses())
+
+    def _clear_losses(self):
+        super()._clear_losses()
+        store = self.__dict__.get("_losses_by_thread", {})
+        alive = {thread.ident for thread in threading.enumerate()}
+        for ident in list(store):
+            if ident == threading.get_ident() or ident not in alive:
+                del store[ident]
+
+
+#: Keras 3's multi-step loop (`steps_per_execution > 1`) runs the step inside a
+#: `tf.cond`; under MirroredStrategy the optimizer's cross-replica merge in that
+#: branch fails at run time ("You must feed a value for placeholder tensor
+#: 'while/cond/Placeholder_1'", keras-team/keras#19246, open). Pinned by
+#: tests/test_compat.py: when Keras fixes it that test fails and this goes.
+MULTI_STEP_BREAKS_WITH_REPLICAS = True
+
+
+def steps_per_execution_for(strategy, wanted):
+    """`wanted`, or 1 where Keras cannot run several steps per call (see above)."""
+    if MULTI_STEP_BREAKS_WITH_REPLICAS and strategy.num_replicas_in_sync > 1:
+        return 1
+    return wanted

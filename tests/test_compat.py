@@ -1,0 +1,74 @@
+"""Pins the Keras internals that `keras_lottery.compat` relies on."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import compat, layers
+
+
+def _model():
+    return keras.Sequential([keras.Input((6,)),
+                             layers.CSDense(4, mask_init=0.5, mask_penalty=1e-2),
+                             layers.CSDense(2, mask_init=0.5, mask_penalty=1e-2)])
+
+
+def _expected_penalty(model):
+    return sum(1e-2 * float(np.sum(1 / (1 + np.exp(-0.5 * np.ones(l.mask_logits.shape)))))
+               for l in layers.masked_layers(model))
+
+
+def test_model_losses_hold_each_penalty_once_per_call():
+    """`Model.losses` reads `_get_own_losses` of every layer; the model's call clears them first."""
+    model = _model()
+    x = np.ones((3, 6), "float32")
+    for training in (True, True, False):  # evaluation reports the penalty too
+        model(x, training=training)
+        assert len(model.losses) == 2
+        assert float(sum(model.losses)) == pytest.approx(_expected_penalty(model), rel=1e-6)
+
+
+def test_stateless_call_returns_the_penalty():
+    """Keras's stateless calls collect losses in their scope (`add_replica_loss` defers to it)."""
+    model = _model()
+    model(np.ones((3, 6), "float32"))
+    _, _, losses = model.stateless_call(
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        np.ones((3, 6), "float32"), training=True, return_losses=True)
+    assert len(losses) == 2
+    assert float(sum(losses)) == pytest.approx(_expected_penalty(model), rel=1e-6)
+
+
+def test_penalty_enters_the_gradient_of_a_fit_step():
+    """The trainer adds `Model.losses` to the loss: with no data gradient on `s` (w = 0),
+    one SGD step moves `s` by exactly lr * lambda * sigmoid'(s)."""
+    model = _model()
+    model.build((None, 6))
+    for layer in layers.masked_layers(model):
+        layer.unmasked_kernel.assign(np.zeros(layer.unmasked_kernel.shape, "float32"))
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    model.fit(np.ones((4, 6), "float32"), np.zeros((4, 2), "float32"), batch_size=4, verbose=0)
+    sigmoid = 1 / (1 + np.exp(-0.5))
+    for layer in layers.masked_layers(model):
+        step = 0.5 - layer.mask_logits.numpy()
+        np.testing.assert_allclose(step, 1e-2 * sigmoid * (1 - sigmoid), rtol=1e-5)
+
+
+def test_replica_losses_of_finished_threads_are_dropped():
+    import threading
+
+    layer = layers.CSDense(2, mask_penalty=1.0)
+    layer.build((None, 3))
+    thread = threading.Thread(target=lambda: layer.add_replica_loss(keras.ops.ones(())))
+    thread.start()
+    thread.join()
+    assert layer._get_own_losses() == []  # another thread's losses are not this one's
+    layer._clear_losses()
+    assert layer.__dict__["_losses_by_thread"] == {}
+
+
+def test_steps_per_execution_for_one_replica_is_unchanged():
+    import tensorflow as tf
+
+    assert compat.steps_per_execution_for(tf.distribute.get_strategy(), 7) == 7
