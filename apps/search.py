@@ -121,7 +121,8 @@ def main(argv):
 
     try:
         config = config_from_flags()
-        search.run(config)
+        searcher = search.Search(config)
+        searcher.run()
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -133,8 +134,12 @@ def main(argv):
               f"{error.strerror or error}; finished rounds, if any, are in its results.json.",
               file=sys.stderr)
         return 4
-    if not config.dry_run:
+    if config.dry_run:
+        return 0
+    if searcher.chief:
         print(f"results: {os.path.join(config.output_dir, search.RESULTS_FILE)}")
+    else:
+        print(f"worker finished; the chief writes the results into {config.output_dir}")
     return 0
 
 

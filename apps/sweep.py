@@ -39,6 +39,10 @@ def main(argv):
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if summary is None:
+        print("worker finished; the chief writes the sweep's summary into "
+              f"{os.path.join(FLAGS.sweep_dir, 'sweep.json')}")
+        return 0
     failed = [t for t in summary["trials"] if t["status"] != "COMPLETED"]
     print(f"{len(summary['trials'])} trials, {len(failed)} failed; Pareto front "
           "(remaining, ticket accuracy):")

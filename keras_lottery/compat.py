@@ -67,3 +67,76 @@ def steps_per_execution_for(strategy, wanted):
     if MULTI_STEP_BREAKS_WITH_REPLICAS and strategy.num_replicas_in_sync > 1:
         return 1
     return wanted
+
+
+def build_from_local_batch(model):
+    """Lets `model.fit` / `evaluate` start under MultiWorkerMirroredStrategy.
+
+    Before the first step Keras builds the model's metrics and optimizer from
+    one batch, which it gets by averaging a distributed batch over replicas
+    (`strategy.reduce("MEAN", (x, y, ...))`). MultiWorkerMirroredStrategy
+    cannot reduce a tuple eagerly and fails with "Attempt to convert a value
+    (PerReplica...) to a Tensor". Only the batch's shapes matter there, so this
+    gives Keras this worker's own first slice instead (no communication).
+    Pinned by tests/test_multi_worker.py, which fails without it.
+    """
+    import tensorflow as tf
+    from keras import tree
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return model.distribute_strategy.experimental_local_results(value)[0]
+        return value
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if model._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(local, next(batches))
+                break
+        with model.distribute_strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    # An instance attribute, so only this model changes (not keras.Model).
+    object.__setattr__(model, "_maybe_symbolic_build", maybe_symbolic_build)
+    return model
+
+
+def _scalar_safe_reduce_per_replica(reduce_per_replica):
+    import tensorflow as tf
+
+    def reduce(values, strategy, reduction):
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and reduction in ("auto", "mean")):
+            # Keras averages each log over replicas along axis 0, which a scalar lacks;
+            # the logs are metric results, already the same on every replica.
+            from keras import tree
+
+            def mean(value):
+                if isinstance(value, tf.distribute.DistributedValues):
+                    return strategy.reduce("MEAN", value, axis=None)
+                return value
+
+            return tree.map_structure(mean, values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    reduce.keras_lottery_patched = True
+    return reduce
+
+
+def patch_multi_worker_fit():
+    """Lets Keras's `fit` and `evaluate` finish steps under MultiWorkerMirroredStrategy.
+
+    Keras reduces each step's logs with `strategy.reduce("MEAN", v, axis=0)`
+    when several workers train, which fails on scalar logs ("Invalid reduction
+    dimension 0 for input with 0 dimensions"). This replaces the module
+    function Keras's TensorFlow trainer calls with one that reduces over
+    replicas only (`axis=None`); other strategies go through Keras's own.
+    Called once by `keras_lottery.distribute` for `--distribute=multi_worker`;
+    pinned by tests/test_multi_worker.py.
+    """
+    from keras.src.backend.tensorflow import trainer
+
+    if not getattr(trainer.reduce_per_replica, "keras_lottery_patched", False):
+        trainer.reduce_per_replica = _scalar_safe_reduce_per_replica(trainer.reduce_per_replica)

@@ -4,7 +4,8 @@
 - `mirrored`: `tf.distribute.MirroredStrategy` over every visible GPU (or the
   logical CPU devices a test sets up).
 - `multi_worker`: `tf.distribute.MultiWorkerMirroredStrategy`; every worker
-  runs the same command with its own `TF_CONFIG` (see docs/guide.md).
+  runs the same command with its own `TF_CONFIG` (see docs/guide.md); the
+  chief writes the run, the others only their resume state.
 - `auto`: `mirrored` when more than one GPU is visible, else `none`.
 
 Every variable (`w`, `s`, `beta`, optimizer slots) is created under the
@@ -16,6 +17,8 @@ import json
 import os
 
 import tensorflow as tf
+
+from keras_lottery import compat
 
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 
@@ -32,7 +35,16 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy()
     if "TF_CONFIG" not in os.environ:
         raise ValueError("--distribute=multi_worker needs TF_CONFIG to describe the cluster.")
+    compat.patch_multi_worker_fit()
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def prepare_model(model):
+    """Makes `model.fit` / `evaluate` work under the strategy the model was built in
+    (MultiWorkerMirroredStrategy needs `compat.build_from_local_batch`); returns `model`."""
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        compat.build_from_local_batch(model)
+    return model
 
 
 def is_chief(strategy):
@@ -47,8 +59,10 @@ def is_chief(strategy):
 
 
 def worker_output_dir(strategy, output_dir):
-    """The chief writes into `output_dir`; other workers into `output_dir/worker_<id>`."""
+    """Where this process keeps its files: the chief writes the run into `output_dir`;
+    every other worker keeps only what it needs to resume (its `state/` and the list of
+    finished rounds) in `output_dir/worker_state/<type>_<id>`, no results, tickets or logs."""
     if is_chief(strategy):
         return output_dir
     resolver = strategy.cluster_resolver
-    return os.path.join(output_dir, f"{resolver.task_type}_{resolver.task_id}")
+    return os.path.join(output_dir, "worker_state", f"{resolver.task_type}_{resolver.task_id}")

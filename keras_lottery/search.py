@@ -122,7 +122,7 @@ def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None)
         jit_compile=config.jit_compile,
         steps_per_execution=steps_per_execution or config.steps_per_execution,
     )
-    return model
+    return distribute.prepare_model(model)
 
 
 class _EvaluateBeforeReset(keras.callbacks.Callback):
@@ -186,6 +186,7 @@ class Search:
         self.steps = self.DRY_RUN_STEPS if config.dry_run else None
         self.results = {"flags": config.to_dict(), "dense": None, "rounds": []}
         self.last_ticket = None
+        self.chief = True  # whether this process writes the run (see distribute.is_chief)
 
     def _path(self, *parts):
         return os.path.join(self.output_dir, *parts)
@@ -266,9 +267,9 @@ class Search:
         """Retrains the ticket (`masks`, from `start_weights`) and returns its test accuracy."""
         epochs = self.config.ticket_epochs if epochs is None else epochs
         ticket = self._ticket_model(model, masks, start_weights)
-        self._fit(ticket, epochs,
-                  [keras.callbacks.TensorBoard(self._path("tensorboard", run_name))],
-                  run_name, stream)
+        logs = [keras.callbacks.TensorBoard(self._path("tensorboard", run_name))] if self.chief \
+            else []
+        self._fit(ticket, epochs, logs, run_name, stream)
         self.last_ticket = ticket
         return self._test_accuracy(ticket)
 
@@ -299,9 +300,10 @@ class Search:
         if config.target_remaining:
             target = cb.round_targets(config.target_remaining, config.rounds)[round_index - 1]
             schedule.append(cb.TargetRemaining(target, start=config.target_start))
+        logs = [cb.MaskSummaries(os.path.join(log_dir, "masks")),
+                keras.callbacks.TensorBoard(log_dir)] if self.chief else []
         # The evaluator must run before the round manager resets the masks.
-        return schedule + [cb.MaskSummaries(os.path.join(log_dir, "masks")),
-                           keras.callbacks.TensorBoard(log_dir), evaluator, round_manager]
+        return schedule + logs + [evaluator, round_manager]
 
     def run(self):
         """Runs (or resumes) the search and returns the results, also in `results.json`."""
@@ -339,6 +341,7 @@ class Search:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
         self.strategy = distribute.make_strategy(config.distribute)
+        self.chief = distribute.is_chief(self.strategy)
         self.output_dir = distribute.worker_output_dir(self.strategy, output_dir)
         previous = self._previous_results()
         if previous is None:
@@ -374,7 +377,8 @@ class Search:
                 self._state(f"snapshot_epoch_{epoch}.npz"), weights))
         initial_weights = weights_lib.snapshot(model)  # w_0, the same in a resumed run
         os.makedirs(self.output_dir, exist_ok=True)
-        self._restore(model, round_manager, previous)
+        with self.strategy.scope():  # the optimizer's slots are distributed variables
+            self._restore(model, round_manager, previous)
         self._write_results()
         for round_index in range(len(self.results["rounds"]) + 1, config.rounds + 1):
             self._search_round(round_index, model, method, round_manager, initial_weights)
@@ -417,7 +421,7 @@ class Search:
             "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
             "wall_time_s": round(time.time() - started, 1),
         }
-        if ticket_accuracy is not None and round_index == config.rounds:
+        if ticket_accuracy is not None and round_index == config.rounds and self.chief:
             report = tickets.export(self.last_ticket, self._path("ticket"))
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
         self.results["rounds"].append(record)

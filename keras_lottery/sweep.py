@@ -69,6 +69,8 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
         values = define_space(trial.hyperparameters, self.base_config.method)
         output_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}", "run")
         config = dataclasses.replace(self.base_config, output_dir=output_dir, **values)
+        print(f"trial {trial.trial_id} on {self.tuner_id}: "
+              + ", ".join(f"{name}={value:.4g}" for name, value in values.items()), flush=True)
         try:
             results = search.run(config)
         except (TrainingDiverged, ConfigError, ValueError) as error:
@@ -93,9 +95,19 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
         raise NotImplementedError("Load a trial's ticket from trial_<id>/run/ticket/ticket.keras.")
 
 
-def make_oracle(kind, max_trials, seed):
+def make_oracle(kind, max_trials, seed, method="cs"):
+    """The oracle, with the method's space declared up front.
+
+    Declared before the first trial, the space is the same in every process of a
+    distributed sweep: a chief oracle that learnt it only from a worker's first
+    trial answered a second worker's request with an empty space, which
+    keras-tuner reads as "exhausted" (that worker stopped at once).
+    """
+    space = kt.HyperParameters()
+    define_space(space, method)
     # A failed trial never stops the sweep: allow as many failures as trials.
-    options = dict(max_trials=max_trials, seed=seed, max_consecutive_failed_trials=max_trials)
+    options = dict(max_trials=max_trials, seed=seed, max_consecutive_failed_trials=max_trials,
+                   hyperparameters=space)
     if kind == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(OBJECTIVE, **options)
     if kind == "random":
@@ -122,17 +134,30 @@ def pareto_front(sweep_dir):
     return points, sorted(front, key=lambda p: p["remaining"])
 
 
+def is_distributed_worker():
+    """Whether this process runs trials for a chief oracle elsewhere (keras-tuner's variables)."""
+    return ("KERASTUNER_ORACLE_IP" in os.environ
+            and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", ""))
+
+
 def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random", seed=0,
               overwrite=False):
-    """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`."""
+    """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`.
+
+    In keras-tuner's distributed mode the chief (`KERASTUNER_TUNER_ID=chief`)
+    serves the oracle until every trial is done and then writes `sweep.json`;
+    a worker runs trials and returns None.
+    """
     base_config.validate()
     if base_config.method not in SPACES:
         raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
     directory, project = os.path.split(os.path.abspath(sweep_dir))
     ticket_tuner = TicketSearchTuner(
-        base_config, make_oracle(tuner, max_trials, seed), directory=directory,
+        base_config, make_oracle(tuner, max_trials, seed, base_config.method), directory=directory,
         project_name=project, overwrite=overwrite)
     ticket_tuner.search()
+    if is_distributed_worker():
+        return None
     trials = []
     for trial in ticket_tuner.oracle.trials.values():
         entry = {"trial": trial.trial_id, "status": trial.status,

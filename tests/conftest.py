@@ -20,9 +20,9 @@ def write_idx(path, array):
         handle.write(header + array.tobytes())
 
 
-@pytest.fixture
-def idx_dir(tmp_path):
-    """A tiny Fashion-MNIST-shaped data set in IDX files: the class is a bright row."""
+def write_fixture_data(directory):
+    """Writes a tiny Fashion-MNIST-shaped data set in IDX files (the class is a bright row)
+    into `directory`; returns its path."""
     rng = np.random.RandomState(0)
 
     def make(n):
@@ -32,10 +32,17 @@ def idx_dir(tmp_path):
             images[i, 2 + 2 * label, :] = 255
         return images, labels
 
+    directory = str(directory)
     train_images, train_labels = make(1200)
     test_images, test_labels = make(300)
-    write_idx(str(tmp_path / "train-images-idx3-ubyte.gz"), train_images)
-    write_idx(str(tmp_path / "train-labels-idx1-ubyte.gz"), train_labels)
-    write_idx(str(tmp_path / "t10k-images-idx3-ubyte.gz"), test_images)
-    write_idx(str(tmp_path / "t10k-labels-idx1-ubyte.gz"), test_labels)
-    return str(tmp_path)
+    write_idx(os.path.join(directory, "train-images-idx3-ubyte.gz"), train_images)
+    write_idx(os.path.join(directory, "train-labels-idx1-ubyte.gz"), train_labels)
+    write_idx(os.path.join(directory, "t10k-images-idx3-ubyte.gz"), test_images)
+    write_idx(os.path.join(directory, "t10k-labels-idx1-ubyte.gz"), test_labels)
+    return directory
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A tiny Fashion-MNIST-shaped data set in IDX files: the class is a bright row."""
+    return write_fixture_data(tmp_path)
