@@ -2,7 +2,9 @@
 
 The temperature schedule and the round-end step are plain objects, so a loop
 without `fit` uses them directly: `set_temperature(model, schedule(t, T))` every
-step and `method.round_end(layers)` after each round.
+step and `callbacks.end_round(model, method, ...)` after each round: the same
+function `RoundManager` and the lottery runner call, so the ticket is read at
+the right moment for every method (before CS's reset, after IMP's pruning).
 
     python3 examples/custom_training_loop.py [--data_dir=DIR]
 """
@@ -18,7 +20,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_lottery import callbacks, data, methods, tickets  # noqa: E402
-from keras_lottery.layers import CSDense, masked_layers  # noqa: E402
+from keras_lottery.layers import CSDense  # noqa: E402
 
 
 def main():
@@ -70,9 +72,8 @@ def main():
         accuracy = keras.metrics.SparseCategoricalAccuracy()
         for x, y in test:
             accuracy.update_state(y, model(x, training=False))
-        masks = tickets.extract_masks(model)                     # b(s_T)
-        method.round_end(masked_layers(model))                   # s <- min(beta_T s_T, s0)
-        callbacks.reset_optimizer_state(optimizer)               # fresh momenta for the next round
+        # The ticket b(s_T), then s <- min(beta_T s_T, s0), beta <- beta_0, fresh momenta.
+        masks = callbacks.end_round(model, method, optimizer=optimizer)
         print(f"round {round_index}: ticket keeps {tickets.remaining_fraction(masks):.1%}, "
               f"searched network test accuracy {float(accuracy.result()):.4f}")
 

@@ -140,3 +140,28 @@ def patch_multi_worker_fit():
 
     if not getattr(trainer.reduce_per_replica, "keras_lottery_patched", False):
         trainer.reduce_per_replica = _scalar_safe_reduce_per_replica(trainer.reduce_per_replica)
+
+
+def flatten_layers(model, include_self=False):
+    """Every layer inside `model` once, depth first, nested models and sublayers of custom
+    layers included (Keras's `Layer._flatten_layers`; the public `Model.layers` lists the
+    top level only)."""
+    return list(model._flatten_layers(include_self=include_self, recursive=True))
+
+
+def is_functional(model):
+    """Whether `model` is a functional model (Keras has no public name for the class)."""
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
+
+
+def optimizer_own_variables(optimizer):
+    """The variables a Keras optimizer created itself (step count, learning rate, its slots),
+    not those of optimizers it wraps: what `MaskOptimizer.variables` adds its two optimizers' to."""
+    return list(optimizer._variables)
+
+
+def optimizer_trainable_variables(optimizer):
+    """The variables a built Keras optimizer updates (what `apply(grads)` without them means)."""
+    return optimizer._trainable_variables

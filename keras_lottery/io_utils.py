@@ -12,6 +12,9 @@ def atomic_write(path, write_fn, suffix=""):
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
     try:
         write_fn(tmp_path)
         with open(tmp_path, "rb") as handle:

@@ -8,7 +8,8 @@ Each masked layer holds
 - `temperature`: the scalar `beta`, a non-trainable variable; each training
   call multiplies it by `temperature_rate`, which `TemperatureCallback` sets,
 - `penalty_weight`: `lambda` as a non-trainable variable (initialised to
-  `mask_penalty`), which callbacks may change between steps.
+  `mask_penalty`), which callbacks may change between steps. It is the one
+  `lambda` the layer uses: `mask_penalty` is only its starting value.
 
 The forward pass uses the effective kernel `w * m`, where the layer's mask rule
 gives `m` (CS: `m = sigmoid(beta * s)`), and the layer adds
@@ -16,203 +17,11 @@ gives `m` (CS: `m = sigmoid(beta * s)`), and the layer adds
 `Dense`, `layer.kernel` is the effective kernel the layer computes with.
 """
 
-import math
-
 import keras
-import numpy as np
 from keras import ops
 
-from keras_lottery import compat, masking
-
-
-def _check_mask_arguments(layer_name, mask_init, mask_penalty):
-    try:
-        mask_init = float(mask_init)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{layer_name}: mask_init (s0) must be a finite number, got {mask_init!r}."
-        ) from None
-    if not math.isfinite(mask_init):
-        raise ValueError(
-            f"{layer_name}: mask_init (s0) must be a finite number, got {mask_init!r}."
-        )
-    try:
-        mask_penalty = float(mask_penalty)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{layer_name}: mask_penalty (lambda) must be a number >= 0, got {mask_penalty!r}."
-        ) from None
-    if not (mask_penalty >= 0 and math.isfinite(mask_penalty)):
-        raise ValueError(
-            f"{layer_name}: mask_penalty (lambda) must be a finite number >= 0, "
-            f"got {mask_penalty!r}."
-        )
-    return mask_init, mask_penalty
-
-
-class MaskedLayer(compat.ReplicaLocalLosses):
-    """Mixin shared by every masked layer: the variables `s`, `beta` and the mask API.
-
-    Subclasses call `_init_mask` in `__init__` and `_build_mask` at the end of
-    `build`, and implement `_forward(inputs, kernel)`: the wrapped layer's
-    computation with the effective kernel `w * m` from `masked_kernel`.
-    """
-
-    def _init_mask(self, mask_init, mask_penalty, mask_rule, mask_seed, kwargs):
-        if kwargs.get("lora_rank"):
-            raise ValueError(
-                f"{type(self).__name__} does not support lora_rank; "
-                "LoRA and masking both rewrite the kernel."
-            )
-        self.mask_init, self.mask_penalty = _check_mask_arguments(
-            type(self).__name__, mask_init, mask_penalty
-        )
-        self._mask_rule = masking.get_rule(mask_rule)
-        self.mask_seed = mask_seed
-
-    @property
-    def mask_rule(self):
-        """Name of the rule that maps `s` to the mask (`continuous`, `fixed`, ...)."""
-        return self._mask_rule.name
-
-    def _build_mask(self):
-        # `s` and `beta` stay float32 under mixed precision (autocast=False).
-        self.mask_logits = self.add_weight(
-            name="mask_logits",
-            shape=tuple(self._kernel.shape),
-            initializer=keras.initializers.Constant(self.mask_init),
-            trainable=self._mask_rule.trains_logits,
-            dtype="float32",
-            autocast=False,
-        )
-        # Training steps update beta in the graph (beta <- beta * rate, as
-        # BatchNormalization updates its statistics), so annealing costs no
-        # Python work per step; `TemperatureCallback` sets rate once per round.
-        self.temperature = self._scalar_weight("temperature", 1.0)
-        self.temperature_rate = self._scalar_weight("temperature_rate", 1.0)
-        # lambda as a variable, so callbacks can change it without retracing the step.
-        self.penalty_weight = self._scalar_weight("penalty_weight", self.mask_penalty)
-        if self._mask_rule.samples:
-            self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
-
-    def _scalar_weight(self, name, value):
-        """A float32 scalar of mask state (not trained, never autocast), updatable in-step.
-
-        Aggregation "none": under `tf.distribute`, a training step's update
-        (`beta <- beta * rate`) writes each replica's own copy, the same value
-        on every replica, with no cross-replica merge inside the forward pass;
-        callbacks assign it outside the step, to every replica at once.
-        """
-        return self.add_weight(name=name, shape=(), initializer=keras.initializers.Constant(value),
-                               trainable=False, dtype="float32", autocast=False,
-                               aggregation="none")
-
-    def mask_variables(self):
-        """The mask state `s`, `beta` (and its per-step rate) and `lambda`: everything but
-        the layer's own weights."""
-        return [self.mask_logits, self.temperature, self.temperature_rate, self.penalty_weight]
-
-    @property
-    def unmasked_kernel(self):
-        """The weight variable `w` (the stored kernel, before masking)."""
-        return self._kernel
-
-    def masked_kernel(self, training=False):
-        """Returns the effective kernel `w * m` and adds the mask penalty when training."""
-        kernel, penalty = self._mask_rule.masked_kernel(self, self._kernel.value, bool(training))
-        if penalty is not None and self.mask_penalty > 0:
-            # Once per replica; Keras scales it by 1/replicas like every added loss.
-            self.add_replica_loss(penalty)
-        if training and self._mask_rule.uses_temperature:
-            # After this step's mask has read beta: beta_{t+1} = beta_t * rate.
-            self.temperature.assign(self.temperature * self.temperature_rate)
-        return kernel
-
-    @property
-    def kernel(self):
-        """The effective kernel `w * m` used in inference."""
-        if getattr(self, "_kernel", None) is None or not hasattr(self, "mask_logits"):
-            raise AttributeError("You must build the layer before accessing `kernel`.")
-        mask = self._mask_rule.mask(self, training=False)
-        return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
-
-    @kernel.setter
-    def kernel(self, variable):
-        # Layers whose `build` assigns `self.kernel` (DepthwiseConv2D) store `w` here.
-        self._kernel = variable
-
-    def call(self, inputs, training=None):
-        return self._forward(inputs, self.masked_kernel(training))
-
-    def _forward(self, inputs, kernel):
-        """The wrapped layer's computation with `kernel` in place of its own."""
-        raise NotImplementedError
-
-    def _add_bias_and_activate(self, outputs, channels):
-        if self.bias is not None:
-            if self.data_format == "channels_last":
-                shape = (1,) * (self.rank + 1) + (channels,)
-            else:
-                shape = (1, channels) + (1,) * self.rank
-            outputs = ops.add(outputs, ops.reshape(self.bias, shape))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
-
-    @property
-    def plain_class(self):
-        """The Keras layer class this masked layer extends (used by `strip`)."""
-        return self._plain_class
-
-    def soft_mask(self):
-        """The mask `m` the layer computes with in inference (CS: `sigmoid(beta*s)`)."""
-        return self._mask_rule.mask(self, training=False)
-
-    def ticket_mask(self):
-        """The binary ticket mask `b(s) = 1[s > 0]` as a numpy bool array."""
-        return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
-
-    def remaining_fraction(self):
-        """Fraction of this layer's weights kept by the ticket mask."""
-        return float(np.mean(self.ticket_mask()))
-
-    def mask_penalty_value(self):
-        """The current penalty `lambda * ||m||_1` of this layer (a float)."""
-        _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
-        if penalty is None or self.mask_penalty <= 0:
-            return 0.0
-        return float(self.penalty_weight.numpy() * ops.convert_to_numpy(penalty))
-
-    def set_ticket_mask(self, mask):
-        """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""
-        mask = np.asarray(mask)
-        if mask.shape != tuple(self.mask_logits.shape):
-            raise ValueError(
-                f"Layer {self.name!r}: ticket mask has shape {mask.shape}, "
-                f"expected {tuple(self.mask_logits.shape)}."
-            )
-        self.mask_logits.assign(np.where(mask.astype(bool), 1.0, -1.0).astype("float32"))
-
-    def _mask_config(self):
-        return {
-            "mask_init": self.mask_init,
-            "mask_penalty": self.mask_penalty,
-            "mask_rule": self.mask_rule,
-            "mask_seed": self.mask_seed,
-        }
-
-    # Save the stored variables (w, bias, s, beta), not the effective kernel
-    # that Dense/Conv would save through their `kernel` property.
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-    def quantize(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized; strip the masks first."
-        )
+from keras_lottery import compat
+from keras_lottery.masked_layer import MaskedLayer  # noqa: F401  (part of this module's API)
 
 
 @keras.saving.register_keras_serializable(package="keras_lottery")
@@ -229,6 +38,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     """
 
     _plain_class = keras.layers.Dense
+    #: What IMP's layerwise rates call this layer (`--prune_fraction_dense`).
+    kind = "dense"
 
     def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
                  mask_seed=None, **kwargs):
@@ -253,6 +64,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
 
 class _MaskedConv(MaskedLayer):
     """Forward pass shared by the masked `Conv1D` / `Conv2D` (causal padding included)."""
+
+    kind = "conv"
 
     def __init__(self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0,
                  mask_rule="continuous", mask_seed=None, **kwargs):
@@ -305,6 +118,7 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
     """
 
     _plain_class = keras.layers.DepthwiseConv2D
+    kind = "conv"
 
     def __init__(self, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
                  mask_seed=None, **kwargs):
@@ -327,20 +141,7 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
 
 
 def masked_layers(model):
-    """All masked layers of `model`, nested models and sublayers included, in order."""
-    found = []
-    seen = set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if isinstance(layer, MaskedLayer):
-            found.append(layer)
-        for sublayer in getattr(layer, "_layers", None) or ():
-            visit(sublayer)
-        for sublayer in getattr(layer, "layers", None) or ():
-            visit(sublayer)
-
-    visit(model)
-    return found
+    """All masked layers of `model` (or `model` itself), nested models and sublayers included,
+    in depth-first order."""
+    return [layer for layer in compat.flatten_layers(model, include_self=True)
+            if isinstance(layer, MaskedLayer)]

@@ -9,8 +9,10 @@
   smallest-magnitude surviving weights are removed, per layer or globally.
   Ticket: the mask after pruning.
 
-`RoundManager` calls `method.round_end(layers)`; rewinding and optimizer resets
-are the same for every method and live there.
+`end_round` (`keras_lottery.rounds`) calls `method.round_end(layers)`; reading
+the ticket, rewinding and optimizer resets are the same for every method and
+live there. Each `Method` also owns its layer arguments (`layer_arguments`: rule,
+`s0`, `lambda`) and its callbacks during a round (`round_callbacks`).
 """
 
 import math
@@ -21,14 +23,34 @@ from keras_lottery.masking import REMOVED_LOGIT
 
 
 class Method:
-    """Base class: name, mask rule and round-end step of a search method."""
+    """Every method-specific choice of a search: mask rule, layer arguments, round-end step.
+
+    The lottery runner, `RoundManager`, `sparsify` and custom loops ask the
+    method instead of comparing names: `layer_arguments` (rule, `s0`, `lambda`),
+    `round_callbacks` (what runs during a round), `round_end` (the reset after
+    it) and `ticket_after_round_end` (whether the ticket is read after it).
+    """
 
     name = None
     mask_rule = None
+    #: `s0` when the user gives none (`sparsify`): every weight kept at the start.
+    default_mask_init = 1.0
     #: Whether beta is annealed during a round (TemperatureCallback).
     anneals_temperature = False
+    #: Whether the loss holds `lambda * ||m||_1` (`mask_penalty`).
+    uses_penalty = True
     #: Whether the ticket is read after `round_end` (IMP) rather than before it.
     ticket_after_round_end = False
+
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0):
+        """The masked layers' mask arguments (`mask_rule`, `mask_init` = s0, `mask_penalty`)."""
+        return {"mask_rule": self.mask_rule,
+                "mask_init": self.default_mask_init if mask_init is None else float(mask_init),
+                "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0}
+
+    def round_callbacks(self):
+        """Keras callbacks that run during every round of this method (besides the runner's)."""
+        return []
 
     def round_end(self, layers):
         raise NotImplementedError
@@ -43,19 +65,39 @@ def cs_mask_reset(layer, initial_temperature):
     """
     final_temperature = layer.temperature.numpy()
     logits = layer.mask_logits.numpy()
-    layer.mask_logits.assign(np.minimum(final_temperature * logits, layer.mask_init))
+    reset = np.minimum(final_temperature * logits, layer.mask_init)
+    # Removed logits stay at REMOVED_LOGIT instead of growing by beta_T every round (to -inf).
+    layer.mask_logits.assign(np.maximum(reset, REMOVED_LOGIT).astype("float32"))
     layer.temperature.assign(initial_temperature)
 
 
 class ContinuousSparsification(Method):
-    """CS: `m = sigmoid(beta * s)`; round end `s <- min(beta_T s_T, s0)`, `beta <- beta_0`."""
+    """CS: `m = sigmoid(beta * s)`; round end `s <- min(beta_T s_T, s0)`, `beta <- beta_0`.
+
+    Args:
+        initial_temperature: `beta_0`, the temperature every round starts at.
+        final_temperature: `beta_T`; when given, `round_callbacks` anneals `beta`
+            to it over each round (`TemperatureCallback`).
+        per_epoch: step `beta` once per epoch instead of every step.
+    """
 
     name = "cs"
     mask_rule = "continuous"
+    default_mask_init = 0.0
     anneals_temperature = True
 
-    def __init__(self, initial_temperature=1.0):
+    def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False):
         self.initial_temperature = float(initial_temperature)
+        self.final_temperature = final_temperature
+        self.per_epoch = per_epoch
+
+    def round_callbacks(self):
+        if self.final_temperature is None:
+            return []
+        from keras_lottery.temperature import TemperatureCallback
+
+        return [TemperatureCallback(self.final_temperature, self.initial_temperature,
+                                    per_epoch=self.per_epoch)]
 
     def round_end(self, layers):
         for layer in layers:
@@ -139,7 +181,10 @@ class IterativeMagnitudePruning(Method):
     mask_rule = "fixed"
     ticket_after_round_end = True
 
-    def __init__(self, fraction=0.2, scope="layerwise", layer_fractions=None):
+    uses_penalty = False
+
+    def __init__(self, fraction=0.2, scope="layerwise", layer_fractions=None,
+                 conv_fraction=None, dense_fraction=None, output_fraction=None):
         self.fraction = _check_fraction("prune fraction", fraction)
         if scope not in ("layerwise", "global"):
             raise ValueError(f"prune scope must be 'layerwise' or 'global', got {scope!r}.")
@@ -147,14 +192,30 @@ class IterativeMagnitudePruning(Method):
         self.layer_fractions = {
             name: _check_fraction(f"prune fraction of {name}", value)
             for name, value in (layer_fractions or {}).items()}
+        self.kind_fractions = {
+            kind: _check_fraction(f"prune fraction of {kind} layers", value)
+            for kind, value in (("conv", conv_fraction), ("dense", dense_fraction),
+                                ("output", output_fraction)) if value}
+
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0):
+        # IMP starts dense (s = 1 everywhere) and never trains s.
+        return super().layer_arguments(1.0, 0.0)
+
+    def fraction_of(self, layer, is_output=False):
+        """The layerwise rate of `layer`: by name, then the output layer's, then its kind's
+        (`conv` for every convolution, Conv1D and depthwise included), then `fraction`."""
+        if layer.name in self.layer_fractions:
+            return self.layer_fractions[layer.name]
+        if is_output and "output" in self.kind_fractions:
+            return self.kind_fractions["output"]
+        return self.kind_fractions.get(layer.kind, self.fraction)
 
     def round_end(self, layers):
         if self.scope == "global":
             prune_global(layers, self.fraction)
         else:
-            fractions = {layer.name: self.layer_fractions.get(layer.name, self.fraction)
-                         for layer in layers}
-            prune_layerwise(layers, fractions)
+            prune_layerwise(layers, {layer.name: self.fraction_of(layer, i == len(layers) - 1)
+                                     for i, layer in enumerate(layers)})
 
 
 METHODS = {
@@ -166,3 +227,24 @@ METHODS = {
 
 def available_methods():
     return sorted(METHODS)
+
+
+def get(name):
+    """The `Method` class called `name`; a one-line ValueError naming the choices otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; expected one of {available_methods()}.")
+    return METHODS[name]
+
+
+def from_config(config):
+    """The `Method` a `SearchConfig` describes (its temperature schedule and pruning rates)."""
+    if config.method == "cs":
+        return ContinuousSparsification(config.initial_temperature, config.final_temperature,
+                                        per_epoch=config.temperature_per_epoch)
+    if config.method == "iss":
+        return IterativeStochasticSparsification()
+    return IterativeMagnitudePruning(
+        config.prune_fraction, config.prune_scope,
+        conv_fraction=config.prune_fraction_conv or None,
+        dense_fraction=config.prune_fraction_dense or None,
+        output_fraction=config.prune_fraction_output or None)

@@ -14,6 +14,8 @@ optimizer's passes over memory are a large part of what CS adds to a step.
 import keras
 import tensorflow as tf
 
+from keras_lottery import compat
+
 MASK_VARIABLE_NAME = "mask_logits"
 
 
@@ -57,12 +59,12 @@ class MaskOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return (self._variables + self.weights_optimizer.variables
+        return (compat.optimizer_own_variables(self) + self.weights_optimizer.variables
                 + self.mask_optimizer.variables)
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:
-            trainable_variables = self._trainable_variables
+            trainable_variables = compat.optimizer_trainable_variables(self)
         trainable_variables = list(trainable_variables)
         if not self.built:
             with keras.name_scope(self.name):
@@ -75,7 +77,7 @@ class MaskOptimizer(keras.optimizers.Optimizer):
                                  (self.mask_optimizer, mask_pairs)):
             if pairs:
                 optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-        self._iterations.assign_add(1)
+        self.iterations.assign_add(1)
 
     @property
     def learning_rate(self):

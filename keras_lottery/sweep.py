@@ -18,7 +18,7 @@ import keras_tuner as kt
 
 from keras_lottery import io_utils, report, search
 from keras_lottery.callbacks import TrainingDiverged
-from keras_lottery.config import ConfigError, SearchConfig
+from keras_lottery.config import ConfigError, SearchConfig, settings_difference
 
 #: Search space per method: (name, kind, arguments). Paper symbols in comments.
 SPACES = {
@@ -88,6 +88,13 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
                        values, metrics)
         return metrics
 
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        # keras-tuner writes the tuner's file only when a trial ends, and reloads a project
+        # only when that file exists: without this, a sweep killed in its first trial started
+        # over with new values and collided with the trial's own run directory.
+        self.save()
+
     def save_model(self, trial_id, model, step=0):
         """Nothing to do: every trial's run directory already holds its tickets."""
 
@@ -140,6 +147,27 @@ def is_distributed_worker():
             and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", ""))
 
 
+#: Base settings a resumed sweep may change (they do not change what a trial computes).
+_RESUMABLE = ("verbose", "output_dir", "overwrite", "dry_run", "distribute",
+              "steps_per_execution")
+
+
+def _pin_base_settings(project_dir, base_config, overwrite):
+    """Records the sweep's base settings at its start; refuses to resume it with others."""
+    path = os.path.join(project_dir, "base_settings.json")
+    current = {k: v for k, v in base_config.to_dict().items() if k not in _RESUMABLE}
+    if os.path.exists(path) and not overwrite:
+        with open(path) as handle:
+            pinned = json.load(handle)
+        details = settings_difference(pinned, current)
+        if details:
+            raise ConfigError(
+                f"--sweep_dir={project_dir!r} holds a sweep with other settings: {details}; "
+                "pass --overwrite_sweep to start it again or choose another --sweep_dir.")
+        return
+    io_utils.write_json(path, current)
+
+
 def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random", seed=0,
               overwrite=False):
     """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`.
@@ -152,6 +180,7 @@ def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random"
     if base_config.method not in SPACES:
         raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
     directory, project = os.path.split(os.path.abspath(sweep_dir))
+    _pin_base_settings(os.path.join(directory, project), base_config, overwrite)
     ticket_tuner = TicketSearchTuner(
         base_config, make_oracle(tuner, max_trials, seed, base_config.method), directory=directory,
         project_name=project, overwrite=overwrite)

@@ -12,7 +12,7 @@ import os
 import keras
 import numpy as np
 
-from keras_lottery import io_utils
+from keras_lottery import compat, io_utils
 from keras_lottery import weights as weights_lib
 from keras_lottery.layers import MaskedLayer, masked_layers
 
@@ -111,7 +111,7 @@ def size_report(model):
 
     layers, kept_total, maskable_total = [], 0, 0
     dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.flatten_layers(model):
         if isinstance(layer, keras.Model):
             continue
         if isinstance(layer, MaskedLayer):

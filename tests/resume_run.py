@@ -33,12 +33,47 @@ def config(data_dir, output_dir):
         mask_penalty=1e-6, rewind_epoch=1, verbose=0, seed=3, augment=True)
 
 
+def kill_inside_checkpoint_writes(mode, count):
+    """SIGKILLs this process inside the `count`-th epoch checkpoint it writes: halfway through
+    the weights file (`weights`), or after the file is in place but before the switch to it
+    (`switch`)."""
+    import signal
+
+    from keras_lottery import checkpoints, io_utils
+
+    atomic_write, write_json = io_utils.atomic_write, io_utils.write_json
+    seen = {"weights": 0, "switch": 0}
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def cut_short(path, write_fn, suffix=""):
+        if os.path.basename(path).startswith("epoch_"):
+            seen["weights"] += 1
+            if mode == "weights" and seen["weights"] == count:
+                def half(tmp_path):
+                    write_fn(tmp_path)
+                    with open(tmp_path, "r+b") as handle:
+                        handle.truncate(os.path.getsize(tmp_path) // 2)
+                    die()
+                return atomic_write(path, half, suffix)
+        return atomic_write(path, write_fn, suffix)
+
+    def before_switch(path, data):
+        if os.path.basename(path) == checkpoints.LATEST:
+            seen["switch"] += 1
+            if mode == "switch" and seen["switch"] == count:
+                die()
+        return write_json(path, data)
+
+    checkpoints.io_utils = type("io", (), {"atomic_write": staticmethod(cut_short),
+                                           "write_json": staticmethod(before_switch),
+                                           "remove_path": staticmethod(io_utils.remove_path)})
+
+
 if __name__ == "__main__":
-    original_fit = search.Search._fit
-
-    def fit_with_announce(self, model, epochs, callbacks, backup_name, stream):
-        return original_fit(self, model, epochs, [Announce()] + callbacks, backup_name, stream)
-
-    search.Search._fit = fit_with_announce
-    search.run(config(sys.argv[1], sys.argv[2]))
+    if os.environ.get("KILL_IN_CHECKPOINT"):  # e.g. "weights:3"
+        mode, count = os.environ["KILL_IN_CHECKPOINT"].split(":")
+        kill_inside_checkpoint_writes(mode, int(count))
+    search.run(config(sys.argv[1], sys.argv[2]), callbacks=[Announce()])
     print("DONE", flush=True)

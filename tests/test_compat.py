@@ -72,3 +72,46 @@ def test_steps_per_execution_for_one_replica_is_unchanged():
     import tensorflow as tf
 
     assert compat.steps_per_execution_for(tf.distribute.get_strategy(), 7) == 7
+
+
+def test_flatten_layers_reaches_nested_models_and_sublayers():
+    inner = keras.Sequential([keras.Input((6,)), layers.CSDense(4, name="inner_masked")])
+    inputs = keras.Input((6,))
+    outputs = layers.CSDense(2, name="outer_masked")(inner(inputs))
+    model = keras.Model(inputs, outputs)
+    names = [l.name for l in compat.flatten_layers(model)]
+    assert "inner_masked" in names and "outer_masked" in names
+    assert len(names) == len(set(names))
+    assert [l.name for l in layers.masked_layers(model)] == ["inner_masked", "outer_masked"]
+    assert layers.masked_layers(model.layers[-1]) == [model.layers[-1]]
+
+
+def test_is_functional_tells_functional_from_sequential_and_subclassed():
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    assert compat.is_functional(functional)
+    assert not compat.is_functional(_model())
+    assert not compat.is_functional(Subclassed())
+
+
+def test_optimizer_internals_used_by_mask_optimizer():
+    model = _model()
+    model.build((None, 6))
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    own = {v.name for v in compat.optimizer_own_variables(optimizer)}
+    assert {"iteration", "learning_rate"} <= own and any("momentum" in n for n in own)
+    from keras_lottery.optimizers import MaskOptimizer
+
+    wrapper = MaskOptimizer(keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.SGD(1.0))
+    wrapper.build(model.trainable_variables)
+    own = compat.optimizer_own_variables(wrapper)  # not the wrapped optimizers' momenta
+    assert {v.name for v in own} == {"iteration", "learning_rate"}
+    assert len(wrapper.variables) > len(own)
+    assert [id(v) for v in compat.optimizer_trainable_variables(optimizer)] == [
+        id(v) for v in model.trainable_variables]

@@ -84,3 +84,17 @@ def test_flagfile_dry_runs(flagfile, cifar_dir, mnist_dir, tmp_path):
     (record,) = results["rounds"]
     assert record["epochs"] == 1 and 0 <= record["remaining"] <= 1
     assert not os.path.exists(tmp_path / "out"), "a dry run writes nothing"
+
+
+def test_every_setting_has_one_help_text_and_a_row_in_the_docs():
+    """`config.HELP` is the one source of the flags' help; the guide and the README list
+    every flag."""
+    from keras_lottery.config import HELP, SearchConfig
+
+    assert set(HELP) == set(SearchConfig.field_names())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    guide = open(os.path.join(root, "docs", "guide.md")).read()
+    readme = open(os.path.join(root, "README.md")).read()
+    for name in SearchConfig.field_names():
+        assert f"`--{name}`" in guide, f"docs/guide.md has no row for --{name}"
+        assert f"`--{name}`" in readme, f"README.md's flag table lacks --{name}"

@@ -258,3 +258,73 @@ def test_fused_sgd_matches_keras_sgd_step_for_step(nesterov):
     assert not np.allclose(results[0], np.arange(6).reshape(2, 3))  # it did train
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(FusedSGD(0.1, momentum=0.5)))
     assert isinstance(restored, FusedSGD) and restored.momentum == 0.5
+
+
+def _logit_model(values):
+    import keras
+
+    from keras_lottery.layers import CSDense
+
+    model = keras.Sequential([keras.Input((len(values) // 2,)), CSDense(2, mask_init=0.0)])
+    layer = model.layers[0]
+    layer.mask_logits.assign(np.asarray(values, "float32").reshape(layer.mask_logits.shape))
+    return model, layer
+
+
+def test_target_controller_keeps_removed_weights_removed_and_ties_kept():
+    from keras_lottery.masking import REMOVED_LOGIT
+    from keras_lottery.target import TargetRemaining
+
+    # Half the weights removed for good (ISS/IMP); the target asks for more than are alive.
+    model, layer = _logit_model([REMOVED_LOGIT] * 4 + [0.5, 0.2, 0.1, -0.3])
+    controller = TargetRemaining(0.75)
+    controller.set_model(model)
+    controller.project()
+    logits = layer.mask_logits.numpy().ravel()
+    assert (logits[:4] == REMOVED_LOGIT).all()  # not put back at 0 or above
+    # Tied logits at the threshold: the whole tie is kept, the ticket is never emptied.
+    model, layer = _logit_model([0.3] * 8)
+    controller = TargetRemaining(0.5)
+    controller.set_model(model)
+    controller.project()
+    assert layer.ticket_mask().mean() == 1.0
+    # The usual case lands exactly.
+    model, layer = _logit_model([0.9, 0.1, -0.2, 0.4, 0.05, -0.7, 0.3, 0.2])
+    controller = TargetRemaining(0.25)
+    controller.set_model(model)
+    controller.project()
+    assert layer.ticket_mask().mean() == 0.25
+    assert layer.ticket_mask().ravel().tolist() == [True, False, False, True, False, False,
+                                                      False, False]
+
+
+def test_cs_reset_keeps_removed_logits_finite_under_a_huge_beta():
+    from keras_lottery.masking import REMOVED_LOGIT
+    from keras_lottery.methods import cs_mask_reset
+
+    _, layer = _logit_model([REMOVED_LOGIT, -2.0, 0.5, -1e-3])
+    for _ in range(10):  # beta_T = 1e6 every round: beta_T * s_T would reach -inf by round 7
+        layer.temperature.assign(1e6)
+        cs_mask_reset(layer, 1.0)
+    logits = layer.mask_logits.numpy().ravel()
+    assert np.isfinite(logits).all() and logits.min() == REMOVED_LOGIT
+    assert logits[2] == 0.0  # min(beta_T s_T, s0) with s0 = 0
+
+
+def test_imp_rates_follow_the_layer_kind():
+    import keras
+
+    from keras_lottery import convert
+    from keras_lottery.methods import IterativeMagnitudePruning
+
+    plain = keras.Sequential([keras.Input((16, 3)), keras.layers.Conv1D(4, 3, name="c1"),
+                              keras.layers.Flatten(), keras.layers.Dense(8, name="d"),
+                              keras.layers.Dense(2, name="out")])
+    model = convert.sparsify(plain, method="imp")
+    method = IterativeMagnitudePruning(0.2, conv_fraction=0.5, dense_fraction=0.25,
+                                       output_fraction=0.1)
+    from keras_lottery.layers import masked_layers
+
+    method.round_end(masked_layers(model))
+    kept = {l.name: l.ticket_mask().mean() for l in masked_layers(model)}
+    assert kept == pytest.approx({"c1": 0.5, "d": 0.75, "out": 0.9}, abs=0.03)  # 16 weights in out

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from keras_lottery import search, tickets
-from keras_lottery.config import ConfigError, SearchConfig
+from keras_lottery.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "resume_run.py")
@@ -40,17 +40,53 @@ def _kill_at(idx_dir, out, marker, occurrence):
 def _comparable(out):
     with open(out / "results.json") as handle:
         results = json.load(handle)
-    for record in results["rounds"]:
-        record.pop("wall_time_s")
+    for record in results["rounds"] + [results["dense"]]:
+        for key in [k for k in record if k.endswith("wall_time_s")]:
+            record.pop(key)
     results["flags"].pop("output_dir")
+    results.pop("environment")  # the time and the commit of the run
     masks = [tickets.load_masks(str(out / "tickets" / f"round_{r}.npz")) for r in (1, 2)]
     return results, masks
 
 
-def test_killed_runs_resume_to_the_uninterrupted_result(idx_dir, tmp_path):
-    reference = tmp_path / "reference"
-    _run_to_end(idx_dir, reference)
-    expected, expected_masks = _comparable(reference)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The data and the results of the uninterrupted run the killed runs must reproduce."""
+    from conftest import write_fixture_data
+
+    idx_dir = write_fixture_data(tmp_path_factory.mktemp("data"))
+    out = tmp_path_factory.mktemp("reference") / "run"
+    _run_to_end(idx_dir, out)
+    return idx_dir, _comparable(out)
+
+
+def _assert_same(out, expected):
+    (want, want_masks), (got, got_masks) = expected, _comparable(out)
+    assert got == want
+    for one, two in zip(got_masks, want_masks):
+        assert one.keys() == two.keys()
+        assert all((one[k] == two[k]).all() for k in one)
+
+
+@pytest.mark.parametrize("mode, count", [("weights", 2), ("switch", 2), ("weights", 7),
+                                         ("switch", 9)])
+def test_kill_inside_a_checkpoint_write_resumes_to_the_same_result(reference, tmp_path, mode,
+                                                                   count):
+    """Killed halfway through writing a checkpoint's file, or between the file and the switch
+    to it (in round 1, and in the ticket retraining / round 2): the next run resumes from the
+    last complete checkpoint."""
+    idx_dir, expected = reference
+    out = tmp_path / "run"
+    killed = subprocess.run([sys.executable, RUNNER, idx_dir, str(out)], capture_output=True,
+                            text=True, timeout=600,
+                            env=dict(os.environ, KILL_IN_CHECKPOINT=f"{mode}:{count}"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    _run_to_end(idx_dir, out)
+    _assert_same(out, expected)
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
+    idx_dir, (expected, expected_masks) = reference
     # The run has 13 epochs: round 1 (3), the dense baseline (3), the round-1 ticket (2),
     # round 2 (3) and its ticket (2). Each kill counts markers within its own process, which
     # resumes where the previous one stopped: mid-epoch in round 1; right after round 1's last
@@ -68,15 +104,15 @@ def test_killed_runs_resume_to_the_uninterrupted_result(idx_dir, tmp_path):
     for got, want in zip(masks, expected_masks):
         assert got.keys() == want.keys()
         assert all((got[k] == want[k]).all() for k in got)
-    assert not os.path.exists(resumed / "state")
+    # Finished: no epoch checkpoints are left, the start weights and the last model stay.
+    assert sorted(os.listdir(resumed / "state")) == [
+        "after_round_2.weights.h5", "snapshot_epoch_1.npz"]
 
 
 def _tiny(idx_dir, out, **overrides):
-    settings = dict(data_dir=idx_dir, validation_examples=200, rounds=1, epochs=1, batch_size=64,
-                    ticket_epoch=0, ticket_epochs=0, dense_baseline=False, output_dir=str(out),
-                    verbose=0)
-    settings.update(overrides)
-    return SearchConfig(**settings)
+    from conftest import tiny_config
+
+    return tiny_config(idx_dir, out, **overrides)
 
 
 def test_seeded_runs_are_bit_for_bit_repeatable(idx_dir, tmp_path):
@@ -116,17 +152,13 @@ def test_divergence_stops_with_a_message_and_keeps_finished_rounds(idx_dir, tmp_
             layer = masked_layers(self.model)[0]
             layer.unmasked_kernel.assign(np.full(layer.unmasked_kernel.shape, np.nan, "float32"))
 
-    original = search.Search._round_callbacks
+    def poisoned(phase):
+        return [PoisonRoundTwo()] if phase == "round_2" else []
 
-    def poisoned(self, round_index, *args):
-        extra = [PoisonRoundTwo()] if round_index == 2 else []
-        return original(self, round_index, *args) + extra
-
-    monkeypatch.setattr(search.Search, "_round_callbacks", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match=r"round 2 diverged at epoch 1, step \d+ \(loss nan\)"
                                                r".*--learning_rate"):
-        search.run(_tiny(idx_dir, out, rounds=2))
+        search.run(_tiny(idx_dir, out, rounds=2), callbacks=poisoned)
     saved = json.loads((out / "results.json").read_text())
     assert [r["round"] for r in saved["rounds"]] == [1]
     assert (out / "tickets" / "round_1.npz").exists()

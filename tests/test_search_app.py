@@ -107,8 +107,9 @@ def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
     {"method": "imp", "prune_fraction_output": 0.1, "rewind_epoch": 1},
     {"method": "iss", "mask_init": 1.0, "mask_penalty": 1e-8, "mask_optimizer": "sgd",
      "mask_learning_rate": 20.0, "rewind_epoch": 0},
+    # s0 > 0: a supermask from s0 = -0.01 keeps no weight after one epoch here (an error).
     {"method": "cs", "supermask": True, "optimizer": "adam", "learning_rate": 3e-4,
-     "weight_decay": 0.0},
+     "weight_decay": 0.0, "mask_init": 0.05},
 ])
 def test_every_method_writes_the_same_records(idx_dir, tmp_path, overrides):
     results = search.run(_tiny(idx_dir, tmp_path / "run", rounds=2, epochs=1,

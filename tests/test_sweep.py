@@ -55,3 +55,76 @@ def test_sweep_rejects_unknown_tuner(idx_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="--tuner='grid'"):
         sweep.run_sweep(_base(idx_dir), str(tmp_path / "s"), tuner="grid")
+
+
+def test_the_pareto_front_is_every_undominated_point_of_every_trial(idx_dir, tmp_path):
+    import dataclasses
+
+    sweep_dir = tmp_path / "sweep"
+    summary = sweep.run_sweep(dataclasses.replace(_base(idx_dir), rounds=2), str(sweep_dir),
+                              max_trials=3, seed=2)
+    on_disk = set()
+    for trial in os.listdir(sweep_dir):
+        path = sweep_dir / trial / "run" / "results.json"
+        if trial.startswith("trial_") and path.exists():
+            for record in json.loads(path.read_text())["rounds"]:
+                if record.get("ticket_accuracy") is not None:
+                    on_disk.add((trial, record["round"]))
+    points = summary["points"]
+    assert {(p["trial"], p["round"]) for p in points} == on_disk and len(on_disk) >= 4
+
+    def dominated(p):
+        return any(q["remaining"] <= p["remaining"] and q["ticket_accuracy"] >= p["ticket_accuracy"]
+                   and (q["remaining"], q["ticket_accuracy"]) != (p["remaining"], p["ticket_accuracy"])
+                   for q in points)
+
+    front = {(p["trial"], p["round"]) for p in summary["pareto_front"]}
+    assert front == {(p["trial"], p["round"]) for p in points if not dominated(p)}
+
+
+def test_a_resumed_sweep_keeps_its_base_settings(idx_dir, tmp_path):
+    from keras_lottery.config import ConfigError
+
+    sweep.run_sweep(_base(idx_dir), str(tmp_path / "sweep"), max_trials=1, seed=1)
+    other = _base(idx_dir)
+    other.epochs = 2
+    with pytest.raises(ConfigError, match=r"--epochs=2 \(was 1\)"):
+        sweep.run_sweep(other, str(tmp_path / "sweep"), max_trials=1, seed=1)
+
+
+def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
+    """Killed inside trial 0's second round, the sweep run again continues that trial from its
+    checkpoints (it does not start it over) and then runs the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sweep_dir = tmp_path / "sweep"
+    command = [sys.executable, "-m", "apps.sweep", "--flagfile=apps/flags/quickstart.cfg",
+               f"--data_dir={idx_dir}", "--validation_examples=200", "--rounds=2", "--epochs=2",
+               "--batch_size=100", "--ticket_epoch=0", "--ticket_epochs=1", "--nodense_baseline",
+               "--verbose=0", "--max_trials=2", f"--sweep_dir={sweep_dir}"]
+    first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    results = sweep_dir / "trial_0" / "run" / "results.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if len(json.loads(results.read_text())["rounds"]) == 1:
+                break
+        except (OSError, ValueError):
+            pass
+        assert first.poll() is None, first.stderr.read()[-2000:]
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming after round 1 of 2" in again.stdout
+    assert again.stdout.count("trial 0 on") == 1  # trial 0 continued once, trial 1 ran once
+    assert again.stdout.count("trial 1 on") == 1
+    summary = json.loads((sweep_dir / "sweep.json").read_text())
+    assert [t["status"] for t in summary["trials"]] == ["COMPLETED", "COMPLETED"]
+    assert len(json.loads(results.read_text())["rounds"]) == 2

@@ -1,0 +1,104 @@
+"""The pieces of training a search compiles: model, optimizer, learning-rate schedule.
+
+The optimizer of `w` is SGD (`FusedSGD`) or Adam from the config; weight decay
+never touches the mask logits `s`; with `--mask_optimizer` or
+`--mask_learning_rate`, `s` gets its own optimizer through `MaskOptimizer`.
+"""
+
+import keras
+
+from keras_lottery import distribute, methods, models, optimizers
+from keras_lottery import weights as weights_lib
+
+
+def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay):
+    if kind == "sgd":
+        return optimizers.FusedSGD(learning_rate, momentum=momentum, nesterov=nesterov,
+                                   weight_decay=weight_decay or None)
+    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None)
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    """The learning rate of `w`: constant, or piecewise decayed at `lr_decay_epochs`.
+
+    The schedule counts the optimizer's steps, which restart every round
+    (`RoundManager` resets the optimizer), so each round follows it from the start.
+    """
+    if not config.lr_decay_epochs:
+        return config.learning_rate
+    boundaries = [int(epoch * steps_per_epoch) for epoch in config.lr_decay_epochs]
+    values = [config.learning_rate * config.lr_decay_factor ** i
+              for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(config, steps_per_epoch=None):
+    """The optimizer of `w` and `s`; weight decay never touches `s` (`mask_logits`).
+
+    With `mask_optimizer` or `mask_learning_rate` set, `s` gets its own
+    optimizer (constant learning rate, no weight decay) through `MaskOptimizer`.
+    """
+    learning_rate = config.learning_rate
+    if steps_per_epoch:
+        learning_rate = learning_rate_schedule(config, steps_per_epoch)
+    weights_optimizer = _base_optimizer(config.optimizer, learning_rate,
+                                        config.momentum, config.nesterov, config.weight_decay)
+    if config.weight_decay:
+        weights_optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
+    if config.mask_optimizer == "same" and not config.mask_learning_rate:
+        return weights_optimizer
+    kind = config.optimizer if config.mask_optimizer == "same" else config.mask_optimizer
+    momentum = config.momentum if config.mask_optimizer == "same" else config.mask_momentum
+    mask_optimizer = _base_optimizer(kind, config.mask_learning_rate or config.learning_rate,
+                                     momentum, config.nesterov and momentum > 0, 0.0)
+    return optimizers.MaskOptimizer(weights_optimizer, mask_optimizer)
+
+
+def build_model(config, input_shape, num_classes):
+    """The search model: masked layers with the method's rule, `s0` and `lambda`."""
+    arguments = methods.get(config.method)().layer_arguments(config.mask_init, config.mask_penalty)
+    model = models.build(config.model, input_shape, num_classes,
+                         unmasked=config.unmasked_layers, **arguments)
+    if config.supermask:
+        weights_lib.freeze_weights(model)
+    return model
+
+
+def execution_steps(steps_per_epoch, most):
+    """Steps per call into the compiled step: the largest divisor of `steps_per_epoch`
+    that is at most `most`, so that no call runs across an epoch's end."""
+    return max(k for k in range(1, max(1, min(most, steps_per_epoch)) + 1)
+               if steps_per_epoch % k == 0)
+
+
+def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None):
+    """Compiles `model` for a search: SGD/Adam from `config`, cross-entropy, accuracy."""
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="task_loss"),
+        ],
+        jit_compile=config.jit_compile,
+        steps_per_execution=steps_per_execution or config.steps_per_execution,
+    )
+    return distribute.prepare_model(model)
+
+
+def current_penalty(model, method):
+    """The `lambda` the model's masked layers use now (their `penalty_weight` variable), or
+    None for a method without a penalty (IMP)."""
+    from keras_lottery.layers import masked_layers
+
+    layers = masked_layers(model)
+    if not method.uses_penalty or not layers:
+        return None
+    return float(layers[0].penalty_weight.numpy())
+
+
+def save_model_state(model, path):
+    """Saves `model` with its optimizer's state to `path` (`.weights.h5`), atomically."""
+    from keras_lottery import io_utils
+
+    io_utils.atomic_write(path, model.save_weights, suffix=".weights.h5")
