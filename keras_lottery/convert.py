@@ -12,9 +12,8 @@
 
 import keras
 import numpy as np
-from keras.src.models.functional import Functional
 
-from keras_lottery import methods
+from keras_lottery import compat, methods
 from keras_lottery.layers import (CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D,
                                   MaskedLayer)
 
@@ -31,7 +30,7 @@ _MASK_CONFIG_KEYS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed")
 def _check_graph_model(model, who):
     if not isinstance(model, keras.Model):
         raise TypeError(f"{who} expects a keras.Model, got {type(model).__name__}.")
-    if not isinstance(model, (keras.Sequential, Functional)):
+    if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
         raise TypeError(
             f"{who} handles Sequential and functional models; {type(model).__name__} is "
             "subclassed. Build its layers with keras_lottery.layers (CSDense, CSConv2D, ...) "
@@ -64,7 +63,7 @@ def _clone(model, make_layer):
         return new_layer
 
     clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-    for layer in clone._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.flatten_layers(clone):
         source = originals.get(id(layer))
         if source is not None and source.weights:
             _copy_weights(source, layer)
@@ -85,17 +84,12 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
     The copy holds the same weights; `s = s0` and `beta = 1` in every masked layer.
     """
     _check_graph_model(model, "sparsify")
-    if method not in methods.METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {methods.available_methods()}.")
-    names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+    method = methods.get(method)()
+    names = {layer.name for layer in compat.flatten_layers(model)}
     unknown = sorted(set(exclude) - names)
     if unknown:
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
-    rule = methods.METHODS[method].mask_rule
-    if mask_init is None:
-        mask_init = 0.0 if method == "cs" else 1.0
-    mask_kwargs = {"mask_rule": rule, "mask_init": mask_init,
-                   "mask_penalty": 0.0 if method == "imp" else mask_penalty}
+    mask_kwargs = method.layer_arguments(mask_init, mask_penalty)
 
     def make_layer(layer):
         masked_class = MASKED_CLASSES.get(type(layer))
@@ -112,8 +106,9 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
 def strip(model):
     """Returns a plain Keras copy of `model` with every kernel set to `w * b(s)`.
 
-    The result has no mask variables and no custom layers: it loads anywhere
-    Keras does and runs at plain-Keras speed.
+    The result has no mask variables and no custom layers, and is not compiled
+    (compile it as you like): saved, it loads with `keras.saving.load_model` in
+    any process, without keras_lottery, and runs at plain-Keras speed.
     """
     _check_graph_model(model, "strip")
 
@@ -123,13 +118,18 @@ def strip(model):
             return layer.plain_class.from_config(config)
         return layer.__class__.from_config(layer.get_config())
 
-    return _clone(model, make_layer)
+    clone = _clone(model, make_layer)
+    # Keras's clone_model compiles the clone like the original (with our optimizer); a
+    # model rebuilt from the clone's config is plain and uncompiled.
+    plain = type(clone).from_config(clone.get_config())
+    plain.set_weights(clone.get_weights())
+    return plain
 
 
 def nonzero_fraction(model):
     """Fraction of nonzero entries over the kernels of `model`'s Dense/Conv layers."""
     kept = total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.flatten_layers(model):
         if type(layer) in MASKED_CLASSES:
             kernel = np.asarray(layer.get_weights()[0])
             kept += int(np.count_nonzero(kernel))

@@ -151,3 +151,35 @@ def test_conv_macs_count_output_positions(tmp_path):
     report = tickets.size_report(model)
     conv = next(l for l in report["layers"] if l["name"] == "conv1_1")
     assert conv["nonzero_macs_per_example"] == 3 * 3 * 1 * 64 * 8 * 8
+
+
+def test_an_exported_ticket_loads_in_plain_keras_without_keras_lottery(tmp_path):
+    """`ticket.keras` loads with `keras.saving.load_model` in a fresh process that never imports
+    keras_lottery, and computes what the masked model computes."""
+    import subprocess
+    import sys
+
+    from keras_lottery import optimizers
+    from keras_lottery.layers import CSDense
+
+    # Fixed (binary) masks: the masked model computes exactly what its stripped copy does.
+    model = keras.Sequential([keras.Input((6,)), CSDense(5, activation="relu", mask_rule="fixed"),
+                              CSDense(2, mask_rule="fixed")])
+    model.layers[0].set_ticket_mask(np.arange(30).reshape(6, 5) % 3 == 0)
+    model.layers[1].set_ticket_mask(np.ones((5, 2), bool))
+    model.compile(optimizer=optimizers.FusedSGD(0.1, momentum=0.9), loss="mse")
+    tickets.export(model, str(tmp_path / "ticket"))
+    x = np.linspace(-1, 1, 18, dtype="float32").reshape(3, 6)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"model = keras.saving.load_model({str(tmp_path / 'ticket' / 'ticket.keras')!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, model(np.load({str(tmp_path / 'x.npy')!r})))\n"
+        "assert not any(name.startswith('keras_lottery') for name in sys.modules)\n"
+        "print(type(model).__name__, [type(l).__name__ for l in model.layers])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Dense" in done.stdout and "CSDense" not in done.stdout
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6, atol=1e-6)
