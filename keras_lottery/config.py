@@ -12,6 +12,9 @@ from keras_lottery import data, distribute, methods, models
 OPTIMIZERS = ("sgd", "adam")
 MASK_OPTIMIZERS = ("same",) + OPTIMIZERS
 PRUNE_SCOPES = ("layerwise", "global")
+WEIGHT_DECAY_MODES = ("decoupled", "coupled")
+RESETS = ("paper", "official")
+INPUT_SCALINGS = ("standardize", "unit")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 #: Largest |beta_0 * s0| a search accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
 MAX_MASK_LOGIT = 10.0
@@ -45,7 +48,15 @@ HELP = {
     "learning_rate": "Learning rate.",
     "momentum": "SGD momentum.",
     "nesterov": "Use Nesterov momentum with SGD.",
-    "weight_decay": "Decoupled weight decay on the weights (never on s).",
+    "weight_decay": "Weight decay on the weights (never on s); see --weight_decay_mode.",
+    "weight_decay_mode": "decoupled (Keras's: w -= lr*wd*w) or coupled (PyTorch's and the "
+                         "official CS code's: wd*w added to the gradient, before momentum).",
+    "keep_optimizer_state": "Keep the optimizer's state (momenta, step count) across rounds, as "
+                            "the official CS code does; by default each round starts fresh.",
+    "reset": "CS round-end reset: paper (s <- min(beta_T*s_T, s0), Algorithm 3) or official "
+             "(the released code: beta reset first, so s <- min(s_T, s0)).",
+    "input_scaling": "standardize (per-channel mean 0, std 1 from the training set) or unit "
+                     "(pixels / 255 in [0, 1], as the official CS code).",
     "mask_init": "s0: initial value of the mask logits s.",
     "mask_penalty": "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
     "target_remaining": "The last round's ticket keeps exactly this fraction of the weights "
@@ -113,6 +124,10 @@ class SearchConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4  # never applied to the mask logits s
+    weight_decay_mode: str = "decoupled"  # decoupled (Keras) or coupled (L2 in the gradient)
+    keep_optimizer_state: bool = False  # keep momenta and step count across rounds
+    reset: str = "paper"  # CS reset: paper min(beta_T*s_T, s0) or official min(s_T, s0)
+    input_scaling: str = "standardize"  # standardize or unit ([0, 1])
     lr_decay_epochs: tuple = ()  # epochs of each round at which the lr of w is multiplied
     lr_decay_factor: float = 0.1
     mask_optimizer: str = "same"  # optimizer of s: same (as w), sgd or adam
@@ -194,6 +209,10 @@ def check_settings(self):
              f"must be increasing epochs in 1..{self.epochs - 1} (--epochs)")
     if not (math.isfinite(self.lr_decay_factor) and 0 < self.lr_decay_factor <= 1):
         fail("lr_decay_factor", self.lr_decay_factor, "must be a number in (0, 1]")
+    for name, allowed in (("weight_decay_mode", WEIGHT_DECAY_MODES), ("reset", RESETS),
+                          ("input_scaling", INPUT_SCALINGS)):
+        if getattr(self, name) not in allowed:
+            fail(name, getattr(self, name), f"expected one of {list(allowed)}")
     if self.prune_scope not in PRUNE_SCOPES:
         fail("prune_scope", self.prune_scope, f"expected one of {list(PRUNE_SCOPES)}")
     if not 0 < self.prune_fraction < 1:

@@ -197,13 +197,17 @@ def _as_nhwc(images):
 
 
 def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_examples=None,
-         seed=0):
+         seed=0, scaling="standardize"):
     """Loads data set `name` and returns normalised `Splits`.
 
     The validation split is `validation_examples` images held out from the
-    training set (a fixed permutation drawn from `seed`); `train_examples`
-    keeps only that many of the remaining training images (for quick runs).
+    training set (a fixed permutation drawn from `seed`; 0 holds out none);
+    `train_examples` keeps only that many of the remaining training images (for
+    quick runs). `scaling`: `"standardize"` (per-channel mean 0 and std 1 from
+    the training images) or `"unit"` (pixel values / 255, in [0, 1]).
     """
+    if scaling not in ("standardize", "unit"):
+        raise DataError(f"Unknown scaling {scaling!r}; expected 'standardize' or 'unit'.")
     if name not in _LOADERS:
         raise DataError(f"Unknown dataset {name!r}; expected one of {available_datasets()}.")
     loader, num_classes = _LOADERS[name]
@@ -222,8 +226,11 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     x_val, y_val = x_train[val_index], y_train[val_index]
     x_train, y_train = x_train[train_index], y_train[train_index]
     axes = tuple(range(x_train.ndim - 1))
-    mean = x_train.mean(axis=axes, keepdims=True)
-    std = x_train.std(axis=axes, keepdims=True) + 1e-7
+    if scaling == "unit":
+        mean, std = np.zeros((1,) * x_train.ndim, np.float32), np.float32(255.0)
+    else:
+        mean = x_train.mean(axis=axes, keepdims=True)
+        std = x_train.std(axis=axes, keepdims=True) + 1e-7
 
     def normalise(x):
         return ((x - mean) / std).astype(np.float32)

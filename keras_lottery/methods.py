@@ -56,14 +56,14 @@ class Method:
         raise NotImplementedError
 
 
-def cs_mask_reset(layer, initial_temperature):
+def cs_mask_reset(layer, initial_temperature, official=False):
     """The CS round-end step: `s <- min(beta_T * s_T, s0)`, then `beta <- beta_0`.
 
-    `beta_T` is the layer's temperature at the end of the round. (The authors'
-    released code resets `beta` first and so applies `min(s_T, s0)`; this
-    follows the paper's Algorithm 3.)
+    `beta_T` is the layer's temperature at the end of the round (the paper's
+    Algorithm 3). With `official=True`, the authors' released code: it resets
+    `beta` first and so applies `s <- min(s_T, s0)`.
     """
-    final_temperature = layer.temperature.numpy()
+    final_temperature = 1.0 if official else layer.temperature.numpy()
     logits = layer.mask_logits.numpy()
     reset = np.minimum(final_temperature * logits, layer.mask_init)
     # Removed logits stay at REMOVED_LOGIT instead of growing by beta_T every round (to -inf).
@@ -76,6 +76,7 @@ class ContinuousSparsification(Method):
 
     Args:
         initial_temperature: `beta_0`, the temperature every round starts at.
+        reset: `"paper"` (`s <- min(beta_T s_T, s0)`) or `"official"` (`min(s_T, s0)`).
         final_temperature: `beta_T`; when given, `round_callbacks` anneals `beta`
             to it over each round (`TemperatureCallback`).
         per_epoch: step `beta` once per epoch instead of every step.
@@ -86,10 +87,14 @@ class ContinuousSparsification(Method):
     default_mask_init = 0.0
     anneals_temperature = True
 
-    def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False):
+    def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False,
+                 reset="paper"):
+        if reset not in ("paper", "official"):
+            raise ValueError(f"reset must be 'paper' or 'official', got {reset!r}.")
         self.initial_temperature = float(initial_temperature)
         self.final_temperature = final_temperature
         self.per_epoch = per_epoch
+        self.reset = reset
 
     def round_callbacks(self):
         if self.final_temperature is None:
@@ -101,7 +106,7 @@ class ContinuousSparsification(Method):
 
     def round_end(self, layers):
         for layer in layers:
-            cs_mask_reset(layer, self.initial_temperature)
+            cs_mask_reset(layer, self.initial_temperature, official=self.reset == "official")
 
 
 class IterativeStochasticSparsification(Method):
@@ -240,7 +245,8 @@ def from_config(config):
     """The `Method` a `SearchConfig` describes (its temperature schedule and pruning rates)."""
     if config.method == "cs":
         return ContinuousSparsification(config.initial_temperature, config.final_temperature,
-                                        per_epoch=config.temperature_per_epoch)
+                                        per_epoch=config.temperature_per_epoch,
+                                        reset=config.reset)
     if config.method == "iss":
         return IterativeStochasticSparsification()
     return IterativeMagnitudePruning(

@@ -20,7 +20,9 @@ MASK_VARIABLE_NAME = "mask_logits"
 
 
 def is_mask_variable(variable):
-    return variable.name == MASK_VARIABLE_NAME
+    """Whether `variable` is a layer's mask logits `s` (a Keras variable, or the TensorFlow
+    variable behind one, named like `.../mask_logits:0`)."""
+    return variable.name.rsplit("/", 1)[-1].split(":", 1)[0] == MASK_VARIABLE_NAME
 
 
 def _optimizer(value):
@@ -135,3 +137,36 @@ class FusedSGD(keras.optimizers.SGD):
             var=target.handle, accum=accumulator.handle, lr=tf.cast(learning_rate, dtype),
             grad=tf.cast(gradient, dtype), momentum=tf.cast(self.momentum, dtype),
             use_locking=False, use_nesterov=bool(self.nesterov))
+
+
+class CoupledWeightDecay:
+    """Mixin: L2 weight decay added to the gradient, before momentum (PyTorch's SGD/Adam).
+
+    `g <- g + coupled_weight_decay * w` for every variable but the mask logits
+    `s`, then the optimizer's own step: with momentum 0.9 this decays `w` about
+    10x more than Keras's decoupled `weight_decay` of the same value (the
+    official CS code's semantics). Use it instead of `weight_decay`, not with it.
+    """
+
+    def __init__(self, *args, coupled_weight_decay=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.coupled_weight_decay = float(coupled_weight_decay)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.coupled_weight_decay and not is_mask_variable(variable):
+            gradient = gradient + tf.cast(self.coupled_weight_decay, gradient.dtype) * tf.cast(
+                variable, gradient.dtype)
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "coupled_weight_decay": self.coupled_weight_decay}
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CoupledSGD(CoupledWeightDecay, FusedSGD):
+    """`FusedSGD` with coupled (L2-in-the-gradient) weight decay: `CoupledWeightDecay`."""
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class CoupledAdam(CoupledWeightDecay, keras.optimizers.Adam):
+    """`keras.optimizers.Adam` with coupled (L2-in-the-gradient) weight decay."""

@@ -104,8 +104,11 @@ class LotteryRunner:
         config = self.config
         self.splits = data.load(config.dataset, config.data_dir or None,
                                 validation_examples=config.validation_examples,
-                                train_examples=config.train_examples, seed=config.seed)
+                                train_examples=config.train_examples, seed=config.seed,
+                                scaling=config.input_scaling)
         self.validation, self.test = data.evaluation_pipelines(self.splits, config.batch_size)
+        if not len(self.splits.x_val):  # --validation_examples=0: train on every image
+            self.validation = None
         self.steps_per_epoch = self.steps or data.steps_per_epoch(self.splits, config.batch_size)
         self.steps_per_execution = self._execution_steps()
         self.method = methods.from_config(config)
@@ -117,6 +120,7 @@ class LotteryRunner:
         self.round_manager = cb.RoundManager(
             rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
             ticket_epoch=config.ticket_epoch, method=self.method, end_on_train_end=False,
+            reset_optimizer=not config.keep_optimizer_state,
             on_snapshot=lambda epoch, weights: weights_lib.save_snapshot(
                 self.run_dir.snapshot_path(epoch), weights))
         self.initial_weights = weights_lib.snapshot(self.model)  # w_0, the same when resumed

@@ -11,7 +11,14 @@ from keras_lottery import distribute, methods, models, optimizers
 from keras_lottery import weights as weights_lib
 
 
-def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay):
+def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay, coupled=False):
+    """SGD (`FusedSGD`) or Adam; weight decay decoupled (Keras's) or coupled (added to the
+    gradient before momentum, as PyTorch's SGD and Adam do: `optimizers.CoupledWeightDecay`)."""
+    if coupled and weight_decay:
+        if kind == "sgd":
+            return optimizers.CoupledSGD(learning_rate, momentum=momentum, nesterov=nesterov,
+                                         coupled_weight_decay=weight_decay)
+        return optimizers.CoupledAdam(learning_rate, coupled_weight_decay=weight_decay)
     if kind == "sgd":
         return optimizers.FusedSGD(learning_rate, momentum=momentum, nesterov=nesterov,
                                    weight_decay=weight_decay or None)
@@ -41,9 +48,10 @@ def make_optimizer(config, steps_per_epoch=None):
     learning_rate = config.learning_rate
     if steps_per_epoch:
         learning_rate = learning_rate_schedule(config, steps_per_epoch)
-    weights_optimizer = _base_optimizer(config.optimizer, learning_rate,
-                                        config.momentum, config.nesterov, config.weight_decay)
-    if config.weight_decay:
+    coupled = config.weight_decay_mode == "coupled"
+    weights_optimizer = _base_optimizer(config.optimizer, learning_rate, config.momentum,
+                                        config.nesterov, config.weight_decay, coupled)
+    if config.weight_decay and not coupled:
         weights_optimizer.exclude_from_weight_decay(var_names=["mask_logits", "temperature"])
     if config.mask_optimizer == "same" and not config.mask_learning_rate:
         return weights_optimizer

@@ -1,0 +1,103 @@
+"""The official CS code's semantics as options: each one's mechanics."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import data, optimizers, search
+from keras_lottery.config import ConfigError, SearchConfig
+from keras_lottery.layers import CSDense
+from keras_lottery.methods import cs_mask_reset
+
+
+def _variables():
+    w = keras.Variable(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4), name="kernel")
+    s = keras.Variable(np.full((3, 4), 0.5, "float32"), name="mask_logits")
+    return w, s
+
+
+@pytest.mark.parametrize("coupled, plain", [
+    (lambda: optimizers.CoupledSGD(0.1, momentum=0.9, nesterov=True, coupled_weight_decay=0.01),
+     lambda: optimizers.FusedSGD(0.1, momentum=0.9, nesterov=True)),
+    (lambda: optimizers.CoupledAdam(1e-2, coupled_weight_decay=0.01),
+     lambda: keras.optimizers.Adam(1e-2)),
+])
+def test_coupled_weight_decay_is_l2_in_the_gradient_through_momentum(coupled, plain):
+    """Three steps with coupled decay equal three steps of the plain optimizer on the gradient
+    plus `wd * w` (so the decay passes through momentum); `s` is never decayed."""
+    rng = np.random.default_rng(0)
+    gradients = [rng.normal(size=(3, 4)).astype("float32") for _ in range(3)]
+    (w1, s1), (w2, s2) = _variables(), _variables()
+    with_decay, reference = coupled(), plain()
+    for g in gradients:
+        with_decay.apply([g, g], [w1, s1])
+        reference.apply([g + 0.01 * w2.numpy(), g], [w2, s2])
+    np.testing.assert_allclose(w1.numpy(), w2.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(s1.numpy(), s2.numpy())
+    # ... and it is much stronger than Keras's decoupled decay of the same value.
+    w3, s3 = _variables()
+    decoupled = plain()
+    decoupled.weight_decay = 0.01
+    for g in gradients:
+        decoupled.apply([g, g], [w3, s3])
+    assert not np.allclose(w1.numpy(), w3.numpy(), atol=1e-4)
+
+
+def test_the_search_builds_the_coupled_optimizer():
+    from keras_lottery import training
+
+    config = SearchConfig(weight_decay_mode="coupled", weight_decay=1e-4)
+    optimizer = training.make_optimizer(config)
+    assert isinstance(optimizer, optimizers.CoupledSGD) and optimizer.weight_decay is None
+    assert optimizer.coupled_weight_decay == 1e-4
+    adam = training.make_optimizer(SearchConfig(weight_decay_mode="coupled", optimizer="adam"))
+    assert isinstance(adam, optimizers.CoupledAdam)
+    restored = optimizers.CoupledSGD.from_config(optimizer.get_config())
+    assert restored.coupled_weight_decay == 1e-4
+    with pytest.raises(ConfigError, match="--weight_decay_mode='l2' is invalid"):
+        SearchConfig(weight_decay_mode="l2").validate()
+
+
+def test_official_reset_ignores_beta_T():
+    model = keras.Sequential([keras.Input((2,)), CSDense(2, mask_init=0.05)])
+    layer = model.layers[0]
+    logits = np.array([[0.2, -0.3], [0.01, 1e-3]], "float32")
+    for official, expected in ((False, np.minimum(100 * logits, 0.05)),
+                               (True, np.minimum(logits, 0.05))):
+        layer.mask_logits.assign(logits)
+        layer.temperature.assign(100.0)
+        cs_mask_reset(layer, 1.0, official=official)
+        np.testing.assert_allclose(layer.mask_logits.numpy(), expected, rtol=1e-6)
+        assert float(layer.temperature.numpy()) == 1.0
+
+
+def test_unit_input_scaling_and_no_validation_split(idx_dir):
+    standardized = data.load("fashion_mnist", idx_dir, validation_examples=200)
+    unit = data.load("fashion_mnist", idx_dir, validation_examples=0, scaling="unit")
+    assert len(unit.x_val) == 0 and len(unit.x_train) == 1200
+    assert unit.x_train.min() >= 0 and unit.x_train.max() == 1.0
+    assert unit.x_test.max() <= 1.0
+    assert abs(float(standardized.x_train.mean())) < 1e-3
+
+
+def _iterations(path):
+    """The optimizer's step count stored in a `.weights.h5` file."""
+    with h5py.File(path) as weights:
+        return int(np.asarray(weights["optimizer"]["vars"]["0"]))
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_keep_optimizer_state_across_rounds(idx_dir, tmp_path, keep):
+    """The model saved after round 2 holds the optimizer's step count: one round's steps when
+    every round starts fresh, both rounds' when the state is kept. Training on all 1,200 images
+    (--validation_examples=0) with inputs in [0, 1] works end to end."""
+    from conftest import tiny_config
+
+    config = tiny_config(idx_dir, tmp_path / "run", rounds=2, validation_examples=0,
+                         input_scaling="unit", keep_optimizer_state=keep, batch_size=100,
+                         mask_init=0.05, mask_penalty=1e-8)
+    results = search.run(config)
+    assert len(results["rounds"]) == 2
+    steps = _iterations(tmp_path / "run" / "state" / "after_round_2.weights.h5")
+    assert steps == (24 if keep else 0)  # 12 steps a round; a fresh round starts at 0
