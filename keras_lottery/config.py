@@ -66,6 +66,8 @@ HELP = {
     "initial_temperature": "beta_0: temperature at the start of each round.",
     "final_temperature": "beta_T: temperature at the end of each round.",
     "temperature_per_epoch": "Anneal beta once per epoch instead of every step.",
+    "official_temperature": "Anneal beta per epoch with the official CS code's exponent: epoch "
+                            "e of E trains at beta_T**(e/(E-1)) (implies per-epoch steps).",
     "rewind_epoch": "k: rewind w <- w_k between rounds; -1 for no rewinding.",
     "ticket_epoch": "Tickets are retrained from the weights after this many epochs (0: w_0).",
     "ticket_epochs": "Epochs to retrain each round's ticket (0 skips retraining).",
@@ -140,6 +142,7 @@ class SearchConfig:
     initial_temperature: float = 1.0  # beta_0
     final_temperature: float = 200.0  # beta_T
     temperature_per_epoch: bool = False
+    official_temperature: bool = False  # per epoch, beta_T ** (e / (E - 1)) (official code)
     prune_fraction: float = 0.2  # IMP: share of surviving weights pruned per round
     prune_scope: str = "layerwise"  # IMP: layerwise or global
     prune_fraction_conv: float = 0.0  # IMP layerwise rate of conv layers (0: prune_fraction)

@@ -88,12 +88,13 @@ class ContinuousSparsification(Method):
     anneals_temperature = True
 
     def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False,
-                 reset="paper"):
+                 reset="paper", official_temperature=False):
         if reset not in ("paper", "official"):
             raise ValueError(f"reset must be 'paper' or 'official', got {reset!r}.")
         self.initial_temperature = float(initial_temperature)
         self.final_temperature = final_temperature
-        self.per_epoch = per_epoch
+        self.per_epoch = per_epoch or official_temperature
+        self.official_temperature = official_temperature
         self.reset = reset
 
     def round_callbacks(self):
@@ -102,7 +103,8 @@ class ContinuousSparsification(Method):
         from keras_lottery.temperature import TemperatureCallback
 
         return [TemperatureCallback(self.final_temperature, self.initial_temperature,
-                                    per_epoch=self.per_epoch)]
+                                    per_epoch=self.per_epoch,
+                                    official=self.official_temperature)]
 
     def round_end(self, layers):
         for layer in layers:
@@ -246,7 +248,8 @@ def from_config(config):
     if config.method == "cs":
         return ContinuousSparsification(config.initial_temperature, config.final_temperature,
                                         per_epoch=config.temperature_per_epoch,
-                                        reset=config.reset)
+                                        reset=config.reset,
+                                        official_temperature=config.official_temperature)
     if config.method == "iss":
         return IterativeStochasticSparsification()
     return IterativeMagnitudePruning(

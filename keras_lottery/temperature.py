@@ -69,10 +69,18 @@ class TemperatureCallback(keras.callbacks.Callback):
         initial_temperature: `beta_0` (default 1).
         per_epoch: step `beta` once per epoch instead of every step.
         steps_per_epoch: needed only when `fit` cannot tell the number of steps.
+        official: with `per_epoch`, the official CS code's exponent: epoch `e` of `E`
+            trains with `beta_0 * (beta_T / beta_0) ** (e / (E - 1))`, so the last
+            epoch already trains at `beta_T` (the paper's `t / T` reaches it only
+            after the last epoch).
     """
 
     def __init__(self, final_temperature, initial_temperature=1.0, per_epoch=False,
-                 steps_per_epoch=None):
+                 steps_per_epoch=None, official=False):
+        if official and not per_epoch:
+            raise ValueError("TemperatureCallback: official=True is a per-epoch schedule; "
+                             "pass per_epoch=True.")
+        self.official = bool(official)
         super().__init__()
         self.schedule = TemperatureSchedule(final_temperature, initial_temperature)
         self.initial_temperature = self.schedule.initial_temperature
@@ -102,6 +110,8 @@ class TemperatureCallback(keras.callbacks.Callback):
         epochs = (self.params or {}).get("epochs") or 1
         self._steps_per_epoch = 1 if self.per_epoch else steps_per_epoch(self, self.steps_per_epoch)
         self._total = epochs * self._steps_per_epoch
+        if self.official:  # epoch e of E at e / (E - 1); the schedule clips past the end
+            self._total = max(epochs - 1, 1)
         if not self._total:
             raise ValueError(
                 "TemperatureCallback: fit() does not know the number of steps per "

@@ -101,3 +101,45 @@ def test_keep_optimizer_state_across_rounds(idx_dir, tmp_path, keep):
     assert len(results["rounds"]) == 2
     steps = _iterations(tmp_path / "run" / "state" / "after_round_2.weights.h5")
     assert steps == (24 if keep else 0)  # 12 steps a round; a fresh round starts at 0
+
+
+class _TemperatureTrace(keras.callbacks.Callback):
+    """The `beta` each epoch trains with, and the `beta` after the round."""
+
+    def __init__(self):
+        super().__init__()
+        self.during, self.after = [], None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.during.append(float(self.model.layers[0].temperature.numpy()))
+
+    def on_train_end(self, logs=None):
+        self.after = float(self.model.layers[0].temperature.numpy())
+
+
+@pytest.mark.parametrize("official, exponents", [
+    (True, [0, 1 / 3, 2 / 3, 1]),    # e / (E - 1): the last epoch trains at beta_T
+    (False, [0, 1 / 4, 2 / 4, 3 / 4]),  # the paper's t / T, per epoch
+])
+def test_per_epoch_temperature_exponents(official, exponents):
+    from keras_lottery.callbacks import TemperatureCallback
+
+    model = keras.Sequential([keras.Input((3,)), CSDense(2, mask_init=0.1)])
+    model.compile(optimizer="sgd", loss="mse")
+    trace = _TemperatureTrace()
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 2), "float32"), batch_size=4, epochs=4,
+              verbose=0, callbacks=[TemperatureCallback(200.0, per_epoch=True, official=official),
+                                    trace])
+    np.testing.assert_allclose(trace.during, [200.0 ** e for e in exponents], rtol=1e-5)
+    assert trace.after == pytest.approx(200.0)  # beta_T for the round-end reset either way
+    with pytest.raises(ValueError, match="per_epoch=True"):
+        TemperatureCallback(200.0, official=True)
+
+
+def test_the_search_passes_the_official_temperature_to_cs():
+    from keras_lottery import methods
+
+    method = methods.from_config(SearchConfig(official_temperature=True, final_temperature=50.0))
+    callback = method.round_callbacks()[0]
+    assert callback.official and callback.per_epoch and callback.final_temperature == 50.0
