@@ -45,10 +45,15 @@ def exist(directory):
     return bool(_epoch_files(directory))
 
 
+def write(model, path):
+    """Saves `model` with its optimizer's state to `path` (`.weights.h5`), atomically."""
+    io_utils.atomic_write(path, model.save_weights, suffix=".weights.h5")
+
+
 def save(model, directory, epoch):
     """Saves `model` (weights and optimizer state) as the checkpoint after `epoch` epochs."""
     name = f"epoch_{epoch}.weights.h5"
-    io_utils.atomic_write(os.path.join(directory, name), model.save_weights, suffix=".weights.h5")
+    write(model, os.path.join(directory, name))
     io_utils.write_json(os.path.join(directory, LATEST), {"epoch": epoch, "file": name})
     for other, path in _epoch_files(directory).items():
         if other != epoch:

@@ -48,9 +48,10 @@ class ReplicaLocalLosses:
     def _clear_losses(self):
         super()._clear_losses()
         store = self.__dict__.get("_losses_by_thread", {})
-        alive = {thread.ident for thread in threading.enumerate()}
-        for ident in list(store):
-            if ident == threading.get_ident() or ident not in alive:
+        store.pop(threading.get_ident(), None)
+        if store:  # another replica's thread: drop it once that thread has finished
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in store if i not in alive]:
                 del store[ident]
 
 

@@ -13,8 +13,6 @@ OPTIMIZERS = ("sgd", "adam")
 MASK_OPTIMIZERS = ("same",) + OPTIMIZERS
 PRUNE_SCOPES = ("layerwise", "global")
 WEIGHT_DECAY_MODES = ("decoupled", "coupled")
-RESETS = ("paper", "official")
-INPUT_SCALINGS = ("standardize", "unit")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 #: Largest |beta_0 * s0| a search accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
 MAX_MASK_LOGIT = 10.0
@@ -94,7 +92,10 @@ HELP = {
 
 def settings_difference(old, new, ignore=()):
     """The first settings that differ between two `to_dict()`s, as flags (`--k=new (was old)`),
-    or "" when they agree on every setting not in `ignore`."""
+    or "" when they agree on every setting not in `ignore`. A setting `old` lacks (it was
+    added to `SearchConfig` after `old` was written) counts as its default there."""
+    defaults = SearchConfig().to_dict()
+    old = {**{k: defaults[k] for k in new if k not in old and k in defaults}, **old}
     changed = sorted(k for k in set(old) | set(new)
                      if k not in ignore and old.get(k) != new.get(k))
     return ", ".join(f"--{k}={new.get(k)!r} (was {old.get(k)!r})" for k in changed[:3])
@@ -212,8 +213,8 @@ def check_settings(self):
              f"must be increasing epochs in 1..{self.epochs - 1} (--epochs)")
     if not (math.isfinite(self.lr_decay_factor) and 0 < self.lr_decay_factor <= 1):
         fail("lr_decay_factor", self.lr_decay_factor, "must be a number in (0, 1]")
-    for name, allowed in (("weight_decay_mode", WEIGHT_DECAY_MODES), ("reset", RESETS),
-                          ("input_scaling", INPUT_SCALINGS)):
+    for name, allowed in (("weight_decay_mode", WEIGHT_DECAY_MODES),
+                          ("reset", methods.CS_RESETS), ("input_scaling", data.SCALINGS)):
         if getattr(self, name) not in allowed:
             fail(name, getattr(self, name), f"expected one of {list(allowed)}")
     if self.prune_scope not in PRUNE_SCOPES:

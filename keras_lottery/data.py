@@ -24,6 +24,8 @@ import numpy as np
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 VALIDATION_EXAMPLES = 5000
+#: Input scalings `load` offers: per-channel standardisation, or pixels / 255.
+SCALINGS = ("standardize", "unit")
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -206,8 +208,8 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     quick runs). `scaling`: `"standardize"` (per-channel mean 0 and std 1 from
     the training images) or `"unit"` (pixel values / 255, in [0, 1]).
     """
-    if scaling not in ("standardize", "unit"):
-        raise DataError(f"Unknown scaling {scaling!r}; expected 'standardize' or 'unit'.")
+    if scaling not in SCALINGS:
+        raise DataError(f"Unknown scaling {scaling!r}; expected one of {list(SCALINGS)}.")
     if name not in _LOADERS:
         raise DataError(f"Unknown dataset {name!r}; expected one of {available_datasets()}.")
     loader, num_classes = _LOADERS[name]

@@ -20,6 +20,10 @@ import math
 import numpy as np
 
 from keras_lottery.masking import REMOVED_LOGIT
+from keras_lottery.temperature import TemperatureCallback
+
+#: CS round-end resets: the paper's `min(beta_T s_T, s0)` or the released code's `min(s_T, s0)`.
+CS_RESETS = ("paper", "official")
 
 
 class Method:
@@ -89,8 +93,8 @@ class ContinuousSparsification(Method):
 
     def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False,
                  reset="paper", official_temperature=False):
-        if reset not in ("paper", "official"):
-            raise ValueError(f"reset must be 'paper' or 'official', got {reset!r}.")
+        if reset not in CS_RESETS:
+            raise ValueError(f"reset must be one of {list(CS_RESETS)}, got {reset!r}.")
         self.initial_temperature = float(initial_temperature)
         self.final_temperature = final_temperature
         self.per_epoch = per_epoch or official_temperature
@@ -100,8 +104,6 @@ class ContinuousSparsification(Method):
     def round_callbacks(self):
         if self.final_temperature is None:
             return []
-        from keras_lottery.temperature import TemperatureCallback
-
         return [TemperatureCallback(self.final_temperature, self.initial_temperature,
                                     per_epoch=self.per_epoch,
                                     official=self.official_temperature)]

@@ -17,12 +17,16 @@ import keras
 import numpy as np
 
 from keras_lottery import callbacks as cb
-from keras_lottery import checkpoints, data, tickets, training
-from keras_lottery.rundir import RunDirectory
+from keras_lottery import checkpoints, data, io_utils, tickets, training
 
 
 class EmptyTicket(cb.TrainingDiverged):
     """A round's ticket keeps no weight: the run stops instead of recording it."""
+
+
+def ticket_done(record):
+    """Whether round `record`'s ticket phase has run (its accuracy may be None: not retrained)."""
+    return "ticket_accuracy" in record
 
 
 def log(message):
@@ -112,7 +116,7 @@ def search(run, round_index):
             f"--mask_penalty={config.mask_penalty}); try a larger --mask_init or a smaller "
             f"--mask_penalty; finished rounds are kept in {run.run_dir.results_path}.")
     tickets.save_masks(run.run_dir.masks_path(round_index), masks)
-    training.save_model_state(run.model, run.run_dir.round_model_path(round_index))
+    checkpoints.write(run.model, run.run_dir.round_model_path(round_index))
     record = {
         "round": round_index, "method": config.method, "remaining": remaining,
         "search_accuracy": accuracy, "search_loss": task_loss,
@@ -123,7 +127,7 @@ def search(run, round_index):
     }
     rounds.append(record)
     run.run_dir.write_results(run.results)  # the commit point of the phase
-    RunDirectory.discard(run.run_dir.round_model_path(round_index - 1))
+    io_utils.remove_path(run.run_dir.round_model_path(round_index - 1))
     run.run_dir.clear_phase(phase)
     return record
 
@@ -155,7 +159,7 @@ def retrain_ticket(run, round_index):
     """Ticket r from its start weights (supermask: evaluated as is); the last round's is
     exported. Returns its test accuracy (None when tickets are not retrained)."""
     config, record, trainer = run.config, run.results["rounds"][round_index - 1], run.trainer
-    if "ticket_accuracy" in record:
+    if ticket_done(record):
         return record["ticket_accuracy"]
     masks = tickets.load_masks(run.run_dir.masks_path(round_index))
     accuracy, ticket, started = None, None, time.time()

@@ -109,11 +109,7 @@ class RunDirectory:
                     f"{RESULTS_FILE}; pass --overwrite to replace them or choose another "
                     "--output_dir.")
             return None
-        # Settings added since the earlier run was made count as their defaults there.
-        from keras_lottery.config import SearchConfig
-
-        old = {**SearchConfig().to_dict(), **previous["flags"]}
-        details = settings_difference(old, flags, ignore=may_change)
+        details = settings_difference(previous["flags"], flags, ignore=may_change)
         if details:
             raise RunExistsError(
                 f"--output_dir={self.path!r} holds a run with other settings: {details}; "

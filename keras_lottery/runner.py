@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from keras_lottery import callbacks as cb
-from keras_lottery import compat, data, distribute, methods, phases, tickets, training
+from keras_lottery import compat, data, distribute, io_utils, methods, phases, tickets, training
 from keras_lottery import weights as weights_lib
 from keras_lottery.config import SearchConfig
 from keras_lottery.phases import EmptyTicket, log  # noqa: F401  (EmptyTicket: part of the API)
@@ -91,13 +91,12 @@ class LotteryRunner:
                 if round_index == 1:
                     phases.dense_baseline(self)
                 phases.retrain_ticket(self, round_index)
-            checkpoints_dir = self.run_dir.state("phases")
-            RunDirectory.discard(checkpoints_dir)
+            io_utils.remove_path(self.run_dir.state("phases"))  # every phase has finished
             return self.results
 
     def _finished(self, results):
         rounds = results["rounds"]
-        return len(rounds) >= self.config.rounds and all("ticket_accuracy" in r for r in rounds)
+        return len(rounds) >= self.config.rounds and all(map(phases.ticket_done, rounds))
 
     # Setting up.
     def _prepare(self):

@@ -16,7 +16,7 @@ import os
 import keras
 import keras_tuner as kt
 
-from keras_lottery import io_utils, report, search
+from keras_lottery import io_utils, report, runner, search
 from keras_lottery.callbacks import TrainingDiverged
 from keras_lottery.config import ConfigError, SearchConfig, settings_difference
 
@@ -147,9 +147,9 @@ def is_distributed_worker():
             and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", ""))
 
 
-#: Base settings a resumed sweep may change (they do not change what a trial computes).
-_RESUMABLE = ("verbose", "output_dir", "overwrite", "dry_run", "distribute",
-              "steps_per_execution")
+#: Base settings a resumed sweep may change: those a resumed run may change, but `rounds`
+#: (a sweep's trials all have the base's rounds, or the space's).
+_RESUMABLE = tuple(k for k in runner.RESUMABLE_CHANGES if k != "rounds")
 
 
 def _pin_base_settings(project_dir, base_config, overwrite):

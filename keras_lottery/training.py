@@ -9,6 +9,7 @@ import keras
 
 from keras_lottery import distribute, methods, models, optimizers
 from keras_lottery import weights as weights_lib
+from keras_lottery.layers import masked_layers
 
 
 def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay, coupled=False):
@@ -97,16 +98,7 @@ def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None)
 def current_penalty(model, method):
     """The `lambda` the model's masked layers use now (their `penalty_weight` variable), or
     None for a method without a penalty (IMP)."""
-    from keras_lottery.layers import masked_layers
-
     layers = masked_layers(model)
     if not method.uses_penalty or not layers:
         return None
     return float(layers[0].penalty_weight.numpy())
-
-
-def save_model_state(model, path):
-    """Saves `model` with its optimizer's state to `path` (`.weights.h5`), atomically."""
-    from keras_lottery import io_utils
-
-    io_utils.atomic_write(path, model.save_weights, suffix=".weights.h5")
