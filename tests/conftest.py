@@ -42,6 +42,19 @@ def write_fixture_data(directory):
     return directory
 
 
+def free_ports(count):
+    """`count` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
 def tiny_config(idx_dir, out, **settings):
     """A `SearchConfig` for a seconds-long search on the fixture data (one round of one epoch,
     no retraining, no dense baseline, silent); `settings` override it."""

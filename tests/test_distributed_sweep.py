@@ -8,17 +8,12 @@ every process, with `KERASTUNER_TUNER_ID` (`chief`, `tuner0`, `tuner1`),
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
+from conftest import free_ports
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_chief_and_two_workers_run_each_trial_once(idx_dir, tmp_path):
@@ -27,7 +22,7 @@ def test_chief_and_two_workers_run_each_trial_once(idx_dir, tmp_path):
                f"--data_dir={idx_dir}", "--validation_examples=200", "--rounds=1", "--epochs=1",
                "--batch_size=100", "--ticket_epoch=0", "--ticket_epochs=1",
                "--nodense_baseline", "--verbose=0", "--max_trials=4", f"--sweep_dir={sweep_dir}"]
-    port = str(_free_port())
+    port = str(free_ports(1)[0])
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERASTUNER_TUNER_ID=tuner_id,
