@@ -55,6 +55,9 @@ HELP = {
              "(the released code: beta reset first, so s <- min(s_T, s0)).",
     "input_scaling": "standardize (per-channel mean 0, std 1 from the training set) or unit "
                      "(pixels / 255 in [0, 1], as the official CS code).",
+    "mask_scaling": "CS: multiply the mask, soft and binary, by 1/sigmoid(s0), as the official "
+                    "CS code (the network starts at w, not w*sigmoid(s0); the penalty is on the "
+                    "scaled mask).",
     "mask_init": "s0: initial value of the mask logits s.",
     "mask_penalty": "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
     "target_remaining": "The last round's ticket keeps exactly this fraction of the weights "
@@ -136,6 +139,7 @@ class SearchConfig:
     mask_optimizer: str = "same"  # optimizer of s: same (as w), sgd or adam
     mask_learning_rate: float = 0.0  # 0: the learning rate of w
     mask_momentum: float = 0.0  # SGD momentum of s when --mask_optimizer=sgd
+    mask_scaling: bool = False  # CS: mask times 1/sigmoid(s0) (official code)
     mask_init: float = -0.01  # s0
     mask_penalty: float = 1e-6  # lambda
     target_remaining: float = 0.0  # the last ticket keeps this fraction; 0: off
@@ -234,6 +238,8 @@ def check_settings(self):
         fail("steps_per_execution", self.steps_per_execution, "must be an integer >= 1")
     if not 0 <= self.target_start < 1:
         fail("target_start", self.target_start, "must be a fraction of the round in [0, 1)")
+    if self.mask_scaling and self.method != "cs":
+        fail("mask_scaling", True, "the 1/sigmoid(s0) scaling belongs to CS: use --method=cs")
     if self.supermask and self.method == "imp":
         fail("supermask", True, "the supermask setting learns a mask: use --method=cs or iss")
     if self.model not in models.available_models():

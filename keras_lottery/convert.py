@@ -24,7 +24,7 @@ MASKED_CLASSES = {
     keras.layers.Conv2D: CSConv2D,
     keras.layers.DepthwiseConv2D: CSDepthwiseConv2D,
 }
-_MASK_CONFIG_KEYS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed")
+_MASK_CONFIG_KEYS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale")
 
 
 def _check_graph_model(model, who):
@@ -48,7 +48,8 @@ def _copy_weights(source, target):
         if len(values) > 1:
             target.bias.assign(values[1])
     elif source_kernel is not None and not isinstance(target, MaskedLayer):
-        kernel = source_kernel.numpy() * source.ticket_mask().astype(source_kernel.dtype)
+        kernel = source_kernel.numpy() * (
+            source.ticket_mask() * source.mask_scale).astype(source_kernel.dtype)
         target.set_weights([kernel] + ([source.bias.numpy()] if source.bias is not None else []))
     else:
         target.set_weights(source.get_weights())
@@ -70,7 +71,8 @@ def _clone(model, make_layer):
     return clone
 
 
-def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
+def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
+             mask_scaling=False):
     """Returns a copy of `model` with its maskable layers replaced by masked layers.
 
     Args:
@@ -80,6 +82,10 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
         mask_init: `s0` (default: 0.0 for CS, 1.0 for ISS and IMP, all kept).
         mask_penalty: `lambda` (ignored by IMP).
         exclude: names of layers to leave plain.
+        mask_scaling: CS only: scale the mask by `1/sigmoid(s0)` (the official CS
+            code's `mask_scale`), so that the copy's outputs at the start equal
+            `model`'s: a trained model stays trained. Without it, CS's start
+            `sigmoid(s0)` multiplies every kernel (by 1/2 at s0 = 0).
 
     The copy holds the same weights; `s = s0` and `beta = 1` in every masked layer.
     """
@@ -89,7 +95,10 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
     unknown = sorted(set(exclude) - names)
     if unknown:
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
-    mask_kwargs = method.layer_arguments(mask_init, mask_penalty)
+    if mask_scaling and method.name != "cs":
+        raise ValueError(f"mask_scaling is CS's (1/sigmoid(s0)); method {method.name!r} "
+                         "starts from a binary mask and needs none.")
+    mask_kwargs = method.layer_arguments(mask_init, mask_penalty, mask_scaling=mask_scaling)
 
     def make_layer(layer):
         masked_class = MASKED_CLASSES.get(type(layer))
@@ -104,7 +113,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=()):
 
 
 def strip(model):
-    """Returns a plain Keras copy of `model` with every kernel set to `w * b(s)`.
+    """Returns a plain Keras copy of `model` with every kernel set to `c * w * b(s)`.
 
     The result has no mask variables and no custom layers, and is not compiled
     (compile it as you like): saved, it loads with `keras.saving.load_model` in

@@ -35,6 +35,10 @@ class CSDense(MaskedLayer, keras.layers.Dense):
             `sigmoid(beta*s)`), `"stochastic"` (ISS, `Bernoulli(sigmoid(s))`)
             or `"fixed"` (`1[s > 0]`, not trained).
         mask_seed: seed of the mask samples under the stochastic rule.
+        mask_scale: `c`, a constant the mask is multiplied by, soft and binary
+            (`y = x @ (c * w * m) + b`, penalty `lambda * ||c * m||_1`). The
+            official CS code uses `c = 1 / sigmoid(s0)` (`official_mask_scale`),
+            so that the network starts at its own weights; 1 (default) for none.
     """
 
     _plain_class = keras.layers.Dense
@@ -42,8 +46,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     kind = "dense"
 
     def __init__(self, units, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
-                 mask_seed=None, **kwargs):
-        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
+                 mask_seed=None, mask_scale=1.0, **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, mask_scale, kwargs)
         super().__init__(units, **kwargs)
 
     def build(self, input_shape):
@@ -68,8 +72,8 @@ class _MaskedConv(MaskedLayer):
     kind = "conv"
 
     def __init__(self, filters, kernel_size, mask_init=0.0, mask_penalty=0.0,
-                 mask_rule="continuous", mask_seed=None, **kwargs):
-        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
+                 mask_rule="continuous", mask_seed=None, mask_scale=1.0, **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, mask_scale, kwargs)
         super().__init__(filters, kernel_size, **kwargs)
 
     def build(self, input_shape):
@@ -94,7 +98,7 @@ class CSConv2D(_MaskedConv, keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose kernel is masked: `y = conv(x, w * m) + b`.
 
     Takes every argument of `Conv2D`, plus `mask_init` (`s0`), `mask_penalty`
-    (`lambda`), `mask_rule` and `mask_seed`, as `CSDense`.
+    (`lambda`), `mask_rule`, `mask_seed` and `mask_scale`, as `CSDense`.
     """
 
     _plain_class = keras.layers.Conv2D
@@ -121,8 +125,8 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
     kind = "conv"
 
     def __init__(self, kernel_size, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
-                 mask_seed=None, **kwargs):
-        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, kwargs)
+                 mask_seed=None, mask_scale=1.0, **kwargs):
+        self._init_mask(mask_init, mask_penalty, mask_rule, mask_seed, mask_scale, kwargs)
         super().__init__(kernel_size, **kwargs)
 
     def build(self, input_shape):

@@ -17,6 +17,24 @@ from keras import ops
 from keras_lottery import compat, masking
 
 
+def _check_mask_scale(layer_name, mask_scale):
+    try:
+        mask_scale = float(mask_scale)
+    except (TypeError, ValueError):
+        mask_scale = float("nan")
+    if not (math.isfinite(mask_scale) and mask_scale > 0):
+        raise ValueError(
+            f"{layer_name}: mask_scale must be a finite number > 0 (1/sigmoid(s0) for the "
+            f"official CS scaling, 1 for none), got {mask_scale!r}.")
+    return mask_scale
+
+
+def official_mask_scale(mask_init):
+    """`1 / sigmoid(s0)`: the official CS code's mask scaling, under which the network
+    starts at `w * sigmoid(s0) / sigmoid(s0) = w` (at beta_0 = 1)."""
+    return 1.0 + math.exp(-float(mask_init))
+
+
 def _check_mask_arguments(layer_name, mask_init, mask_penalty):
     try:
         mask_init = float(mask_init)
@@ -68,6 +86,7 @@ class KerasLayerParts:
             "mask_penalty": self.mask_penalty,
             "mask_rule": self.mask_rule,
             "mask_seed": self.mask_seed,
+            "mask_scale": self.mask_scale,
         }
 
     # Save the stored variables (w, bias, s, beta), not the effective kernel
@@ -89,7 +108,8 @@ class MaskInspection:
     the current penalty; and `set_ticket_mask` to fix a binary mask."""
 
     def soft_mask(self):
-        """The mask `m` the layer computes with in inference (CS: `sigmoid(beta*s)`)."""
+        """The mask `m` of inference (CS: `sigmoid(beta*s)`); the layer computes with
+        `mask_scale * m`."""
         return self._mask_rule.mask(self, training=False)
 
     def ticket_mask(self):
@@ -105,7 +125,8 @@ class MaskInspection:
         _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
         if penalty is None:
             return 0.0
-        return float(self.penalty_weight.numpy() * ops.convert_to_numpy(penalty))
+        return float(self.penalty_weight.numpy() * self.mask_scale
+                     * ops.convert_to_numpy(penalty))
 
     def set_ticket_mask(self, mask):
         """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""
@@ -127,7 +148,7 @@ class MaskedLayer(MaskInspection, KerasLayerParts, compat.ReplicaLocalLosses):
     computation with the effective kernel `w * m` from `masked_kernel`.
     """
 
-    def _init_mask(self, mask_init, mask_penalty, mask_rule, mask_seed, kwargs):
+    def _init_mask(self, mask_init, mask_penalty, mask_rule, mask_seed, mask_scale, kwargs):
         if kwargs.get("lora_rank"):
             raise ValueError(
                 f"{type(self).__name__} does not support lora_rank; "
@@ -138,6 +159,7 @@ class MaskedLayer(MaskInspection, KerasLayerParts, compat.ReplicaLocalLosses):
         )
         self._mask_rule = masking.get_rule(mask_rule)
         self.mask_seed = mask_seed
+        self.mask_scale = _check_mask_scale(type(self).__name__, mask_scale)
 
     @property
     def mask_rule(self):
@@ -187,8 +209,17 @@ class MaskedLayer(MaskInspection, KerasLayerParts, compat.ReplicaLocalLosses):
         return self._kernel
 
     def masked_kernel(self, training=False):
-        """Returns the effective kernel `w * m` and adds the mask penalty when training."""
-        kernel, penalty = self._mask_rule.masked_kernel(self, self._kernel.value, bool(training))
+        """Returns the effective kernel `c * w * m` and adds the mask penalty when training.
+
+        `c` is `mask_scale` (1 unless the official CS scaling `1/sigmoid(s0)` is on); the
+        penalty is then `lambda * ||c * m||_1`, as in the official code.
+        """
+        kernel = self._kernel.value
+        if self.mask_scale != 1.0:
+            kernel = ops.multiply(kernel, ops.cast(self.mask_scale, kernel.dtype))
+        kernel, penalty = self._mask_rule.masked_kernel(self, kernel, bool(training))
+        if penalty is not None and self.mask_scale != 1.0:
+            penalty = ops.multiply(penalty, self.mask_scale)
         if penalty is not None:
             # lambda is the variable `penalty_weight` (0 adds 0). Once per replica; Keras
             # scales it by 1/replicas like every added loss.
@@ -203,7 +234,7 @@ class MaskedLayer(MaskInspection, KerasLayerParts, compat.ReplicaLocalLosses):
         """The effective kernel `w * m` used in inference."""
         if getattr(self, "_kernel", None) is None or not hasattr(self, "mask_logits"):
             raise AttributeError("You must build the layer before accessing `kernel`.")
-        mask = self._mask_rule.mask(self, training=False)
+        mask = self._mask_rule.mask(self, training=False) * self.mask_scale
         return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
 
     @kernel.setter

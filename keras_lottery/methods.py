@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from keras_lottery.masked_layer import official_mask_scale
 from keras_lottery.masking import REMOVED_LOGIT
 from keras_lottery.temperature import TemperatureCallback
 
@@ -46,11 +47,13 @@ class Method:
     #: Whether the ticket is read after `round_end` (IMP) rather than before it.
     ticket_after_round_end = False
 
-    def layer_arguments(self, mask_init=None, mask_penalty=0.0):
-        """The masked layers' mask arguments (`mask_rule`, `mask_init` = s0, `mask_penalty`)."""
-        return {"mask_rule": self.mask_rule,
-                "mask_init": self.default_mask_init if mask_init is None else float(mask_init),
-                "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0}
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False):
+        """The masked layers' mask arguments (`mask_rule`, `mask_init` = s0, `mask_penalty`,
+        and `mask_scale`: `1/sigmoid(s0)` with `mask_scaling`, the official CS code's, else 1)."""
+        mask_init = self.default_mask_init if mask_init is None else float(mask_init)
+        return {"mask_rule": self.mask_rule, "mask_init": mask_init,
+                "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0,
+                "mask_scale": official_mask_scale(mask_init) if mask_scaling else 1.0}
 
     def round_callbacks(self):
         """Keras callbacks that run during every round of this method (besides the runner's)."""
@@ -206,8 +209,8 @@ class IterativeMagnitudePruning(Method):
             for kind, value in (("conv", conv_fraction), ("dense", dense_fraction),
                                 ("output", output_fraction)) if value}
 
-    def layer_arguments(self, mask_init=None, mask_penalty=0.0):
-        # IMP starts dense (s = 1 everywhere) and never trains s.
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False):
+        # IMP starts dense (s = 1 everywhere), never trains s and scales nothing.
         return super().layer_arguments(1.0, 0.0)
 
     def fraction_of(self, layer, is_output=False):

@@ -65,7 +65,8 @@ def make_optimizer(config, steps_per_epoch=None):
 
 def build_model(config, input_shape, num_classes):
     """The search model: masked layers with the method's rule, `s0` and `lambda`."""
-    arguments = methods.get(config.method)().layer_arguments(config.mask_init, config.mask_penalty)
+    arguments = methods.get(config.method)().layer_arguments(
+        config.mask_init, config.mask_penalty, mask_scaling=config.mask_scaling)
     model = models.build(config.model, input_shape, num_classes,
                          unmasked=config.unmasked_layers, **arguments)
     if config.supermask:

@@ -143,3 +143,97 @@ def test_the_search_passes_the_official_temperature_to_cs():
     method = methods.from_config(SearchConfig(official_temperature=True, final_temperature=50.0))
     callback = method.round_callbacks()[0]
     assert callback.official and callback.per_epoch and callback.final_temperature == 50.0
+
+
+def _reference_scaled_step(x, w, s, bias, beta, lam, scale):
+    """`x @ (c * w * sigmoid(beta*s)) + b` and `lambda * ||c * sigmoid(beta*s)||_1` by autodiff."""
+    import tensorflow as tf
+
+    w, s = tf.Variable(w), tf.Variable(s)
+    with tf.GradientTape() as tape:
+        mask = scale * tf.sigmoid(beta * s)
+        outputs = x @ (w * mask) + bias
+        penalty = lam * tf.reduce_sum(mask)
+        objective = tf.reduce_sum(outputs ** 2) + penalty
+    return outputs.numpy(), penalty.numpy(), [g.numpy() for g in tape.gradient(objective, [w, s])]
+
+
+@pytest.mark.parametrize("mask_init", [0.0, -0.05])
+def test_mask_scaling_scales_the_mask_the_penalty_and_both_gradients(mask_init):
+    """With `mask_scale = 1/sigmoid(s0)` a training step (native kernel on CPU) equals the
+    official layer's formula: output, penalty and the gradients of `w` and `s`."""
+    import tensorflow as tf
+
+    from keras_lottery.masked_layer import official_mask_scale
+
+    scale = official_mask_scale(mask_init)
+    assert scale == pytest.approx(1 / (1 / (1 + np.exp(-mask_init))))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 6)).astype("float32")
+    layer = CSDense(4, mask_init=mask_init, mask_penalty=1e-2, mask_scale=scale)
+    layer.build((None, 6))
+    layer.mask_logits.assign(rng.normal(scale=0.1, size=(6, 4)).astype("float32"))
+    layer.bias.assign(rng.normal(size=4).astype("float32"))
+    layer.temperature.assign(3.0)
+    with tf.GradientTape() as tape:
+        outputs = layer(x, training=True)
+        objective = tf.reduce_sum(outputs ** 2) + tf.add_n(layer.losses)
+    gradients = tape.gradient(objective, [layer.unmasked_kernel, layer.mask_logits])
+    expected, penalty, expected_gradients = _reference_scaled_step(
+        x, layer.unmasked_kernel.numpy(), layer.mask_logits.numpy(), layer.bias.numpy(),
+        3.0, 1e-2, scale)
+    np.testing.assert_allclose(outputs.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.losses[0].numpy(), penalty, rtol=1e-6)
+    for got, want in zip(gradients, expected_gradients):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-6)
+    assert layer.mask_penalty_value() == pytest.approx(float(penalty), rel=1e-5)
+
+
+def test_mask_scaling_starts_a_trained_model_at_its_own_outputs():
+    """`sparsify(..., mask_scaling=True)` at s0 = 0 keeps a model's outputs at step 0 (without
+    it every kernel is halved); the binary ticket carries the scale into `strip`."""
+    from keras_lottery import convert, tickets
+
+    rng = np.random.default_rng(2)
+    plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3)])
+    x = rng.normal(size=(7, 6)).astype("float32")
+    scaled = convert.sparsify(plain, mask_init=0.0, mask_scaling=True)
+    np.testing.assert_allclose(scaled(x), plain(x), rtol=1e-5, atol=1e-6)
+    halved = convert.sparsify(plain, mask_init=0.0)
+    assert not np.allclose(halved(x), plain(x), atol=1e-2)
+    # A ticket: fixed masks keep the scale (config round trip), and strip folds it in.
+    masks = {layer.name: rng.random(layer.mask_logits.shape) < 0.5
+             for layer in tickets.masked_layers(scaled)}
+    ticket = tickets.build_ticket(scaled, masks)
+    assert [layer.mask_scale for layer in tickets.masked_layers(ticket)] == [2.0, 2.0]
+    restored = keras.Sequential.from_config(ticket.get_config())
+    assert [layer.mask_scale for layer in tickets.masked_layers(restored)] == [2.0, 2.0]
+    stripped = convert.strip(ticket)
+    np.testing.assert_allclose(stripped(x), ticket(x), rtol=1e-5, atol=1e-6)
+    first = tickets.masked_layers(ticket)[0]
+    np.testing.assert_allclose(stripped.layers[0].kernel.numpy(),
+                               2.0 * first.unmasked_kernel.numpy() * masks[first.name])
+    with pytest.raises(ValueError, match="mask_scaling is CS's"):
+        convert.sparsify(plain, method="imp", mask_scaling=True)
+
+
+def test_the_search_builds_scaled_layers():
+    from keras_lottery import training
+
+    config = SearchConfig(mask_scaling=True, mask_init=-0.05)
+    model = training.build_model(config, (28, 28, 1), 10)
+    scales = [layer.mask_scale for layer in tickets_layers(model)]
+    assert scales == [pytest.approx(1 + np.exp(0.05))] * 3
+    plain = training.build_model(SearchConfig(), (28, 28, 1), 10)
+    assert {layer.mask_scale for layer in tickets_layers(plain)} == {1.0}
+    with pytest.raises(ConfigError, match="--mask_scaling=True is invalid"):
+        SearchConfig(method="imp", mask_scaling=True).validate()
+    with pytest.raises(ValueError, match="mask_scale must be a finite number > 0"):
+        CSDense(3, mask_scale=0.0)
+
+
+def tickets_layers(model):
+    from keras_lottery.layers import masked_layers
+
+    return masked_layers(model)
