@@ -8,15 +8,18 @@ import sys
 
 import pytest
 
-from keras_lottery import report
+import numpy as np
+
+from keras_lottery import figures, replicates, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _write_run(directory, method, rounds, supermask=False, dense=None):
+def _write_run(directory, method, rounds, supermask=False, dense=None, seed=0, **flags):
     directory.mkdir(parents=True)
     results = {
-        "flags": {"method": method, "supermask": supermask},
+        "flags": {"method": method, "supermask": supermask, "seed": seed,
+                  "output_dir": str(directory), **flags},
         "dense": dense,
         "rounds": [{"round": i + 1, "method": method, "remaining": remaining,
                     "ticket_accuracy": accuracy, "search_accuracy": accuracy - 0.01,
@@ -48,14 +51,17 @@ def test_report_writes_figures_and_a_table_that_matches_them(runs, tmp_path):
     out = tmp_path / "report"
     written = report.write_report(runs, str(out))
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["accuracy_vs_remaining.png", "remaining_per_layer.png", "results.md",
-                     "search_cost.png", "supermask.png"]
+    assert names == ["accuracy_vs_remaining.png", "remaining_per_layer_cs_a.png",
+                     "remaining_per_layer_csm.png", "remaining_per_layer_imp.png",
+                     "remaining_per_layer_ss.png", "results.md", "search_cost.png",
+                     "supermask.png"]
     for path in written:
         if path.endswith(".png"):
             with open(path, "rb") as handle:
                 assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     table = (out / "results.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| cs_a | cs |")]
+    runs_section = table.split("## Runs")[1]
+    rows = [line for line in runs_section.splitlines() if line.startswith("| cs_a | cs |")]
     assert [re.split(r"\s*\|\s*", row)[4:6] for row in rows] == [
         ["12.00", "88.60"], ["6.50", "88.90"], ["4.40", "88.70"]]
     assert "| cs_a | dense | - | 100.00 | 87.60 |" in table
@@ -82,3 +88,50 @@ def test_runs_named_alike_get_labels_that_tell_them_apart(tmp_path):
     other = _write_run(tmp_path / "quickstart", "cs", [(0.3, 0.86)])
     labels = [label for label, _ in report.load_runs([first, second, other])]
     assert labels == ["trial_0/run", "trial_1/run", "quickstart"]
+
+
+def _seeds(tmp_path, name, per_seed, **flags):
+    return [_write_run(tmp_path / name / f"seed_{seed}", "cs", rounds, seed=seed, **flags,
+                       dense={"remaining": 1.0, "test_accuracy": 0.87 + 0.01 * seed, "epochs": 12})
+            for seed, rounds in enumerate(per_seed)]
+
+
+def test_runs_that_differ_only_in_seed_are_one_setting_with_mean_and_spread(tmp_path):
+    ours = _seeds(tmp_path, "ours", [[(0.10, 0.880), (0.05, 0.870)],
+                                     [(0.12, 0.890), (0.06, 0.880)],
+                                     [(0.11, 0.885), (0.04, 0.860)]], mask_penalty=1e-7)
+    other = _seeds(tmp_path, "official", [[(0.20, 0.860)], [(0.22, 0.870)]], mask_penalty=1e-6)
+    settings = replicates.group_runs(report.load_runs(ours + other))
+    assert [(s.label, s.seeds) for s in settings] == [("ours", [0, 1, 2]), ("official", [0, 1])]
+    first = settings[0].round_statistics()
+    assert first[0]["remaining"] == pytest.approx((0.11, 0.01))
+    assert first[1]["ticket_accuracy"][0] == pytest.approx(0.87)
+    assert first[1]["ticket_accuracy"][1] == pytest.approx(np.std([0.87, 0.88, 0.86], ddof=1))
+    table = report.markdown_table(report.load_runs(ours + other))
+    assert "| ours | cs | 3 | 1 | 11.00 ± 1.00 | 88.50 ± 0.50 |" in table
+    assert "| official | cs | 2 | 1 | 21.00 ± 1.41 | 86.50 ± 0.71 |" in table
+    assert "| ours | dense | 3 | - | 100.00 | 88.00 ± 1.00 |" in table
+    assert "| ours/seed_2 | cs | 2 | 4.00 | 86.00 |" in table  # every run is kept below
+
+
+def test_figures_plot_setting_means_in_colours_that_never_repeat(tmp_path):
+    dirs = []
+    for index in range(12):  # more settings than matplotlib's 10 default colours
+        dirs += _seeds(tmp_path, f"s{index}", [[(0.1 + 0.01 * index, 0.88)],
+                                                [(0.1 + 0.01 * index, 0.86)]],
+                       mask_penalty=index)
+    settings = replicates.group_runs(report.load_runs(dirs))
+    figure = figures.accuracy_vs_remaining(settings)
+    axis = figure.axes[0]
+    drawn = [tuple(line.get_color()) if not isinstance(line.get_color(), str)
+             else line.get_color() for line in axis.get_lines() if line.get_label()[0] != "_"]
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert len(legend) == 12 + 1 + 12  # settings, the CS envelope, every dense reference
+    assert "s3 (2 seeds)" in legend and "dense, s0 (2 seeds): 87.50 ± 0.71" in legend
+    colours = [tuple(handle.get_color()) if hasattr(handle, "get_color") else None
+               for handle in axis.get_legend().legend_handles]
+    assert len(set(map(str, colours))) == len(colours)
+    assert drawn
+    # The envelope runs through setting means (87.0 each), not through the best single seed (88).
+    envelope = [line for line in axis.get_lines() if "best mean" in line.get_label()][0]
+    assert set(np.round(envelope.get_ydata(), 6)) == {87.0}
