@@ -34,7 +34,12 @@ def define_flags():
 
 
 define_flags()
+flags.DEFINE_list("seeds", [], "Replicates: run this setting once per seed (e.g. 0,1,2; overrides "
+                  "--seed), each into <output_dir>/seed_<k>, then print the mean and spread "
+                  "over seeds.")
 FLAGS = flags.FLAGS
+#: This module as `python -m` names it, to start one search per seed.
+MODULE = __spec__.name if __spec__ is not None and __spec__.name != "__main__" else "apps.search"
 
 
 def config_from_flags(flag_values=FLAGS):
@@ -52,9 +57,71 @@ def config_from_flags(flag_values=FLAGS):
     return SearchConfig(**settings)
 
 
+def config_flags(config):
+    """`config` as command-line flags that describe it whole (`--name=value`, `--[no]name`)."""
+    arguments = []
+    for name, value in config.to_dict().items():
+        if isinstance(value, bool):
+            arguments.append(f"--{'' if value else 'no'}{name}")
+        elif isinstance(value, list):
+            arguments.append(f"--{name}={','.join(str(v) for v in value)}")
+        else:
+            arguments.append(f"--{name}={value}")
+    return arguments
+
+
+def run_seeds(config, seeds):
+    """Runs `config` once per seed, each in its own process, into `<output_dir>/seed_<k>`;
+    prints the setting's mean and spread over the seeds that finished. Returns the exit code:
+    0, or the first failed seed's."""
+    import subprocess
+
+    failed = 0
+    run_dirs = []
+    for seed in seeds:
+        run_dir = os.path.join(config.output_dir, f"seed_{seed}")
+        seeded = dataclasses.replace(config, seed=seed, output_dir=run_dir)
+        print(f"seed {seed}: {run_dir}", flush=True)
+        code = subprocess.run([sys.executable, "-m", MODULE, *config_flags(seeded)]).returncode
+        if code:
+            print(f"error: seed {seed} failed (exit {code}); the other seeds go on", file=sys.stderr)
+            failed = failed or code
+        else:
+            run_dirs.append(run_dir)
+    if run_dirs and not config.dry_run and os.path.exists(
+            os.path.join(run_dirs[0], "results.json")):
+        from keras_lottery import replicates, report
+
+        print(report.settings_table(replicates.group_runs(report.load_runs(run_dirs))))
+    return failed
+
+
+def parse_seeds(values):
+    from keras_lottery.config import ConfigError
+
+    try:
+        seeds = [int(value) for value in values]
+    except ValueError:
+        raise ConfigError(f"--seeds={','.join(values)} is invalid: expected comma-separated "
+                          "integers, e.g. 0,1,2.") from None
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds={','.join(values)} is invalid: a seed appears twice.")
+    return seeds
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.seeds:
+        from keras_lottery.config import ConfigError
+
+        try:
+            seeds = parse_seeds(FLAGS.seeds)
+            config = config_from_flags().validate()
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        return run_seeds(config, seeds)
     from keras_lottery import search  # imported here: TensorFlow is slow to import
     from keras_lottery.config import ConfigError
     from keras_lottery.data import DataError

@@ -6,7 +6,7 @@ Nesterov, weight decay 1e-4, beta 1 -> 200, no rewinding, tickets retrained 10
 epochs from the epoch-2 weights). Each row turns on one of the official
 options on top of our defaults; `official` turns on all of them. Runs that are
 finished are not run again (the search resumes), so the script can be stopped
-and restarted.
+and restarted. Each setting is one `apps.search --seeds=...` command (printed).
 
     python3 -m benchmarks.official_ablation --out=runs/ablation [--settings=ours,official]
     python3 -m apps.report runs/ablation/*/seed_* --out=runs/ablation/report
@@ -49,12 +49,10 @@ def main():
     if unknown:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     for name in names:
-        for seed in args.seeds.split(","):
-            output_dir = os.path.join(args.out, name, f"seed_{seed}")
-            command = [sys.executable, "-m", "apps.search", *BASE, *SETTINGS[name],
-                       f"--seed={seed}", f"--output_dir={output_dir}"]
-            print(" ".join(command[1:]), flush=True)
-            subprocess.run(command, check=True)
+        command = [sys.executable, "-m", "apps.search", *BASE, *SETTINGS[name],
+                   f"--seeds={args.seeds}", f"--output_dir={os.path.join(args.out, name)}"]
+        print(" ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -199,3 +199,28 @@ def test_steps_per_execution_gives_the_same_search(idx_dir, tmp_path):
     # No call runs across an epoch's end: at most 3 of 10 steps is 2 per call.
     assert [search.execution_steps(10, k) for k in (1, 3, 5, 7, 10, 64)] == [1, 2, 5, 5, 10, 10]
     assert search.execution_steps(430, 10) == 10 and search.execution_steps(2, 10) == 2
+
+
+def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_path):
+    """`--seeds=0,1` runs two searches that differ only in the seed, each in its own
+    directory, equal to a run with `--seed=k`, then prints the setting's mean and spread."""
+    out = tmp_path / "replicates"
+    flags = ["--data_dir=" + idx_dir, "--validation_examples=200", "--rounds=1", "--epochs=1",
+             "--batch_size=64", "--ticket_epoch=1", "--ticket_epochs=1", "--nodense_baseline",
+             "--verbose=0", "--train_examples=1000"]
+    done = subprocess.run([sys.executable, "-m", "apps.search", *flags, "--seeds=0,1",
+                           f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = (json.load(open(out / f"seed_{k}" / "results.json")) for k in (0, 1))
+    assert (first["flags"]["seed"], second["flags"]["seed"]) == (0, 1)
+    assert first["rounds"][0]["remaining"] != second["rounds"][0]["remaining"]
+    reference = search.run(SearchConfig(**{**first["flags"], "output_dir": str(tmp_path / "one"),
+                                           "unmasked_layers": (), "lr_decay_epochs": ()}))
+    assert reference["rounds"][0]["remaining"] == first["rounds"][0]["remaining"]
+    remaining = [100 * r["rounds"][0]["remaining"] for r in (first, second)]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("| replicates |"))
+    assert f"| 2 | 1 | {np.mean(remaining):.2f} ± {np.std(remaining, ddof=1):.2f} |" in line
+    bad = subprocess.run([sys.executable, "-m", "apps.search", "--seeds=0,x"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--seeds=0,x is invalid" in bad.stderr
