@@ -4,7 +4,9 @@
 
 Takes every flag of `apps.search` for the settings the sweep does not vary.
 CS varies s0 (--mask_init), lambda (--mask_penalty) and beta_T; IMP the prune
-fraction and the rounds; ISS s0, lambda and the learning rate of s. Running the
+fraction and the rounds; ISS s0, lambda and the learning rate of s. `--sweep`
+varies only the knobs it names, in the ranges it gives; e.g. the paper's Conv-6
+CS sweep of s0 at a fixed lambda: `--sweep=mask_init=-0.03:0.03 --mask_penalty=1e-10`. Running the
 same command again continues the sweep. For several machines, start one chief
 and several workers with keras-tuner's variables (docs/guide.md).
 """
@@ -22,6 +24,11 @@ flags.DEFINE_integer("max_trials", 8, "Number of trials (each a whole ticket sea
 flags.DEFINE_string("sweep_dir", "runs/sweep", "keras-tuner project directory of the sweep.")
 flags.DEFINE_enum("tuner", "random", ["random", "bayesian"], "keras-tuner oracle.")
 flags.DEFINE_boolean("overwrite_sweep", False, "Start the sweep again from no trials.")
+flags.DEFINE_string("sweep", "", "Knobs to vary, comma-separated: NAME (its default range), "
+                    "NAME=LOW:HIGH[:log] or NAME=A|B|C; the others keep their flag's value. "
+                    "Default: every knob of the method (CS: mask_init, mask_penalty, "
+                    "final_temperature; IMP: prune_fraction, rounds; ISS: mask_init, "
+                    "mask_penalty, mask_learning_rate).")
 FLAGS = flags.FLAGS
 
 
@@ -35,7 +42,7 @@ def main(argv):
     try:
         config = search_app.config_from_flags()
         summary = sweep.run_sweep(config, FLAGS.sweep_dir, FLAGS.max_trials, FLAGS.tuner,
-                                  FLAGS.seed, FLAGS.overwrite_sweep)
+                                  FLAGS.seed, FLAGS.overwrite_sweep, FLAGS.sweep)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -72,6 +72,10 @@ HELP = {
     "rewind_epoch": "k: rewind w <- w_k between rounds; -1 for no rewinding.",
     "ticket_epoch": "Tickets are retrained from the weights after this many epochs (0: w_0).",
     "ticket_epochs": "Epochs to retrain each round's ticket (0 skips retraining).",
+    "reuse_next_round": "IMP with rewinding (--rewind_epoch = --ticket_epoch, --ticket_epochs = "
+                        "--epochs): round r+1 trains ticket r from the same weights as long, so "
+                        "its test accuracy is ticket r's and only the last ticket is retrained; "
+                        "--noreuse_next_round retrains every ticket.",
     "dense_baseline": "Also train the dense network from w_0 for ticket_epoch + ticket_epochs epochs.",
     "seed": "Random seed.",
     "augment": "Augment training images: random crop after 4-pixel padding, horizontal flip.",
@@ -156,6 +160,7 @@ class SearchConfig:
     rewind_epoch: int = -1  # k for rewinding w <- w_k between rounds; -1: no rewinding
     ticket_epoch: int = 2  # tickets retrain from the weights after this many epochs
     ticket_epochs: int = 10  # 0: do not retrain tickets
+    reuse_next_round: bool = True  # IMP: round r+1's training is ticket r's retraining
     dense_baseline: bool = True  # also train the dense network from w_0, as long as a ticket
     seed: int = 0
     jit_compile: bool = False

@@ -155,6 +155,29 @@ def dense_baseline(run):
     return run.results["dense"]
 
 
+def reuses_next_round(config):
+    """Whether ticket r's retraining is round r+1's training (IMP with rewinding, when round
+    r+1 trains ticket r from the same weights for as many epochs as a retraining would)."""
+    return (config.method == "imp" and config.reuse_next_round and not config.supermask
+            and config.rewind_epoch >= 0 and config.rewind_epoch == config.ticket_epoch
+            and config.ticket_epochs == config.epochs and not config.keep_optimizer_state)
+
+
+def ticket_from_next_round(run, round_index):
+    """IMP with rewinding: ticket r (the mask after round r's pruning) is what round r+1
+    trained from `w_k` for `epochs` epochs, so its accuracy is round r+1's test accuracy
+    before that round pruned; no epoch is trained again. Returns it."""
+    record = run.results["rounds"][round_index - 1]
+    if ticket_done(record):
+        return record["ticket_accuracy"]
+    following = run.results["rounds"][round_index]
+    record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
+                  ticket_source=f"round_{round_index + 1}", ticket_wall_time_s=0.0)
+    run.run_dir.write_results(run.results)
+    _log_round(run, record)
+    return record["ticket_accuracy"]
+
+
 def retrain_ticket(run, round_index):
     """Ticket r from its start weights (supermask: evaluated as is); the last round's is
     exported. Returns its test accuracy (None when tickets are not retrained)."""
@@ -176,13 +199,22 @@ def retrain_ticket(run, round_index):
     if accuracy is not None and round_index == config.rounds and run.chief:
         report = tickets.export(ticket, run.run_dir.file("ticket"))
         record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
-    record["ticket_accuracy"] = accuracy
-    record["ticket_wall_time_s"] = round(time.time() - started, 1)
+    record.update(ticket_accuracy=accuracy, ticket_source="retrained",
+                  ticket_epochs_trained=config.ticket_epochs if accuracy is not None
+                  and not config.supermask else 0,
+                  ticket_wall_time_s=round(time.time() - started, 1))
     run.run_dir.write_results(run.results)
     run.run_dir.clear_phase(phase)
+    _log_round(run, record)
+    return accuracy
+
+
+def _log_round(run, record):
+    config, accuracy = run.config, record["ticket_accuracy"]
     ticket_text = "not retrained" if accuracy is None else f"{accuracy:.4f}"
-    log(f"{'dry run: ' if run.dry_run else ''}round {round_index}/{config.rounds} "
+    if record.get("ticket_source", "retrained") != "retrained":
+        ticket_text += f" (trained in {record['ticket_source'].replace('_', ' ')})"
+    log(f"{'dry run: ' if run.dry_run else ''}round {record['round']}/{config.rounds} "
         f"({config.method}): remaining {record['remaining']:.2%}, search accuracy "
         f"{record['search_accuracy']:.4f}, ticket accuracy {ticket_text}, "
         f"{record['epochs']} search epochs, {record['wall_time_s']}s")
-    return accuracy

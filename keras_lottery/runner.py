@@ -86,11 +86,15 @@ class LotteryRunner:
                 self._restore()
             self.run_dir.write_results(self.results)
             RunDirectory.discard(aside)
+            reuse = phases.reuses_next_round(config)
             for round_index in range(1, config.rounds + 1):
                 phases.search(self, round_index)
                 if round_index == 1:
                     phases.dense_baseline(self)
-                phases.retrain_ticket(self, round_index)
+                if reuse and round_index > 1:
+                    phases.ticket_from_next_round(self, round_index - 1)
+                if not reuse or round_index == config.rounds:
+                    phases.retrain_ticket(self, round_index)
             io_utils.remove_path(self.run_dir.state("phases"))  # every phase has finished
             return self.results
 

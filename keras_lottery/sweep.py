@@ -35,10 +35,57 @@ SPACES = {
 OBJECTIVE = kt.Objective("ticket_accuracy", direction="max")
 
 
-def define_space(hp, method):
-    """Declares the method's knobs on `hp` and returns their values."""
+def _number(text, item):
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--sweep={item!r} is invalid: {text!r} is not a number.") from None
+
+
+def parse_space(method, text=""):
+    """The knobs a sweep varies: `SPACES[method]`, or those `text` names, each with its
+    default range or the range given. Every other setting keeps the base flags' value.
+
+    `text` is comma-separated items: `name` (the default range), `name=LOW:HIGH`
+    (uniform; `name=LOW:HIGH:log` log-uniform) or `name=A|B|C` (one of the values).
+    E.g. the paper's Conv-6 CS sweep of s0 at a fixed lambda: `mask_init=-0.03:0.03`.
+    """
+    defaults = {name: (kind, arguments) for name, kind, arguments in SPACES[method]}
+    if not text:
+        return list(SPACES[method])
+    space = []
+    for item in text.split(","):
+        name, _, given = item.strip().partition("=")
+        if name not in defaults:
+            raise ConfigError(f"--sweep={item!r} is invalid: --method={method} sweeps "
+                              f"{sorted(defaults)}.")
+        kind, arguments = defaults[name]
+        if "|" in given:
+            kind, arguments = "choice", dict(values=[_number(v, item) for v in given.split("|")])
+        elif given:
+            bounds = given.split(":")
+            if len(bounds) not in (2, 3) or (len(bounds) == 3 and bounds[2] != "log"):
+                raise ConfigError(f"--sweep={item!r} is invalid: expected {name}=LOW:HIGH, "
+                                  f"{name}=LOW:HIGH:log or {name}=A|B|C.")
+            low, high = _number(bounds[0], item), _number(bounds[1], item)
+            if not low < high or (len(bounds) == 3 and low <= 0):
+                raise ConfigError(f"--sweep={item!r} is invalid: LOW must be below HIGH "
+                                  "(and above 0 for log).")
+            kind = "int" if kind == "int" else "float"
+            arguments = dict(min_value=int(low) if kind == "int" else low,
+                             max_value=int(high) if kind == "int" else high)
+            if len(bounds) == 3:
+                arguments["sampling"] = "log"
+        space.append((name, kind, arguments))
+    if len({name for name, _, _ in space}) != len(space):
+        raise ConfigError(f"--sweep={text!r} is invalid: a knob appears twice.")
+    return space
+
+
+def define_space(hp, space):
+    """Declares the knobs of `space` (from `parse_space`) on `hp` and returns their values."""
     values = {}
-    for name, kind, arguments in SPACES[method]:
+    for name, kind, arguments in space:
         if kind == "float":
             values[name] = hp.Float(name, **arguments)
         elif kind == "int":
@@ -61,12 +108,13 @@ def _write_hparams(log_dir, values, metrics):
 class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
     """A keras-tuner tuner whose trials are `keras_lottery.search.run` calls."""
 
-    def __init__(self, base_config, oracle, **kwargs):
+    def __init__(self, base_config, oracle, space, **kwargs):
         super().__init__(oracle=oracle, **kwargs)
         self.base_config = base_config
+        self.space = space
 
     def run_trial(self, trial, *args, **kwargs):
-        values = define_space(trial.hyperparameters, self.base_config.method)
+        values = define_space(trial.hyperparameters, self.space)
         output_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}", "run")
         config = dataclasses.replace(self.base_config, output_dir=output_dir, **values)
         print(f"trial {trial.trial_id} on {self.tuner_id}: "
@@ -102,7 +150,7 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
         raise NotImplementedError("Load a trial's ticket from trial_<id>/run/ticket/ticket.keras.")
 
 
-def make_oracle(kind, max_trials, seed, method="cs"):
+def make_oracle(kind, max_trials, seed, space):
     """The oracle, with the method's space declared up front.
 
     Declared before the first trial, the space is the same in every process of a
@@ -110,11 +158,11 @@ def make_oracle(kind, max_trials, seed, method="cs"):
     trial answered a second worker's request with an empty space, which
     keras-tuner reads as "exhausted" (that worker stopped at once).
     """
-    space = kt.HyperParameters()
-    define_space(space, method)
+    hyperparameters = kt.HyperParameters()
+    define_space(hyperparameters, space)
     # A failed trial never stops the sweep: allow as many failures as trials.
     options = dict(max_trials=max_trials, seed=seed, max_consecutive_failed_trials=max_trials,
-                   hyperparameters=space)
+                   hyperparameters=hyperparameters)
     if kind == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(OBJECTIVE, **options)
     if kind == "random":
@@ -152,13 +200,19 @@ def is_distributed_worker():
 _RESUMABLE = tuple(k for k in runner.RESUMABLE_CHANGES if k != "rounds")
 
 
-def _pin_base_settings(project_dir, base_config, overwrite):
-    """Records the sweep's base settings at its start; refuses to resume it with others."""
+def _pin_base_settings(project_dir, base_config, overwrite, space):
+    """Records the sweep's base settings and space at its start; refuses to resume it with
+    others."""
     path = os.path.join(project_dir, "base_settings.json")
     current = {k: v for k, v in base_config.to_dict().items() if k not in _RESUMABLE}
+    current["sweep"] = [[name, kind, arguments] for name, kind, arguments in space]
     if os.path.exists(path) and not overwrite:
         with open(path) as handle:
             pinned = json.load(handle)
+        # A sweep pinned before --sweep existed varied every knob of its method.
+        default_space = [[n, k, a] for n, k, a in SPACES[base_config.method]]
+        pinned.setdefault("sweep", json.loads(json.dumps(default_space)))
+        current["sweep"] = json.loads(json.dumps(current["sweep"]))
         details = settings_difference(pinned, current)
         if details:
             raise ConfigError(
@@ -169,8 +223,11 @@ def _pin_base_settings(project_dir, base_config, overwrite):
 
 
 def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random", seed=0,
-              overwrite=False):
+              overwrite=False, sweep=""):
     """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`.
+
+    `sweep` names the knobs to vary and their ranges (`parse_space`); by default every
+    knob of the method in `SPACES`. The others keep `base_config`'s values.
 
     In keras-tuner's distributed mode the chief (`KERASTUNER_TUNER_ID=chief`)
     serves the oracle until every trial is done and then writes `sweep.json`;
@@ -179,10 +236,11 @@ def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random"
     base_config.validate()
     if base_config.method not in SPACES:
         raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
+    space = parse_space(base_config.method, sweep)
     directory, project = os.path.split(os.path.abspath(sweep_dir))
-    _pin_base_settings(os.path.join(directory, project), base_config, overwrite)
+    _pin_base_settings(os.path.join(directory, project), base_config, overwrite, space)
     ticket_tuner = TicketSearchTuner(
-        base_config, make_oracle(tuner, max_trials, seed, base_config.method), directory=directory,
+        base_config, make_oracle(tuner, max_trials, seed, space), space, directory=directory,
         project_name=project, overwrite=overwrite)
     ticket_tuner.search()
     if is_distributed_worker():

@@ -224,3 +224,29 @@ def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_pa
     bad = subprocess.run([sys.executable, "-m", "apps.search", "--seeds=0,x"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--seeds=0,x is invalid" in bad.stderr
+
+
+def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
+    """IMP rewinding to w_k: round r+1 trains ticket r from w_k for `epochs` epochs, so with
+    --reuse_next_round ticket r's accuracy is round r+1's and only the last ticket is
+    retrained; the tickets (masks) are those of separate retraining, at fewer epochs."""
+    settings = dict(method="imp", prune_scope="global", rounds=3, epochs=2, rewind_epoch=1,
+                    ticket_epoch=1, ticket_epochs=2, dense_baseline=False, train_examples=1000)
+    reused = search.run(_tiny(idx_dir, tmp_path / "reused", **settings))
+    separate = search.run(_tiny(idx_dir, tmp_path / "separate", reuse_next_round=False,
+                                **settings))
+    for r in (1, 2, 3):
+        a, b = (tickets.load_masks(str(tmp_path / run / "tickets" / f"round_{r}.npz"))
+                for run in ("reused", "separate"))
+        assert all(np.array_equal(a[name], b[name]) for name in a)
+    rounds = reused["rounds"]
+    assert [r["ticket_accuracy"] for r in rounds[:2]] == [r["search_accuracy"]
+                                                          for r in rounds[1:]]
+    assert [r["ticket_source"] for r in rounds] == ["round_2", "round_3", "retrained"]
+    assert [r["ticket_epochs_trained"] for r in rounds] == [0, 0, 2]
+    assert [r["ticket_epochs_trained"] for r in separate["rounds"]] == [2, 2, 2]
+    assert not os.path.exists(tmp_path / "reused" / "tensorboard" / "round_1_ticket")
+    assert os.path.exists(tmp_path / "separate" / "tensorboard" / "round_1_ticket")
+    # Settings under which round r+1 is not ticket r's retraining retrain every ticket.
+    other = search.run(_tiny(idx_dir, tmp_path / "other", **{**settings, "ticket_epochs": 1}))
+    assert [r["ticket_source"] for r in other["rounds"]] == ["retrained"] * 3

@@ -128,3 +128,55 @@ def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
     summary = json.loads((sweep_dir / "sweep.json").read_text())
     assert [t["status"] for t in summary["trials"]] == ["COMPLETED", "COMPLETED"]
     assert len(json.loads(results.read_text())["rounds"]) == 2
+
+
+def test_a_sweep_varies_only_the_knobs_it_names(idx_dir, tmp_path, monkeypatch):
+    """`--sweep=mask_init=-0.02:0.02` (the paper's Conv-6 CS sweep of s0 at a fixed lambda)
+    varies s0 in that range; lambda and beta_T keep the base flags' values."""
+    from keras_lottery.config import ConfigError
+
+    original, calls = search.run, []
+
+    def record(config):
+        calls.append(config)
+        return original(config)
+
+    monkeypatch.setattr(search, "run", record)
+    base = _base(idx_dir)
+    base.mask_penalty, base.final_temperature = 3e-7, 150.0
+    sweep.run_sweep(base, str(tmp_path / "sweep"), max_trials=3, seed=2,
+                    sweep="mask_init=-0.02:0.02")
+    assert len({c.mask_init for c in calls}) == 3
+    assert all(-0.02 <= c.mask_init <= 0.02 for c in calls)
+    assert {(c.mask_penalty, c.final_temperature) for c in calls} == {(3e-7, 150.0)}
+    with pytest.raises(ConfigError, match="holds a sweep with other settings: --sweep="):
+        sweep.run_sweep(base, str(tmp_path / "sweep"), max_trials=3, seed=2,
+                        sweep="mask_penalty")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", [name for name, _, _ in sweep.SPACES["cs"]]),
+    ("mask_penalty=1e-11:1e-7:log",
+     [("mask_penalty", "float", dict(min_value=1e-11, max_value=1e-7, sampling="log"))]),
+    ("final_temperature=100|200, mask_init",
+     [("final_temperature", "choice", dict(values=[100.0, 200.0])),
+      ("mask_init", "float", dict(min_value=-0.05, max_value=0.05))]),
+])
+def test_sweep_spaces(text, expected):
+    space = sweep.parse_space("cs", text)
+    assert (space if text else [name for name, _, _ in space]) == expected
+
+
+@pytest.mark.parametrize("text, words", [
+    ("prune_fraction", "--method=cs sweeps ['final_temperature', 'mask_init', 'mask_penalty']"),
+    ("mask_init=0.1:0", "LOW must be below HIGH"),
+    ("mask_init=a:b", "'a' is not a number"),
+    ("mask_init=0:1:exp", "expected mask_init=LOW:HIGH"),
+    ("mask_init,mask_init", "a knob appears twice"),
+])
+def test_bad_sweep_spaces_are_refused_in_one_line(text, words):
+    from keras_lottery.config import ConfigError
+
+    with pytest.raises(ConfigError, match=None) as error:
+        sweep.parse_space("cs", text)
+    assert words in str(error.value) and "\n" not in str(error.value)
