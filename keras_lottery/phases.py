@@ -196,8 +196,10 @@ def retrain_ticket(run, round_index):
         trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(phase), phase,
                     stream=2 * round_index + 1)
         accuracy, _ = trainer.evaluate(ticket)
-    if accuracy is not None and round_index == config.rounds and run.chief:
-        report = tickets.export(ticket, run.run_dir.file("ticket"))
+    if accuracy is not None and run.chief:
+        report = tickets.export(ticket, run.run_dir.ticket_dir(round_index))
+        if round_index == config.rounds:
+            tickets.export(ticket, run.run_dir.ticket_dir())
         record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
     record.update(ticket_accuracy=accuracy, ticket_source="retrained",
                   ticket_epochs_trained=config.ticket_epochs if accuracy is not None

@@ -61,6 +61,15 @@ class RunDirectory:
     def snapshot_path(self, epoch):
         return self.state(f"snapshot_epoch_{epoch}.npz")
 
+    def initial_weights_path(self):
+        """`w_0`, kept for `tickets.load_run`."""
+        return self.state("initial_weights.npz")
+
+    def ticket_dir(self, round_index=None):
+        """The exported ticket of round r (`ticket/round_<r>/`), or of the last round (`ticket/`)."""
+        return self.file("ticket") if round_index is None else self.file(
+            "ticket", f"round_{round_index}")
+
     def round_model_path(self, round_index):
         return self.state(f"after_round_{round_index}.weights.h5")
 

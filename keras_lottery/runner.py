@@ -13,6 +13,7 @@ asked of the `Method` (`keras_lottery.methods`): layer arguments, callbacks of a
 round, the round-end step.
 """
 
+import os
 import tempfile
 
 import keras
@@ -82,6 +83,10 @@ class LotteryRunner:
             self.results = previous or {"environment": environment(), "flags": config.to_dict(),
                                         "dense": None, "rounds": []}
             self.results["flags"]["rounds"] = config.rounds  # a search may be extended
+            self.results["model"] = self.model_shape  # what tickets.load_run rebuilds
+            if self.chief and not os.path.exists(self.run_dir.initial_weights_path()):
+                weights_lib.save_snapshot(self.run_dir.initial_weights_path(),
+                                          self.initial_weights)
             with self.strategy.scope():  # optimizer slots are distributed variables
                 self._restore()
             self.run_dir.write_results(self.results)
@@ -127,6 +132,8 @@ class LotteryRunner:
             on_snapshot=lambda epoch, weights: weights_lib.save_snapshot(
                 self.run_dir.snapshot_path(epoch), weights))
         self.initial_weights = weights_lib.snapshot(self.model)  # w_0, the same when resumed
+        self.model_shape = {"input_shape": list(self.splits.input_shape),
+                            "num_classes": int(self.splits.num_classes)}
 
     def _execution_steps(self):
         config = self.config

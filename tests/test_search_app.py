@@ -250,3 +250,42 @@ def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
     # Settings under which round r+1 is not ticket r's retraining retrain every ticket.
     other = search.run(_tiny(idx_dir, tmp_path / "other", **{**settings, "ticket_epochs": 1}))
     assert [r["ticket_source"] for r in other["rounds"]] == ["retrained"] * 3
+
+
+def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_accuracy(
+        idx_dir, tmp_path):
+    """`tickets.load_run(run_dir, round=r)` gives round r's masks and start weights `w_k`; the
+    ticket retrained later as the run did (same optimizer, data order and epochs) reaches the
+    recorded ticket accuracy exactly; every round's ticket is exported."""
+    from keras_lottery import data, training
+    from keras_lottery import weights as weights_lib
+
+    out = tmp_path / "run"
+    results = search.run(_tiny(idx_dir, out, train_examples=1000, dense_baseline=False))
+    config = SearchConfig(**{**results["flags"], "unmasked_layers": (), "lr_decay_epochs": ()})
+    splits = data.load(config.dataset, idx_dir, validation_examples=200, train_examples=1000,
+                       seed=config.seed)
+    _, test = data.evaluation_pipelines(splits, config.batch_size)
+    steps = data.steps_per_epoch(splits, config.batch_size)
+    snapshot = weights_lib.load_snapshot(
+        str(out / "state" / f"snapshot_epoch_{config.ticket_epoch}.npz"))
+    for record in results["rounds"]:
+        r = record["round"]
+        ticket = tickets.load_run(str(out), round=r)
+        saved = tickets.load_masks(str(out / "tickets" / f"round_{r}.npz"))
+        assert all(np.array_equal(ticket.masks[k], saved[k]) for k in saved)
+        assert tickets.extract_masks(ticket.model).keys() == saved.keys()
+        for index, (_, value) in snapshot.items():
+            np.testing.assert_array_equal(ticket.model.weights[index].numpy(), value)
+        assert ticket.record == record
+        training.compile_model(ticket.model, config, steps)
+        ticket.model.fit(data.epoch_stream(splits, config.batch_size, seed=config.seed,
+                                           stream=2 * r + 1), epochs=config.ticket_epochs,
+                         steps_per_epoch=steps, verbose=0, shuffle=False)
+        accuracy = ticket.model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+        assert accuracy == pytest.approx(record["ticket_accuracy"], abs=1e-6)
+        report = json.load(open(out / "ticket" / f"round_{r}" / "report.json"))
+        assert report["remaining"] == pytest.approx(record["remaining"])
+    assert tickets.load_run(str(out)).record["round"] == 2
+    with pytest.raises(FileNotFoundError, match=r"has no round 7; its finished rounds are \[1, 2\]"):
+        tickets.load_run(str(out), round=7)
