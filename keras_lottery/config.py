@@ -6,6 +6,7 @@ what is allowed, before any data is loaded or any file written.
 
 import dataclasses
 import math
+import os
 
 from keras_lottery import data, distribute, methods, models
 
@@ -34,6 +35,10 @@ HELP = {
     "prune_fraction_conv": "IMP layerwise rate of convolutions (0: --prune_fraction).",
     "prune_fraction_dense": "IMP layerwise rate of dense layers (0: --prune_fraction).",
     "prune_fraction_output": "IMP layerwise rate of the last masked layer (0: the dense rate).",
+    "init_from": "Start from this saved Keras model (.keras; Sequential or functional, logits "
+                 "out) instead of --model: its Dense/Conv layers get masks (sparsify), its "
+                 "weights are w_0. With CS it turns on --mask_scaling, so the search starts at "
+                 "the model's own outputs.",
     "model": "Model name from keras_lottery.models.",
     "dataset": "Data set name.",
     "data_dir": "Directory with the data set's local files (IDX for Fashion-MNIST).",
@@ -120,6 +125,7 @@ class SearchConfig:
     method: str = "cs"  # cs, imp or iss
     supermask: bool = False  # freeze w at w_0 and learn only the mask
     model: str = "lenet300_100"
+    init_from: str = ""  # a saved .keras model to start from instead of --model
     unmasked_layers: tuple = ()  # layers without a mask (never pruned)
     dataset: str = "fashion_mnist"
     data_dir: str = ""
@@ -172,6 +178,11 @@ class SearchConfig:
     overwrite: bool = False  # replace a run with other settings in output_dir
     output_dir: str = "runs/quickstart"
     verbose: int = 1
+
+    def __post_init__(self):
+        # A given model starts at its own outputs: CS scales its masks by 1/sigmoid(s0).
+        if self.init_from and self.method == "cs":
+            self.mask_scaling = True
 
     def validate(self):
         """Raises `ConfigError` on the first bad setting (`check_settings`); returns self."""
@@ -247,6 +258,9 @@ def check_settings(self):
         fail("mask_scaling", True, "the 1/sigmoid(s0) scaling belongs to CS: use --method=cs")
     if self.supermask and self.method == "imp":
         fail("supermask", True, "the supermask setting learns a mask: use --method=cs or iss")
+    if self.init_from and not os.path.isfile(self.init_from):
+        fail("init_from", self.init_from, "no such file: give a model saved with model.save("
+             "'name.keras')")
     if self.model not in models.available_models():
         fail("model", self.model, f"expected one of {models.available_models()}")
     if self.dataset not in data.available_datasets():

@@ -64,14 +64,51 @@ def make_optimizer(config, steps_per_epoch=None):
 
 
 def build_model(config, input_shape, num_classes):
-    """The search model: masked layers with the method's rule, `s0` and `lambda`."""
-    arguments = methods.get(config.method)().layer_arguments(
-        config.mask_init, config.mask_penalty, mask_scaling=config.mask_scaling)
-    model = models.build(config.model, input_shape, num_classes,
-                         unmasked=config.unmasked_layers, **arguments)
+    """The search model: masked layers with the method's rule, `s0` and `lambda` (built from
+    `--model`, or the model file `--init_from` made masked by `sparsify`)."""
+    if config.init_from:
+        model = initial_model(config, input_shape, num_classes)
+    else:
+        arguments = methods.get(config.method)().layer_arguments(
+            config.mask_init, config.mask_penalty, mask_scaling=config.mask_scaling)
+        model = models.build(config.model, input_shape, num_classes,
+                             unmasked=config.unmasked_layers, **arguments)
     if config.supermask:
         weights_lib.freeze_weights(model)
     return model
+
+
+def initial_model(config, input_shape, num_classes):
+    """The model saved at `--init_from`, checked against the data and made masked."""
+    from keras_lottery.config import ConfigError
+    from keras_lottery.convert import sparsify
+
+    where = f"--init_from={config.init_from!r}"
+    try:
+        original = keras.saving.load_model(config.init_from, compile=False)
+    except Exception as error:  # noqa: BLE001 - any loading failure is the file's
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{where} cannot be loaded as a Keras model: {first_line}") from None
+    inputs = getattr(original, "inputs", None) or []
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != tuple(input_shape):
+        got = [tuple(i.shape[1:]) for i in inputs] or "no Input"
+        raise ConfigError(f"{where} takes inputs {got}, but --dataset={config.dataset} gives "
+                          f"images of shape {tuple(input_shape)}.")
+    outputs = original.outputs
+    if len(outputs) != 1 or outputs[0].shape[-1] != num_classes:
+        raise ConfigError(f"{where} has outputs {[tuple(o.shape[1:]) for o in outputs]}; "
+                          f"--dataset={config.dataset} has {num_classes} classes (one logit each).")
+    last = original.layers[-1]
+    if getattr(getattr(last, "activation", None), "__name__", "") == "softmax" or isinstance(
+            last, keras.layers.Softmax):
+        raise ConfigError(f"{where} ends in a softmax; the search's loss takes logits: save "
+                          "the model without its final softmax.")
+    try:
+        return sparsify(original, method=config.method, mask_init=config.mask_init,
+                        mask_penalty=config.mask_penalty, exclude=config.unmasked_layers,
+                        mask_scaling=config.mask_scaling)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def execution_steps(steps_per_epoch, most):

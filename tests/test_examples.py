@@ -30,4 +30,4 @@ def test_example_runs(example, tmp_path):
 
 def test_examples_are_all_tested():
     assert EXAMPLES == ["custom_model.py", "custom_training_loop.py",
-                        "sparsify_existing_model.py"]
+                        "sparsify_existing_model.py", "ticket_of_trained_model.py"]

@@ -289,3 +289,53 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
     assert tickets.load_run(str(out)).record["round"] == 2
     with pytest.raises(FileNotFoundError, match=r"has no round 7; its finished rounds are \[1, 2\]"):
         tickets.load_run(str(out), round=7)
+
+
+def _saved_model(path, input_shape=(28, 28, 1), activation=None):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(10, activation=activation)])
+    model.save(path)
+    return model
+
+
+def test_init_from_starts_at_the_saved_models_outputs(idx_dir, tmp_path):
+    """`--init_from=model.keras`: its Dense layers get masks scaled by 1/sigmoid(s0), so at
+    step 0 the masked network (training and inference) computes the saved model's outputs;
+    the saved weights are w_0 of the search."""
+    from keras_lottery import training
+    from keras_lottery import weights as weights_lib
+
+    original = _saved_model(str(tmp_path / "trained.keras"))
+    config = _tiny(idx_dir, tmp_path / "run", init_from=str(tmp_path / "trained.keras"),
+                   mask_init=-0.05, rounds=1, dense_baseline=False, train_examples=1000)
+    assert config.mask_scaling  # implied for CS
+    model = training.build_model(config, (28, 28, 1), 10)
+    x = np.random.default_rng(0).normal(size=(8, 28, 28, 1)).astype("float32")
+    for training_mode in (False, True):
+        np.testing.assert_allclose(model(x, training=training_mode), original(x),
+                                   rtol=1e-5, atol=1e-5)
+    results = search.run(config)
+    assert results["flags"]["init_from"] == config.init_from and results["flags"]["mask_scaling"]
+    w_0 = weights_lib.load_snapshot(str(tmp_path / "run" / "state" / "initial_weights.npz"))
+    kernels = [value for _, value in w_0.values() if value.shape == (784, 32)]
+    np.testing.assert_array_equal(kernels[0], original.layers[1].kernel.numpy())
+    assert 0 < results["rounds"][0]["remaining"] < 1
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: None, "no such file"),
+    (lambda p: _saved_model(p, input_shape=(32, 32, 3)),
+     "takes inputs [(32, 32, 3)], but --dataset=fashion_mnist gives images of shape (28, 28, 1)"),
+    (lambda p: _saved_model(p, activation="softmax"), "ends in a softmax"),
+    (lambda p: open(p, "w").write("not a model"), "cannot be loaded as a Keras model"),
+])
+def test_bad_init_from_is_refused_in_one_line(idx_dir, tmp_path, make, words):
+    path = str(tmp_path / "given.keras")
+    make(path)
+    with pytest.raises(ConfigError) as error:
+        search.run(_tiny(idx_dir, tmp_path / "run", init_from=path).validate())
+    assert words in str(error.value) and "\n" not in str(error.value)
