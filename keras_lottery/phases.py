@@ -13,11 +13,10 @@
 
 import time
 
-import keras
 import numpy as np
 
 from keras_lottery import callbacks as cb
-from keras_lottery import checkpoints, data, io_utils, tickets, training
+from keras_lottery import checkpoints, data, io_utils, summaries, tickets, training
 
 
 class EmptyTicket(cb.TrainingDiverged):
@@ -51,10 +50,22 @@ class PhaseTrainer:
         with self.run.strategy.scope():
             return self.compile(tickets.build_ticket(self.run.model, masks, start_weights))
 
-    def tensorboard(self, name):
-        """Keras's TensorBoard callback for run `name` (the chief writes logs, nobody else)."""
+    def tensorboard(self, name, epoch_offset=0):
+        """Keras's TensorBoard callback for run `name`, its epochs shifted by `epoch_offset`
+        (the chief writes logs, nobody else)."""
         run = self.run
-        return [keras.callbacks.TensorBoard(run.run_dir.tensorboard(name))] if run.chief else []
+        return [summaries.TimelineTensorBoard(run.run_dir.tensorboard(name), epoch_offset)
+                ] if run.chief else []
+
+    def write_summary(self, step, values):
+        """Scalars of the `summary` run (one point per round), and of other runs."""
+        if self.run.chief and not self.run.dry_run:
+            summaries.write_scalars(self.run.run_dir.tensorboard("summary"), step, values)
+
+    def write_test_accuracy(self, phase, epochs, accuracy):
+        if self.run.chief and not self.run.dry_run:
+            summaries.write_scalars(self.run.run_dir.tensorboard(phase), epochs,
+                                    {"test/accuracy": accuracy})
 
     def _extra(self, phase):
         extra = self.run.extra_callbacks
@@ -103,9 +114,11 @@ def search(run, round_index):
     if config.target_remaining:
         target = cb.round_targets(config.target_remaining, config.rounds)[round_index - 1]
         schedule.append(cb.TargetRemaining(target, start=config.target_start))
-    logs = [cb.MaskSummaries(run.run_dir.tensorboard(phase, "masks"))] if run.chief else []
+    offset = (round_index - 1) * config.epochs  # one timeline of cumulative search epochs
+    logs = [cb.MaskSummaries(run.run_dir.tensorboard(phase, "masks"), epoch_offset=offset)
+            ] if run.chief else []
     trainer.fit(run.model, config.epochs,
-                schedule + logs + trainer.tensorboard(phase) + [run.round_manager],
+                schedule + logs + trainer.tensorboard(phase, offset) + [run.round_manager],
                 phase, stream=2 * round_index)
     accuracy, task_loss = trainer.evaluate(run.model)  # the searched network, before its reset
     masks = run.round_manager.end_round()
@@ -127,6 +140,8 @@ def search(run, round_index):
     }
     rounds.append(record)
     run.run_dir.write_results(run.results)  # the commit point of the phase
+    trainer.write_summary(round_index, {"summary/remaining": remaining,
+                                        "summary/search_accuracy": accuracy})
     io_utils.remove_path(run.run_dir.round_model_path(round_index - 1))
     run.run_dir.clear_phase(phase)
     return record
@@ -147,6 +162,8 @@ def dense_baseline(run):
     dense = run.trainer.ticket_model(all_ones, run.initial_weights)
     run.trainer.fit(dense, epochs, run.trainer.tensorboard("dense"), "dense", stream=0)
     accuracy, _ = run.trainer.evaluate(dense)
+    run.trainer.write_test_accuracy("dense", epochs, accuracy)
+    run.trainer.write_summary(1, {"summary/dense_accuracy": accuracy})
     run.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
                             "wall_time_s": round(time.time() - started, 1)}
     run.run_dir.write_results(run.results)
@@ -174,6 +191,7 @@ def ticket_from_next_round(run, round_index):
     record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
                   ticket_source=f"round_{round_index + 1}", ticket_wall_time_s=0.0)
     run.run_dir.write_results(run.results)
+    run.trainer.write_summary(round_index, {"summary/ticket_accuracy": record["ticket_accuracy"]})
     _log_round(run, record)
     return record["ticket_accuracy"]
 
@@ -196,6 +214,7 @@ def retrain_ticket(run, round_index):
         trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(phase), phase,
                     stream=2 * round_index + 1)
         accuracy, _ = trainer.evaluate(ticket)
+        trainer.write_test_accuracy(phase, config.ticket_epochs, accuracy)
     if accuracy is not None and run.chief:
         report = tickets.export(ticket, run.run_dir.ticket_dir(round_index))
         if round_index == config.rounds:
@@ -206,6 +225,7 @@ def retrain_ticket(run, round_index):
                   and not config.supermask else 0,
                   ticket_wall_time_s=round(time.time() - started, 1))
     run.run_dir.write_results(run.results)
+    trainer.write_summary(round_index, {"summary/ticket_accuracy": accuracy})
     run.run_dir.clear_phase(phase)
     _log_round(run, record)
     return accuracy

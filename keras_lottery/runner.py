@@ -20,7 +20,8 @@ import keras
 import tensorflow as tf
 
 from keras_lottery import callbacks as cb
-from keras_lottery import compat, data, distribute, io_utils, methods, phases, tickets, training
+from keras_lottery import (compat, data, distribute, io_utils, methods, phases, summaries,
+                           tickets, training)
 from keras_lottery import weights as weights_lib
 from keras_lottery.config import SearchConfig
 from keras_lottery.phases import EmptyTicket, log  # noqa: F401  (EmptyTicket: part of the API)
@@ -90,6 +91,8 @@ class LotteryRunner:
             with self.strategy.scope():  # optimizer slots are distributed variables
                 self._restore()
             self.run_dir.write_results(self.results)
+            if previous is None and self.chief and not self.dry_run:
+                summaries.write_search_hparams(self.run_dir.tensorboard(), self.results["flags"])
             RunDirectory.discard(aside)
             reuse = phases.reuses_next_round(config)
             for round_index in range(1, config.rounds + 1):

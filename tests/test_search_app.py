@@ -339,3 +339,46 @@ def test_bad_init_from_is_refused_in_one_line(idx_dir, tmp_path, make, words):
     with pytest.raises(ConfigError) as error:
         search.run(_tiny(idx_dir, tmp_path / "run", init_from=path).validate())
     assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def _scalars(directory):
+    """`{tag: [(step, value)]}` of every event file under `directory` (this run only)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(str(directory),
+                                                     size_guidance={"tensors": 0})
+    accumulator.Reload()
+    values = {tag: [(e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+              for tag in accumulator.Tags()["tensors"]}
+    return {tag: [(step, float(value)) for step, value in events]
+            for tag, events in values.items()
+            if events and events[0][1].dtype.kind == "f" and events[0][1].ndim == 0}
+
+
+def test_tensorboard_one_timeline_a_summary_run_and_hparams(idx_dir, tmp_path):
+    """Rounds sit on one timeline of cumulative epochs; the `summary` run has one point per
+    round; tickets log their test accuracy; the root holds the HParams and the flags."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out = tmp_path / "run"
+    results = search.run(_tiny(idx_dir, out, rounds=3, epochs=2, train_examples=1000))
+    board = out / "tensorboard"
+    for r in (1, 2, 3):
+        steps = [step for step, _ in _scalars(board / f"round_{r}" / "train")["epoch_loss"]]
+        assert steps == [2 * (r - 1), 2 * (r - 1) + 1]
+        masks = _scalars(board / f"round_{r}" / "masks")["mask/remaining"]
+        assert masks[0][0] > (r - 1) * 2 * 13  # global steps (13 steps per epoch here)
+        ticket = _scalars(board / f"round_{r}_ticket")["test/accuracy"]
+        assert ticket == [(1, pytest.approx(results["rounds"][r - 1]["ticket_accuracy"]))]
+    summary = _scalars(board / "summary")
+    for key in ("remaining", "search_accuracy", "ticket_accuracy"):
+        assert [step for step, _ in summary[f"summary/{key}"]] == [1, 2, 3]
+        assert [v for _, v in summary[f"summary/{key}"]] == pytest.approx(
+            [record[key] for record in results["rounds"]])
+    assert summary["summary/dense_accuracy"] == [
+        (1, pytest.approx(results["dense"]["test_accuracy"]))]
+    root = event_accumulator.EventAccumulator(str(board))
+    root.Reload()
+    plugins = root.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+    assert "flags" in root.PluginTagToContent("text")
