@@ -13,30 +13,37 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from keras_lottery.config import SearchConfig  # noqa: E402
-
+from keras_lottery.config import GROUPS, SearchConfig, choices  # noqa: E402
 
 
 def define_flags():
+    """One flag per `SearchConfig` field, grouped by what it is about (`--helpfull` lists
+    `search.method`, `search.schedule`, `search.data`, `search.run`); fields with a fixed set of
+    values are enums, so the help lists them and absl refuses others while parsing."""
+    group_of = {name: group for group, names in GROUPS.items() for name in names}
+    enums = choices()
     for field in dataclasses.fields(SearchConfig):
-        default = field.default
-        help_text = SearchConfig.help_text(field.name)
-        if isinstance(default, tuple):
-            flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+        name, default = field.name, field.default
+        options = dict(module_name=f"search.{group_of[name]}")
+        help_text = SearchConfig.help_text(name)
+        if name in enums:
+            flags.DEFINE_enum(name, default, list(enums[name]), help_text, **options)
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(name, [str(v) for v in default], help_text, **options)
         elif isinstance(default, bool):
-            flags.DEFINE_boolean(field.name, default, help_text)
+            flags.DEFINE_boolean(name, default, help_text, **options)
         elif isinstance(default, int):
-            flags.DEFINE_integer(field.name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text, **options)
         elif isinstance(default, float):
-            flags.DEFINE_float(field.name, default, help_text)
+            flags.DEFINE_float(name, default, help_text, **options)
         else:
-            flags.DEFINE_string(field.name, default, help_text)
+            flags.DEFINE_string(name, default, help_text, **options)
 
 
 define_flags()
-flags.DEFINE_list("seeds", [], "Replicates: run this setting once per seed (e.g. 0,1,2; overrides "
-                  "--seed), each into <output_dir>/seed_<k>, then print the mean and spread "
-                  "over seeds.")
+flags.DEFINE_list("seeds", [], module_name="search.run", help=(
+    "Replicates: run this setting once per seed (e.g. 0,1,2; overrides --seed), each into "
+    "<output_dir>/seed_<k>, then print the mean and spread over seeds."))
 FLAGS = flags.FLAGS
 #: This module as `python -m` names it, to start one search per seed.
 MODULE = __spec__.name if __spec__ is not None and __spec__.name != "__main__" else "apps.search"
@@ -152,9 +159,20 @@ def main(argv):
     return 0
 
 
+def parse_flags(argv):
+    """absl's parsing, with a bad flag reported as one `error:` line (exit 2), like every other
+    bad input: `error: flag --method=magic: value should be one of <cs|imp|iss>`."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}\nPass --helpfull to see every flag and its choices.",
+              file=sys.stderr)
+        sys.exit(2)
+
+
 def run_main():
     """Console-script entry point (`keras-lottery-search`)."""
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,35 @@ HELP = {
 }
 
 
+#: What each setting is about: `apps.search --helpfull` lists the flags in these groups.
+GROUPS = {
+    "method": ("method", "supermask", "init_from", "unmasked_layers", "mask_init", "mask_penalty",
+               "mask_scaling", "reset", "target_remaining", "target_start", "prune_fraction",
+               "prune_scope", "prune_fraction_conv", "prune_fraction_dense",
+               "prune_fraction_output", "reuse_next_round"),
+    "schedule": ("rounds", "epochs", "batch_size", "optimizer", "learning_rate", "momentum",
+                 "nesterov", "weight_decay", "weight_decay_mode", "keep_optimizer_state",
+                 "lr_decay_epochs", "lr_decay_factor", "mask_optimizer", "mask_learning_rate",
+                 "mask_momentum", "initial_temperature", "final_temperature",
+                 "temperature_per_epoch", "official_temperature", "rewind_epoch",
+                 "ticket_epoch", "ticket_epochs", "dense_baseline"),
+    "data": ("model", "dataset", "data_dir", "train_examples", "validation_examples", "augment",
+             "input_scaling"),
+    "run": ("seed", "deterministic", "jit_compile", "steps_per_execution", "distribute",
+            "mixed_precision", "dry_run", "overwrite", "output_dir", "verbose"),
+}
+
+
+def choices():
+    """The allowed values of every setting that takes one of a fixed set (flags as enums)."""
+    return {"method": methods.available_methods(), "model": models.available_models(),
+            "dataset": data.available_datasets(), "optimizer": OPTIMIZERS,
+            "mask_optimizer": MASK_OPTIMIZERS, "weight_decay_mode": WEIGHT_DECAY_MODES,
+            "reset": methods.CS_RESETS, "input_scaling": data.SCALINGS,
+            "prune_scope": PRUNE_SCOPES, "distribute": distribute.STRATEGIES,
+            "mixed_precision": PRECISIONS}
+
+
 def settings_difference(old, new, ignore=()):
     """The first settings that differ between two `to_dict()`s, as flags (`--k=new (was old)`),
     or "" when they agree on every setting not in `ignore`. A setting `old` lacks (it was
