@@ -1,36 +1,15 @@
-"""Figures and a Markdown table from the results of one or more searches.
-
-    python -m apps.report RUN_DIR [RUN_DIR ...] --out=DIR
-
-Writes DIR/accuracy_vs_remaining.png, search_cost.png, remaining_per_layer.png,
-supermask.png (for supermask runs), results.md and the same figures as
-TensorBoard images under DIR/tensorboard.
-"""
+"""`python -m apps.report`: the repository's short name for `keras_lottery.apps.report`
+(installed: `keras-lottery-report`, or `python -m keras_lottery.apps.report`)."""
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from absl import app, flags  # noqa: E402
+from keras_lottery.apps.report import *  # noqa: E402,F401,F403
+from keras_lottery.apps.report import run_main  # noqa: E402
+from keras_lottery.apps import report as _app  # noqa: E402
 
-flags.DEFINE_string("out", "report", "Directory for the figures and the table.")
-flags.DEFINE_boolean("tensorboard", True, "Also write the figures as TensorBoard images.")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    from keras_lottery.report import ReportError, write_report
-
-    try:
-        written = write_report(argv[1:], FLAGS.out, tensorboard=FLAGS.tensorboard)
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(path)
-    return 0
-
+__doc__ = _app.__doc__  # absl's --help shows the __main__ module's docstring
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main()

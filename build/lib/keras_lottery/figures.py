@@ -1,0 +1,190 @@
+"""The report's figures (matplotlib), one setting (its seeds' mean and spread) per curve.
+
+- `accuracy_vs_remaining`: ticket test accuracy against the weights remaining
+  (log scale), error bars over seeds, each method's best-per-sparsity envelope
+  over setting means, and each setting's dense baseline (paper Fig. 3).
+- `search_cost`: ticket accuracy against cumulative search epochs.
+- `remaining_per_layer_<setting>`: every layer's remaining fraction after each
+  round, one figure per setting.
+- `supermask`: supermask accuracy against sparsity (paper Fig. 2, right).
+
+Colours never repeat within a figure: `colours(n)` gives `n` distinct ones.
+"""
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def colours(count):
+    """`count` distinct colours: tab10 up to 10, tab20 up to 20, then evenly spaced hues."""
+    if count <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(count)]
+    if count <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(count)]
+    return [plt.get_cmap("hsv")(i / count) for i in range(count)]
+
+
+def pareto_envelope(points):
+    """Best accuracy at each sparsity: the points no sparser-and-better point dominates.
+
+    `points` are `(remaining, accuracy)`; returns them sorted by remaining.
+    """
+    front, best = [], -np.inf
+    for remaining, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if accuracy > best:
+            front.append((remaining, accuracy))
+            best = accuracy
+    return front
+
+
+def _finish(figure, axis, ylabel, title, **legend_options):
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(**legend_options)
+    return figure
+
+
+def _percent_axis(axis):
+    axis.set_xscale("log")
+    axis.invert_xaxis()
+    axis.set_xlabel("weights remaining (%)")
+    axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(
+        [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
+    axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _label(setting):
+    seeds = len(setting.runs)
+    return setting.label + (f" ({seeds} seeds)" if seeds > 1 else "")
+
+
+def _curve(setting, x_key, y_key="ticket_accuracy"):
+    """Rounds with a value: x means and spreads, y means and spreads (percent for fractions)."""
+    rows = [row for row in setting.round_statistics() if row[y_key][0] is not None]
+    x_scale = 100.0 if x_key == "remaining" else 1.0
+
+    def column(key, index, scale):
+        return np.array([np.nan if row[key][index] is None else scale * row[key][index]
+                         for row in rows], dtype=float)
+
+    return (column(x_key, 0, x_scale), column(x_key, 1, x_scale),
+            column(y_key, 0, 100.0), column(y_key, 1, 100.0))
+
+
+def _errorbars(axis, curve, colour, label, **style):
+    x, x_spread, y, y_spread = curve
+    axis.errorbar(x, y, xerr=None if np.all(np.isnan(x_spread)) else x_spread,
+                  yerr=None if np.all(np.isnan(y_spread)) else y_spread, marker="o",
+                  capsize=3, color=colour, label=label, **style)
+
+
+def accuracy_vs_remaining(settings):
+    settings = [s for s in settings if not s.supermask and _curve(s, "remaining")[0].size]
+    if not settings:
+        return None
+    methods = sorted({s.method for s in settings})
+    dense = [s for s in settings if s.dense_statistics()]
+    palette = colours(len(settings) + len(methods) + len(dense))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    by_method = {}
+    for setting, colour in zip(settings, palette):
+        curve = _curve(setting, "remaining")
+        _errorbars(axis, curve, colour, _label(setting), alpha=0.8)
+        by_method.setdefault(setting.method, []).extend(zip(curve[0], curve[2]))
+    for method, colour in zip(methods, palette[len(settings):]):
+        front = pareto_envelope(by_method[method])
+        axis.plot(*zip(*front), linewidth=2.5, linestyle="--", color=colour,
+                  label=f"{method}: best mean per sparsity")
+    for setting, colour in zip(dense, palette[len(settings) + len(methods):]):
+        statistics = setting.dense_statistics()
+        mean, spread = statistics["accuracy"]
+        text = f"{100 * mean:.2f}" + (f" ± {100 * spread:.2f}" if spread is not None else "")
+        axis.axhline(100 * mean, color=colour, linestyle=":", linewidth=1.2,
+                     label=f"dense, {_label(setting)}: {text}")
+    _percent_axis(axis)
+    return _finish(figure, axis, "ticket test accuracy (%)", "Tickets: accuracy against sparsity",
+                   fontsize=7)
+
+
+def search_cost(settings):
+    settings = [s for s in settings if _curve(s, "epochs")[0].size]
+    if not settings:
+        return None
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for setting, colour in zip(settings, colours(len(settings))):
+        _errorbars(axis, _curve(setting, "epochs"), colour, _label(setting))
+    axis.set_xlabel("cumulative search epochs")
+    return _finish(figure, axis, "ticket test accuracy (%)", "Search cost", fontsize=7)
+
+
+def remaining_per_layer(setting):
+    """One setting's layers: mean remaining after each round, coloured input to output."""
+    names = []
+    for _, results in setting.runs:
+        for record in results["rounds"]:
+            names += [n for n in record.get("remaining_per_layer", {}) if n not in names]
+    if not names:
+        return None
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    many = len(names) > 12
+    palette = ([plt.get_cmap("viridis")(i / max(1, len(names) - 1)) for i in range(len(names))]
+               if many else colours(len(names)))
+    for index, (name, colour) in enumerate(zip(names, palette)):
+        by_round = {}
+        for _, results in setting.runs:
+            for record in results["rounds"]:
+                value = record.get("remaining_per_layer", {}).get(name)
+                if value is not None:
+                    by_round.setdefault(record["round"], []).append(100 * value)
+        rounds = sorted(by_round)
+        axis.plot(rounds, [np.mean(by_round[r]) for r in rounds], marker=".", color=colour,
+                  label=None if many else name)
+    axis.set_yscale("log")
+    axis.set_xlabel("round")
+    axis.set_ylabel("weights remaining (%)")
+    axis.set_title(f"Remaining weights per layer: {_label(setting)}")
+    axis.grid(alpha=0.3)
+    if many:
+        scale = matplotlib.cm.ScalarMappable(cmap="viridis",
+                                             norm=matplotlib.colors.Normalize(1, len(names)))
+        figure.colorbar(scale, ax=axis, label=f"layer, input (1) to output ({len(names)})")
+    else:
+        axis.legend(fontsize=7)
+    return figure
+
+
+def supermask(settings):
+    settings = [s for s in settings if s.supermask]
+    if not settings:
+        return None
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for setting, colour in zip(settings, colours(len(settings))):
+        x, x_spread, y, y_spread = _curve(setting, "remaining")
+        name = {"iss": "SS", "cs": "CS"}.get(setting.method, setting.method)
+        _errorbars(axis, (100 - x, x_spread, y, y_spread), colour,
+                   f"{name}: {_label(setting)}", linestyle="none")
+    axis.set_xlabel("sparsity (%)")
+    return _finish(figure, axis, "mask test accuracy (%)", "Supermasks on frozen weights",
+                   fontsize=7)
+
+
+def file_stem(label):
+    """A file name part for a setting label (`ablation/ours` -> `ablation_ours`)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "run"
+
+
+def all_figures(settings):
+    """`{file stem: figure}` of every figure the settings have data for."""
+    figures = {"accuracy_vs_remaining": accuracy_vs_remaining(settings),
+               "search_cost": search_cost(settings),
+               "supermask": supermask(settings)}
+    for setting in settings:
+        figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)
+    return {name: figure for name, figure in figures.items() if figure is not None}

@@ -1,0 +1,45 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written result."""
+
+import json
+import os
+import shutil
+import tempfile
+
+
+def atomic_write(path, write_fn, suffix=""):
+    """Calls `write_fn(tmp_path)`, then renames the temporary file onto `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # as open() would create it, not mkstemp's 0600
+    try:
+        write_fn(tmp_path)
+        with open(tmp_path, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON to `path`, atomically."""
+
+    def write(tmp_path):
+        with open(tmp_path, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+
+    atomic_write(path, write, suffix=".json")
+
+
+def remove_path(path):
+    """Removes a file or a directory tree; a path that does not exist is fine."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)

@@ -1,0 +1,169 @@
+"""Models of the paper built from masked layers, behind a registry by name.
+
+Every builder takes the input shape, the number of classes, `unmasked` (names
+of layers built as plain Keras layers, without `s`) and the mask arguments
+(`mask_init` = `s0`, `mask_penalty` = `lambda`, `mask_rule`), and returns an
+uncompiled `keras.Model` that outputs logits.
+"""
+
+import keras
+
+from keras_lottery.layers import CSConv2D, CSDense
+
+_BUILDERS = {}
+
+
+def register(name):
+    """Decorator that registers a model builder under `name`."""
+
+    def decorate(builder):
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorate
+
+
+def available_models():
+    return sorted(_BUILDERS)
+
+
+def build(name, input_shape, num_classes, unmasked=(), **mask_kwargs):
+    """Builds the registered model `name`; raises a one-line ValueError if unknown.
+
+    Layers named in `unmasked` are plain `Dense`/`Conv2D` layers (no `s`, never
+    pruned); naming a layer the model does not have is an error.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown model {name!r}; expected one of {available_models()}.")
+    factory = _LayerFactory(set(unmasked), mask_kwargs)
+    model = _BUILDERS[name](tuple(input_shape), int(num_classes), factory)
+    unknown = sorted(set(unmasked) - factory.names)
+    if unknown:
+        raise ValueError(
+            f"unmasked layers {unknown} are not in model {name!r}; its maskable layers are "
+            f"{sorted(factory.names)}.")
+    return model
+
+
+class _LayerFactory:
+    """Makes masked layers, or plain Keras layers for the names in `unmasked`."""
+
+    def __init__(self, unmasked, mask_kwargs):
+        self.unmasked = unmasked
+        self.mask_kwargs = mask_kwargs
+        self.names = set()
+
+    def dense(self, units, name, masked=True, **kwargs):
+        self.names.add(name)
+        if name in self.unmasked or not masked:
+            return keras.layers.Dense(units, name=name, **kwargs)
+        return CSDense(units, name=name, **kwargs, **self.mask_kwargs)
+
+    def conv2d(self, filters, kernel_size, name, masked=True, **kwargs):
+        self.names.add(name)
+        if name in self.unmasked or not masked:
+            return keras.layers.Conv2D(filters, kernel_size, name=name, **kwargs)
+        return CSConv2D(filters, kernel_size, name=name, **kwargs, **self.mask_kwargs)
+
+
+@register("lenet300_100")
+def lenet300_100(input_shape, num_classes, layers):
+    """LeNet-300-100: fully connected 784-300-100-10 with ReLU (fc1, fc2, output)."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    x = layers.dense(300, activation="relu", name="fc1")(x)
+    x = layers.dense(100, activation="relu", name="fc2")(x)
+    outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="lenet300_100")
+
+
+def _conv_net(name, filters, input_shape, num_classes, layers):
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, width in enumerate(filters, start=1):
+        for index in (1, 2):
+            x = layers.conv2d(width, 3, padding="same", activation="relu",
+                              name=f"conv{block}_{index}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    x = keras.layers.Flatten()(x)
+    x = layers.dense(256, activation="relu", name="fc1")(x)
+    x = layers.dense(256, activation="relu", name="fc2")(x)
+    outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@register("conv2")
+def conv2(input_shape, num_classes, layers):
+    """Conv-2: [conv64, conv64, pool], FC 256-256-classes (Frankle & Carbin)."""
+    return _conv_net("conv2", (64,), input_shape, num_classes, layers)
+
+
+@register("conv4")
+def conv4(input_shape, num_classes, layers):
+    """Conv-4: 2 x [conv, conv, pool] with 64/128 channels, FC 256-256-classes."""
+    return _conv_net("conv4", (64, 128), input_shape, num_classes, layers)
+
+
+@register("conv6")
+def conv6(input_shape, num_classes, layers):
+    """Conv-6: 3 x [conv, conv, pool] with 64/128/256 channels, FC 256-256-classes."""
+    return _conv_net("conv6", (64, 128, 256), input_shape, num_classes, layers)
+
+
+def _conv_bn_relu(layers, x, filters, name, strides=1, relu=True):
+    x = layers.conv2d(filters, 3, strides=strides, padding="same", use_bias=False,
+                      kernel_initializer="he_normal", name=name)(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+@register("resnet18")
+def resnet18(input_shape, num_classes, layers):
+    """The paper's CIFAR "ResNet-18", as its authors built it.
+
+    A 3x3 stem conv, then 3 stages of 16/32/64 channels with 3 basic blocks
+    each (conv-BN-ReLU-conv-BN plus shortcut, then ReLU); the first block of
+    stages 2 and 3 has stride 2 and a 1x1 stride-2 projection shortcut (with
+    BN). Global average pooling and a linear output. The 3x3 convolutions
+    are masked; the 1x1 shortcuts and the output layer are never masked
+    (Sec. 4.2).
+    """
+    inputs = keras.Input(input_shape)
+    x = _conv_bn_relu(layers, inputs, 16, "stem")
+    for stage, filters in enumerate((16, 32, 64), start=1):
+        for block in range(1, 4):
+            prefix = f"stage{stage}_block{block}"
+            strides = 2 if stage > 1 and block == 1 else 1
+            shortcut = x
+            y = _conv_bn_relu(layers, x, filters, f"{prefix}_conv1", strides=strides)
+            y = _conv_bn_relu(layers, y, filters, f"{prefix}_conv2", relu=False)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = layers.conv2d(filters, 1, strides=strides, use_bias=False,
+                                         kernel_initializer="he_normal",
+                                         name=f"{prefix}_shortcut", masked=False)(shortcut)
+                shortcut = keras.layers.BatchNormalization(name=f"{prefix}_shortcut_bn")(shortcut)
+            x = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
+            x = keras.layers.ReLU(name=f"{prefix}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.dense(num_classes, name="output", masked=False, dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="resnet18")
+
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+
+
+@register("vgg16")
+def vgg16(input_shape, num_classes, layers):
+    """VGG-16 for CIFAR as in the lottery-ticket literature: 13 masked 3x3 conv-BN-ReLU
+    layers with 2x2 max-pooling between blocks, global average pooling and a linear output."""
+    inputs = keras.Input(input_shape)
+    x, index = inputs, 0
+    for item in _VGG16:
+        if item == "M":
+            x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
+            continue
+        index += 1
+        x = _conv_bn_relu(layers, x, item, f"conv{index}")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="vgg16")
