@@ -17,8 +17,10 @@ import os
 import subprocess
 import sys
 
+#: The runs of REPRODUCTION.md were made before the quickstart scaled inputs to [0, 1]: the
+#: ablation's base keeps standardized inputs, so `unit_inputs` is the change.
 BASE = ["--flagfile=apps/flags/quickstart.cfg", "--mask_penalty=1e-7", "--nodense_baseline",
-        "--verbose=0"]
+        "--verbose=0", "--input_scaling=standardize"]
 OFFICIAL = ["--weight_decay_mode=coupled", "--mask_scaling", "--keep_optimizer_state",
             "--reset=official", "--official_temperature", "--input_scaling=unit",
             "--validation_examples=0"]
