@@ -21,7 +21,10 @@ def test_chief_and_two_workers_run_each_trial_once(idx_dir, tmp_path):
     command = [sys.executable, "-m", "apps.sweep", "--flagfile=apps/flags/quickstart.cfg",
                f"--data_dir={idx_dir}", "--validation_examples=200", "--rounds=1", "--epochs=1",
                "--batch_size=100", "--ticket_epoch=0", "--ticket_epochs=1",
-               "--nodense_baseline", "--verbose=0", "--max_trials=4", f"--sweep_dir={sweep_dir}"]
+               "--nodense_baseline", "--verbose=0", "--max_trials=4", f"--sweep_dir={sweep_dir}",
+               # s0 >= 0: one epoch on this small set from s0 < 0 may keep no weight (a failed
+               # trial); a space given on the command line reaches every worker alike.
+               "--sweep=mask_init=0:0.05,mask_penalty"]
     port = str(free_ports(1)[0])
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
