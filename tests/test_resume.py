@@ -104,9 +104,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     for got, want in zip(masks, expected_masks):
         assert got.keys() == want.keys()
         assert all((got[k] == want[k]).all() for k in got)
-    # Finished: no epoch checkpoints are left, the start weights and the last model stay.
+    # Finished: no epoch checkpoints are left; w_0, the start weights and the last model stay.
     assert sorted(os.listdir(resumed / "state")) == [
-        "after_round_2.weights.h5", "snapshot_epoch_1.npz"]
+        "after_round_2.weights.h5", "initial_weights.npz", "snapshot_epoch_1.npz"]
 
 
 def _tiny(idx_dir, out, **overrides):
