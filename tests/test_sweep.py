@@ -105,7 +105,8 @@ def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
     command = [sys.executable, "-m", "apps.sweep", "--flagfile=apps/flags/quickstart.cfg",
                f"--data_dir={idx_dir}", "--validation_examples=200", "--rounds=2", "--epochs=2",
                "--batch_size=100", "--ticket_epoch=0", "--ticket_epochs=1", "--nodense_baseline",
-               "--verbose=0", "--max_trials=2", f"--sweep_dir={sweep_dir}"]
+               "--verbose=0", "--max_trials=2", f"--sweep_dir={sweep_dir}",
+               "--sweep=mask_init=0:0.05,mask_penalty"]  # s0 >= 0: no empty ticket on this set
     first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     results = sweep_dir / "trial_0" / "run" / "results.json"
