@@ -46,6 +46,8 @@ def _finish(figure, axis, ylabel, title, **legend_options):
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.grid(alpha=0.3)
+    if len(axis.get_legend_handles_labels()[1]) > 8:  # beside the plot, not over the data
+        legend_options = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), **legend_options}
     axis.legend(**legend_options)
     return figure
 
