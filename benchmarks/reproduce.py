@@ -4,7 +4,8 @@
 
 Groups of settings (each setting is one `apps.search --seeds=0,1,2` command, printed as it
 starts; finished runs are not run again, so the command continues after an interruption):
-- `lenet`: Fashion-MNIST LeNet-300-100, CS (the quickstart) against IMP and ISS (their flagfiles);
+- `lenet`: Fashion-MNIST LeNet-300-100, CS (the quickstart, and at three more s0) against IMP and
+  ISS (their flagfiles);
 - `matched`: our CS at the official CS layer's sparsities (10.1% and 3.06%, `--target_remaining`),
   inputs in [0, 1] (our default) and standardized;
 - `ablation`: the official CS code's options one by one and all together
@@ -26,6 +27,9 @@ GROUPS = {
         "cs": ["--flagfile=apps/flags/quickstart.cfg"],
         "imp": ["--flagfile=apps/flags/imp_lenet300_fashion.cfg"],
         "iss": ["--flagfile=apps/flags/iss_lenet300_fashion.cfg"],
+        # The quickstart at other s0: with "cs" (s0 = -0.01), the paper's Fig. 3 style.
+        **{f"cs_s0_{s0}": ["--flagfile=apps/flags/quickstart.cfg", f"--mask_init={s0}"]
+           for s0 in ("0.01", "-0.02", "-0.03")},
     },
     "matched": {
         "unit_10pct": MATCHED + ["--mask_init=0", "--target_remaining=0.101"],

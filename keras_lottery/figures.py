@@ -7,6 +7,8 @@
 - `remaining_per_layer_<setting>`: every layer's remaining fraction after each
   round, one figure per setting.
 - `supermask`: supermask accuracy against sparsity (paper Fig. 2, right).
+- `rounds_across_s0`: for settings that differ only in s0, one curve per round across
+  the s0 values (paper Fig. 3).
 
 Colours never repeat within a figure: `colours(n)` gives `n` distinct ones.
 """
@@ -177,6 +179,46 @@ def supermask(settings):
                    fontsize=7)
 
 
+def rounds_across(settings, knob="mask_init"):
+    """The paper's Fig. 3 style: among settings that differ only in `knob` (s0 by default) and
+    the seed, one curve per round through the rounds' means, ordered by sparsity."""
+    from keras_lottery import replicates
+
+    families = {}
+    for setting in settings:
+        if setting.supermask or knob not in setting.flags:
+            continue
+        rest = {k: v for k, v in setting.flags.items() if k != knob}
+        families.setdefault(replicates.setting_key(rest), []).append(setting)
+    families = [members for members in families.values() if len(members) > 1]
+    if not families:
+        return None
+    curves = []
+    for members in families:
+        rounds = sorted({row["round"] for s in members for row in s.round_statistics()})
+        for number in rounds:
+            points = []
+            for setting in members:
+                row = next((r for r in setting.round_statistics() if r["round"] == number), None)
+                if row and row["ticket_accuracy"][0] is not None:
+                    points.append((100 * row["remaining"][0], 100 * row["ticket_accuracy"][0],
+                                   setting.flags[knob]))
+            if len(points) > 1:
+                curves.append((members[0].method, number, sorted(points)))
+    if not curves:
+        return None
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for (method, number, points), colour in zip(curves, colours(len(curves))):
+        x, y, values = zip(*points)
+        axis.plot(x, y, marker="o", color=colour, label=f"{method}, round {number}")
+        for xi, yi, value in zip(x, y, values):
+            axis.annotate(f"{value:g}", (xi, yi), textcoords="offset points", xytext=(3, 3),
+                          fontsize=6, color=colour)
+    _percent_axis(axis)
+    return _finish(figure, axis, "ticket test accuracy (%)",
+                   f"One curve per round across {knob} (marked), means over seeds", fontsize=7)
+
+
 def file_stem(label):
     """A file name part for a setting label (`ablation/ours` -> `ablation_ours`)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "run"
@@ -186,7 +228,8 @@ def all_figures(settings):
     """`{file stem: figure}` of every figure the settings have data for."""
     figures = {"accuracy_vs_remaining": accuracy_vs_remaining(settings),
                "search_cost": search_cost(settings),
-               "supermask": supermask(settings)}
+               "supermask": supermask(settings),
+               "rounds_across_s0": rounds_across(settings)}
     for setting in settings:
         figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)
     return {name: figure for name, figure in figures.items() if figure is not None}

@@ -135,3 +135,19 @@ def test_figures_plot_setting_means_in_colours_that_never_repeat(tmp_path):
     # The envelope runs through setting means (87.0 each), not through the best single seed (88).
     envelope = [line for line in axis.get_lines() if "best mean" in line.get_label()][0]
     assert set(np.round(envelope.get_ydata(), 6)) == {87.0}
+
+
+def test_settings_that_differ_only_in_s0_give_one_curve_per_round(tmp_path):
+    dirs = []
+    for index, s0 in enumerate((0.0, -0.02, -0.05)):
+        dirs += _seeds(tmp_path, f"s0_{s0}", [[(0.3 - 0.1 * index, 0.88), (0.2 - 0.05 * index, 0.87)],
+                                               [(0.3 - 0.1 * index, 0.86), (0.2 - 0.05 * index, 0.85)]],
+                       mask_init=s0)
+    dirs += _seeds(tmp_path, "other", [[(0.5, 0.8)]], mask_init=0.0, mask_penalty=1.0)
+    settings = replicates.group_runs(report.load_runs(dirs))
+    figure = figures.rounds_across(settings)
+    lines = figure.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["cs, round 1", "cs, round 2"]
+    np.testing.assert_allclose(lines[0].get_xdata(), [10.0, 20.0, 30.0])  # by sparsity
+    np.testing.assert_allclose(lines[0].get_ydata(), [87.0, 87.0, 87.0])  # seed means
+    assert figures.rounds_across(settings[-1:]) is None
