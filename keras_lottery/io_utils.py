@@ -37,6 +37,16 @@ def write_json(path, data):
     atomic_write(path, write, suffix=".json")
 
 
+def copy_files(source_dir, target_dir):
+    """Copies every file of `source_dir` into `target_dir`, each atomically."""
+    for name in sorted(os.listdir(source_dir)):
+        source = os.path.join(source_dir, name)
+        if os.path.isfile(source):
+            atomic_write(os.path.join(target_dir, name),
+                         lambda tmp, source=source: shutil.copyfile(source, tmp),
+                         suffix=os.path.splitext(name)[1])
+
+
 def remove_path(path):
     """Removes a file or a directory tree; a path that does not exist is fine."""
     if os.path.isdir(path):

@@ -217,8 +217,8 @@ def retrain_ticket(run, round_index):
         trainer.write_test_accuracy(phase, config.ticket_epochs, accuracy)
     if accuracy is not None and run.chief:
         report = tickets.export(ticket, run.run_dir.ticket_dir(round_index))
-        if round_index == config.rounds:
-            tickets.export(ticket, run.run_dir.ticket_dir())
+        if round_index == config.rounds:  # ticket/ holds the last round's too
+            io_utils.copy_files(run.run_dir.ticket_dir(round_index), run.run_dir.ticket_dir())
         record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
     record.update(ticket_accuracy=accuracy, ticket_source="retrained",
                   ticket_epochs_trained=config.ticket_epochs if accuracy is not None
