@@ -57,15 +57,11 @@ class PhaseTrainer:
         return [summaries.TimelineTensorBoard(run.run_dir.tensorboard(name), epoch_offset)
                 ] if run.chief else []
 
-    def write_summary(self, step, values):
-        """Scalars of the `summary` run (one point per round), and of other runs."""
+    def write_scalars(self, name, step, values):
+        """`{tag: value}` at `step` into TensorBoard run `name` (`summary`: one point per
+        round; a phase: its test accuracy); the chief writes, and a dry run nothing."""
         if self.run.chief and not self.run.dry_run:
-            summaries.write_scalars(self.run.run_dir.tensorboard("summary"), step, values)
-
-    def write_test_accuracy(self, phase, epochs, accuracy):
-        if self.run.chief and not self.run.dry_run:
-            summaries.write_scalars(self.run.run_dir.tensorboard(phase), epochs,
-                                    {"test/accuracy": accuracy})
+            summaries.write_scalars(self.run.run_dir.tensorboard(name), step, values)
 
     def _extra(self, phase):
         extra = self.run.extra_callbacks
@@ -140,8 +136,8 @@ def search(run, round_index):
     }
     rounds.append(record)
     run.run_dir.write_results(run.results)  # the commit point of the phase
-    trainer.write_summary(round_index, {"summary/remaining": remaining,
-                                        "summary/search_accuracy": accuracy})
+    trainer.write_scalars("summary", round_index, {"summary/remaining": remaining,
+                                                   "summary/search_accuracy": accuracy})
     io_utils.remove_path(run.run_dir.round_model_path(round_index - 1))
     run.run_dir.clear_phase(phase)
     return record
@@ -162,8 +158,8 @@ def dense_baseline(run):
     dense = run.trainer.ticket_model(all_ones, run.initial_weights)
     run.trainer.fit(dense, epochs, run.trainer.tensorboard("dense"), "dense", stream=0)
     accuracy, _ = run.trainer.evaluate(dense)
-    run.trainer.write_test_accuracy("dense", epochs, accuracy)
-    run.trainer.write_summary(1, {"summary/dense_accuracy": accuracy})
+    run.trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
+    run.trainer.write_scalars("summary", 1, {"summary/dense_accuracy": accuracy})
     run.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
                             "wall_time_s": round(time.time() - started, 1)}
     run.run_dir.write_results(run.results)
@@ -191,7 +187,8 @@ def ticket_from_next_round(run, round_index):
     record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
                   ticket_source=f"round_{round_index + 1}", ticket_wall_time_s=0.0)
     run.run_dir.write_results(run.results)
-    run.trainer.write_summary(round_index, {"summary/ticket_accuracy": record["ticket_accuracy"]})
+    run.trainer.write_scalars("summary", round_index,
+                              {"summary/ticket_accuracy": record["ticket_accuracy"]})
     _log_round(run, record)
     return record["ticket_accuracy"]
 
@@ -214,7 +211,7 @@ def retrain_ticket(run, round_index):
         trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(phase), phase,
                     stream=2 * round_index + 1)
         accuracy, _ = trainer.evaluate(ticket)
-        trainer.write_test_accuracy(phase, config.ticket_epochs, accuracy)
+        trainer.write_scalars(phase, config.ticket_epochs, {"test/accuracy": accuracy})
     if accuracy is not None and run.chief:
         report = tickets.export(ticket, run.run_dir.ticket_dir(round_index))
         if round_index == config.rounds:  # ticket/ holds the last round's too
@@ -225,7 +222,7 @@ def retrain_ticket(run, round_index):
                   and not config.supermask else 0,
                   ticket_wall_time_s=round(time.time() - started, 1))
     run.run_dir.write_results(run.results)
-    trainer.write_summary(round_index, {"summary/ticket_accuracy": accuracy})
+    trainer.write_scalars("summary", round_index, {"summary/ticket_accuracy": accuracy})
     run.run_dir.clear_phase(phase)
     _log_round(run, record)
     return accuracy
