@@ -123,6 +123,16 @@ class SearchConfig:
         settings["lr_decay_epochs"] = list(self.lr_decay_epochs)
         return settings
 
+    @classmethod
+    def from_dict(cls, settings):
+        """The config a `to_dict()` (a results.json's `flags`) describes; keys that are not
+        settings are ignored, settings it lacks take their defaults."""
+        known = {k: v for k, v in settings.items() if k in cls.field_names()}
+        for name in ("unmasked_layers", "lr_decay_epochs"):
+            if name in known:
+                known[name] = tuple(known[name])
+        return cls(**known)
+
     def for_dry_run(self):
         """The settings a `--dry_run` uses: one short round, no files kept."""
         return dataclasses.replace(

@@ -221,10 +221,7 @@ def load_run(run_dir, round=None):  # noqa: A002  (the paper's word for it)
     if round_index not in finished:
         raise FileNotFoundError(f"{run_dir!r} has no round {round!r}; its finished rounds are "
                                 f"{finished}.")
-    flags = dict(results["flags"])
-    for name in ("unmasked_layers", "lr_decay_epochs"):
-        flags[name] = tuple(flags.get(name, ()))
-    config = SearchConfig(**{k: v for k, v in flags.items() if k in SearchConfig.field_names()})
+    config = SearchConfig.from_dict(results["flags"])
     shape = results.get("model")
     if shape is None:
         raise FileNotFoundError(f"{run_dir!r} was written before runs recorded their model's "

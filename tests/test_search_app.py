@@ -215,8 +215,8 @@ def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_pa
     first, second = (json.load(open(out / f"seed_{k}" / "results.json")) for k in (0, 1))
     assert (first["flags"]["seed"], second["flags"]["seed"]) == (0, 1)
     assert first["rounds"][0]["remaining"] != second["rounds"][0]["remaining"]
-    reference = search.run(SearchConfig(**{**first["flags"], "output_dir": str(tmp_path / "one"),
-                                           "unmasked_layers": (), "lr_decay_epochs": ()}))
+    reference = search.run(SearchConfig.from_dict({**first["flags"],
+                                                   "output_dir": str(tmp_path / "one")}))
     assert reference["rounds"][0]["remaining"] == first["rounds"][0]["remaining"]
     remaining = [100 * r["rounds"][0]["remaining"] for r in (first, second)]
     line = next(line for line in done.stdout.splitlines() if line.startswith("| replicates |"))
@@ -262,7 +262,7 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
 
     out = tmp_path / "run"
     results = search.run(_tiny(idx_dir, out, train_examples=1000, dense_baseline=False))
-    config = SearchConfig(**{**results["flags"], "unmasked_layers": (), "lr_decay_epochs": ()})
+    config = SearchConfig.from_dict(results["flags"])
     splits = data.load(config.dataset, idx_dir, validation_examples=200, train_examples=1000,
                        seed=config.seed)
     _, test = data.evaluation_pipelines(splits, config.batch_size)
