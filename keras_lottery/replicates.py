@@ -40,6 +40,7 @@ class Setting:
 
     label: str
     runs: list
+    _round_rows: list = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def flags(self):
@@ -59,7 +60,13 @@ class Setting:
 
     def round_statistics(self):
         """Per round present in any seed: `{"round", "seeds", key: (mean, spread)}` for
-        `remaining`, `ticket_accuracy`, `search_accuracy` and `epochs`."""
+        `remaining`, `ticket_accuracy`, `search_accuracy` and `epochs` (computed once: the
+        table and every figure read them)."""
+        if self._round_rows is None:
+            self._round_rows = self._compute_round_statistics()
+        return self._round_rows
+
+    def _compute_round_statistics(self):
         by_round = {}
         for _, results in self.runs:
             for record in results["rounds"]:
