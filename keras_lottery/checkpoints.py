@@ -4,10 +4,11 @@ Each phase of a run (a round's search, a ticket's retraining, the dense
 baseline) keeps its checkpoints in a directory of its own:
 
     epoch_<e>.weights.h5   the model and its optimizer after `e` epochs
+    epoch_<e>.logs.json    epoch e's Keras logs (kept for every epoch: the phase's history)
     latest.json            {"epoch": e, "file": "epoch_<e>.weights.h5"}: the switch
 
-`save` writes the weights to a temporary file and renames it into place,
-then rewrites `latest.json` the same way, and only then deletes the previous
+`save` writes the epoch's logs, then the weights to a temporary file and renames
+it into place, then rewrites `latest.json` the same way, and only then deletes the previous
 epoch's file. A process killed at any moment leaves `latest.json` naming a
 complete file (or no `latest.json` at all), and `restore` falls back to the
 previous complete file if the named one cannot be read. An epoch whose loss
@@ -26,15 +27,16 @@ from keras_lottery import io_utils
 
 LATEST = "latest.json"
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.weights\.h5$")
+_LOGS_FILE = re.compile(r"^epoch_(\d+)\.logs\.json$")
 
 
-def _epoch_files(directory):
+def _epoch_files(directory, pattern=_EPOCH_FILE):
     """`{epoch: path}` of the complete checkpoint files in `directory`."""
     if not os.path.isdir(directory):
         return {}
     found = {}
     for name in os.listdir(directory):
-        match = _EPOCH_FILE.match(name)
+        match = pattern.match(name)
         if match:
             found[int(match.group(1))] = os.path.join(directory, name)
     return found
@@ -50,8 +52,36 @@ def write(model, path):
     io_utils.atomic_write(path, model.save_weights, suffix=".weights.h5")
 
 
-def save(model, directory, epoch):
-    """Saves `model` (weights and optimizer state) as the checkpoint after `epoch` epochs."""
+def history(directory):
+    """The phase's per-epoch logs, `[{"epoch": 1, "loss": ..., ...}, ...]`: those of the epochs
+    that ran to their checkpoint (a resumed phase's rerun epochs replace their killed runs)."""
+    entries = []
+    for epoch, path in sorted(_epoch_files(directory, _LOGS_FILE).items()):
+        try:
+            with open(path) as handle:
+                entries.append(json.load(handle))
+        except (OSError, ValueError):  # written atomically: only a foreign file fails here
+            logging.warning("epoch logs %s are unreadable; left out of the history", path)
+    return entries
+
+
+def _epoch_logs(epoch, logs):
+    values = {"epoch": epoch}
+    for key, value in (logs or {}).items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            values[key] = value
+    return values
+
+
+def save(model, directory, epoch, logs=None):
+    """Saves `model` (weights and optimizer state) as the checkpoint after `epoch` epochs,
+    after the epoch's `logs` (its entry in `history`)."""
+    io_utils.write_json(os.path.join(directory, f"epoch_{epoch}.logs.json"),
+                        _epoch_logs(epoch, logs))
     name = f"epoch_{epoch}.weights.h5"
     write(model, os.path.join(directory, name))
     io_utils.write_json(os.path.join(directory, LATEST), {"epoch": epoch, "file": name})
@@ -99,4 +129,4 @@ class EpochCheckpoint(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return
-        save(self.model, self.directory, epoch + 1)
+        save(self.model, self.directory, epoch + 1, logs)

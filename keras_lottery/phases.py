@@ -91,6 +91,7 @@ class PhaseTrainer:
                 f"{config.learning_rate}) or --mask_learning_rate, a smaller --mask_penalty "
                 f"(now {config.mask_penalty}) or --mixed_precision=none; finished rounds are "
                 f"kept in {run.run_dir.results_path}.")
+        return checkpoints.history(phase_dir)
 
     def evaluate(self, model):
         """`(test accuracy, test task loss)` of `model`."""
@@ -113,9 +114,8 @@ def search(run, round_index):
     offset = (round_index - 1) * config.epochs  # one timeline of cumulative search epochs
     logs = [cb.MaskSummaries(run.run_dir.tensorboard(phase, "masks"), epoch_offset=offset)
             ] if run.chief else []
-    trainer.fit(run.model, config.epochs,
-                schedule + logs + trainer.tensorboard(phase, offset) + [run.round_manager],
-                phase, stream=2 * round_index)
+    callbacks = schedule + logs + trainer.tensorboard(phase, offset) + [run.round_manager]
+    history = trainer.fit(run.model, config.epochs, callbacks, phase, stream=2 * round_index)
     accuracy, task_loss = trainer.evaluate(run.model)  # the searched network, before its reset
     masks = run.round_manager.end_round()
     remaining = tickets.remaining_fraction(masks)
@@ -133,6 +133,7 @@ def search(run, round_index):
         "mask_penalty": training.current_penalty(run.model, run.method),
         "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
         "wall_time_s": round(time.time() - started, 1),
+        "history": history,  # per epoch: the Keras logs (accuracy, val_accuracy, remaining, ...)
     }
     rounds.append(record)
     run.run_dir.write_results(run.results)  # the commit point of the phase
@@ -156,12 +157,13 @@ def dense_baseline(run):
     masks = tickets.load_masks(run.run_dir.masks_path(1))
     all_ones = {name: np.ones_like(mask) for name, mask in masks.items()}
     dense = run.trainer.ticket_model(all_ones, run.initial_weights)
-    run.trainer.fit(dense, epochs, run.trainer.tensorboard("dense"), "dense", stream=0)
+    history = run.trainer.fit(dense, epochs, run.trainer.tensorboard("dense"), "dense",
+                              stream=0)
     accuracy, _ = run.trainer.evaluate(dense)
     run.trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
     run.trainer.write_scalars("summary", 1, {"summary/dense_accuracy": accuracy})
     run.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
-                            "wall_time_s": round(time.time() - started, 1)}
+                            "wall_time_s": round(time.time() - started, 1), "history": history}
     run.run_dir.write_results(run.results)
     run.run_dir.clear_phase("dense")
     log(f"dense baseline: test accuracy {accuracy:.4f} after {epochs} epochs")
@@ -200,7 +202,7 @@ def retrain_ticket(run, round_index):
     if ticket_done(record):
         return record["ticket_accuracy"]
     masks = tickets.load_masks(run.run_dir.masks_path(round_index))
-    accuracy, ticket, started = None, None, time.time()
+    accuracy, ticket, started, history = None, None, time.time(), []
     phase = f"round_{round_index}_ticket"
     if config.supermask:
         ticket = trainer.ticket_model(masks, run.initial_weights)
@@ -208,8 +210,8 @@ def retrain_ticket(run, round_index):
     elif config.ticket_epochs:
         log(f"round {round_index}/{config.rounds}: retraining the ticket")
         ticket = trainer.ticket_model(masks, run.round_manager.ticket_weights)
-        trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(phase), phase,
-                    stream=2 * round_index + 1)
+        history = trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(phase), phase,
+                              stream=2 * round_index + 1)
         accuracy, _ = trainer.evaluate(ticket)
         trainer.write_scalars(phase, config.ticket_epochs, {"test/accuracy": accuracy})
     if accuracy is not None and run.chief:
@@ -220,7 +222,7 @@ def retrain_ticket(run, round_index):
     record.update(ticket_accuracy=accuracy, ticket_source="retrained",
                   ticket_epochs_trained=config.ticket_epochs if accuracy is not None
                   and not config.supermask else 0,
-                  ticket_wall_time_s=round(time.time() - started, 1))
+                  ticket_wall_time_s=round(time.time() - started, 1), ticket_history=history)
     run.run_dir.write_results(run.results)
     trainer.write_scalars("summary", round_index, {"summary/ticket_accuracy": accuracy})
     run.run_dir.clear_phase(phase)

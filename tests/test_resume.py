@@ -101,6 +101,11 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reference, tmp_path):
     assert "resuming after round" in output
     results, masks = _comparable(resumed)
     assert results == expected
+    # Each phase's per-epoch history survives the kills whole, one entry per epoch.
+    assert [entry["epoch"] for entry in results["rounds"][1]["history"]] == [1, 2, 3]
+    assert [entry["epoch"] for entry in results["dense"]["history"]] == [1, 2, 3]
+    assert [entry["epoch"] for entry in results["rounds"][0]["ticket_history"]] == [1, 2]
+    assert {"accuracy", "val_accuracy", "remaining"} <= set(results["rounds"][0]["history"][0])
     for got, want in zip(masks, expected_masks):
         assert got.keys() == want.keys()
         assert all((got[k] == want[k]).all() for k in got)

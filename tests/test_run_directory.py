@@ -45,8 +45,12 @@ def test_checkpoints_switch_only_to_complete_files(tmp_path):
     directory = str(tmp_path / "phase")
     for epoch in (1, 2):
         model.layers[0].kernel.assign(np.full((3, 2), epoch, "float32"))
-        checkpoints.save(model, directory, epoch)
-    assert sorted(os.listdir(directory)) == ["epoch_2.weights.h5", "latest.json"]
+        checkpoints.save(model, directory, epoch, {"loss": 1.0 / epoch, "note": "text"})
+    assert sorted(os.listdir(directory)) == ["epoch_1.logs.json", "epoch_2.logs.json",
+                                             "epoch_2.weights.h5", "latest.json"]
+    # Every epoch's numeric logs stay: the phase's history.
+    assert checkpoints.history(directory) == [{"epoch": 1, "loss": 1.0},
+                                              {"epoch": 2, "loss": 0.5}]
     # Killed after epoch 3's file was written but before the switch: epoch 2 is restored.
     model.layers[0].kernel.assign(np.full((3, 2), 3.0, "float32"))
     model.save_weights(os.path.join(directory, "epoch_3.weights.h5"))
