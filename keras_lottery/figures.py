@@ -7,6 +7,8 @@
 - `remaining_per_layer_<setting>`: every layer's remaining fraction after each
   round, one figure per setting.
 - `supermask`: supermask accuracy against sparsity (paper Fig. 2, right).
+- `training_curves`: the search's validation accuracy and weights remaining per epoch,
+  rounds on one timeline, mean and spread band over seeds (paper Fig. 2, left).
 - `rounds_across_s0`: for settings that differ only in s0, one curve per round across
   the s0 values (paper Fig. 3).
 
@@ -179,6 +181,33 @@ def supermask(settings):
                    fontsize=7)
 
 
+def training_curves(settings):
+    """Validation accuracy (top) and weights remaining (bottom) per search epoch; a band
+    of one spread around each setting's mean. Settings without a recorded history are left
+    out."""
+    settings = [s for s in settings if s.epoch_statistics("val_accuracy")[0].size]
+    if not settings:
+        return None
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 7.0), sharex=True)
+    for setting, colour in zip(settings, colours(len(settings))):
+        for axis, key in ((top, "val_accuracy"), (bottom, "remaining")):
+            epochs, mean, spread = setting.epoch_statistics(key)
+            if not epochs.size:
+                continue
+            name = {"iss": "SS" if setting.supermask else "ISS"}.get(setting.method,
+                                                                      setting.method.upper())
+            axis.plot(epochs, 100 * mean, color=colour, label=f"{name}: {_label(setting)}")
+            if not np.all(np.isnan(spread)):
+                axis.fill_between(epochs, 100 * (mean - spread), 100 * (mean + spread),
+                                  color=colour, alpha=0.2, linewidth=0)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("search epoch (rounds one after another)")
+    bottom.set_ylabel("weights remaining (%)")
+    bottom.grid(alpha=0.3)
+    return _finish(figure, top, "validation accuracy (%)",
+                   "Search: accuracy and sparsity per epoch, mean ± spread over seeds", fontsize=7)
+
+
 def rounds_across(settings, knob="mask_init"):
     """The paper's Fig. 3 style: among settings that differ only in `knob` (s0 by default) and
     the seed, one curve per round through the rounds' means, ordered by sparsity."""
@@ -229,6 +258,7 @@ def all_figures(settings):
     figures = {"accuracy_vs_remaining": accuracy_vs_remaining(settings),
                "search_cost": search_cost(settings),
                "supermask": supermask(settings),
+               "training_curves": training_curves(settings),
                "rounds_across_s0": rounds_across(settings)}
     for setting in settings:
         figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)

@@ -80,6 +80,23 @@ class Setting:
             rows.append(row)
         return rows
 
+    def epoch_statistics(self, key):
+        """The search's per-epoch `key` (a Keras log such as `val_accuracy` or `remaining`)
+        over the rounds as one timeline: `(epochs, means, spreads)` arrays over the seeds
+        whose `results.json` has the rounds' `history` (empty arrays when none has)."""
+        by_epoch = {}
+        for _, results in self.runs:
+            for record in results["rounds"]:
+                offset = (record["round"] - 1) * self.flags.get("epochs", 0)
+                for entry in record.get("history") or []:
+                    if entry.get(key) is not None:
+                        by_epoch.setdefault(offset + entry["epoch"], []).append(entry[key])
+        epochs = sorted(by_epoch)
+        statistics = [mean_and_spread(by_epoch[e]) for e in epochs]
+        return (np.array(epochs, dtype=float),
+                np.array([m for m, _ in statistics], dtype=float),
+                np.array([np.nan if v is None else v for _, v in statistics], dtype=float))
+
     def dense_statistics(self):
         """`(mean, spread)` of the dense baseline's test accuracy over seeds, and its epochs;
         None when no seed trained one."""

@@ -151,3 +151,30 @@ def test_settings_that_differ_only_in_s0_give_one_curve_per_round(tmp_path):
     np.testing.assert_allclose(lines[0].get_xdata(), [10.0, 20.0, 30.0])  # by sparsity
     np.testing.assert_allclose(lines[0].get_ydata(), [87.0, 87.0, 87.0])  # seed means
     assert figures.rounds_across(settings[-1:]) is None
+
+
+def test_training_curves_put_rounds_on_one_timeline_with_the_seeds_spread(tmp_path):
+    def with_history(directory, shift):
+        path = directory + "/results.json"
+        results = json.loads(open(path).read())
+        for record in results["rounds"]:  # 2 epochs per round; round r's epochs come after r-1's
+            record["history"] = [{"epoch": e, "val_accuracy": 0.5 + 0.1 * e + shift,
+                                  "remaining": 1.0 / (record["round"] * e)} for e in (1, 2)]
+        open(path, "w").write(json.dumps(results))
+
+    dirs = _seeds(tmp_path, "cs", [[(0.5, 0.8), (0.25, 0.8)]] * 3, epochs=2)
+    for seed, directory in enumerate(dirs):
+        with_history(directory, 0.01 * seed)
+    plain = _write_run(tmp_path / "old", "imp", [(0.5, 0.8)])  # a run without a history
+    settings = replicates.group_runs(report.load_runs(dirs + [plain]))
+    epochs, mean, spread = settings[0].epoch_statistics("val_accuracy")
+    assert epochs.tolist() == [1, 2, 3, 4]
+    assert mean == pytest.approx([0.61, 0.71, 0.61, 0.71])
+    assert spread == pytest.approx([0.01] * 4)
+    assert settings[0].epoch_statistics("remaining")[1] == pytest.approx([1, 0.5, 0.5, 0.25])
+    assert settings[1].epoch_statistics("val_accuracy")[0].size == 0
+    figure = figures.training_curves(settings)
+    top = figure.axes[0]
+    assert [line.get_label() for line in top.get_lines()] == ["CS: cs (3 seeds)"]
+    assert len(top.collections) == 1  # the spread band
+    assert figures.training_curves(settings[1:]) is None
