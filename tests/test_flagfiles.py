@@ -98,3 +98,23 @@ def test_every_setting_has_one_help_text_and_a_row_in_the_docs():
     for name in SearchConfig.field_names():
         assert f"`--{name}`" in guide, f"docs/guide.md has no row for --{name}"
         assert f"`--{name}`" in readme, f"README.md's flag table lacks --{name}"
+
+
+def test_every_reproduction_command_is_a_valid_setting():
+    """`benchmarks.reproduce` runs these settings for hours: each parses and validates here,
+    and the scaled ones say what they scale."""
+    from benchmarks import reproduce
+
+    for group, settings in reproduce.GROUPS.items():
+        for name, flags in settings.items():
+            argv = [f.replace("apps/flags", f"{ROOT}/apps/flags") for f in flags]
+            config = _parse(argv)
+            config.validate()
+            assert group in reproduce.FIGURE_DIRS, group
+    conv = _parse([f.replace("apps/flags", f"{ROOT}/apps/flags")
+                   for f in reproduce.GROUPS["conv"]["imp"]])
+    assert (conv.model, conv.train_examples, conv.epochs, conv.ticket_epochs) == ("conv2", 5000, 6, 6)
+    assert (conv.prune_fraction_conv, conv.rewind_epoch) == (0.15, 0)
+    reference = _parse([f.replace("apps/flags", f"{ROOT}/apps/flags")
+                        for f in reproduce.GROUPS["lenet"]["imp_reference"]])
+    assert (reference.epochs, reference.rewind_epoch, reference.ticket_epochs) == (40, 0, 40)
