@@ -35,7 +35,7 @@ GROUPS = {
         "cs": ["--flagfile=apps/flags/quickstart.cfg"],
         "imp": ["--flagfile=apps/flags/imp_lenet300_fashion.cfg"],
         "iss": ["--flagfile=apps/flags/iss_lenet300_fashion.cfg"],
-        "imp_reference": ["--flagfile=apps/flags/imp_lenet300_fashion.cfg", "--rounds=10",
+        "imp_reference": ["--flagfile=apps/flags/imp_lenet300_fashion.cfg", "--rounds=14",
                           "--epochs=40", "--rewind_epoch=0", "--ticket_epoch=0",
                           "--ticket_epochs=40"],
         # The quickstart at other s0: with "cs" (s0 = -0.01), the paper's Fig. 3 style.
