@@ -12,7 +12,7 @@ starts; finished runs are not run again, so the command continues after an inter
   (`benchmarks.official_ablation`);
 - `conv`: Conv-2 on 5,000 Fashion-MNIST training images, the Conv-6 flagfiles' CS against IMP
   with 6 epochs a round instead of 40 (scaled to 2 cores);
-- `supermask`: frozen LeNet-300-100 weights, CS at three lambda against SS at three s0, the
+- `supermask`: frozen LeNet-300-100 weights, CS at four lambda against SS at four s0, the
   supermask flagfiles with 10 epochs instead of 100.
 Then `apps.report` writes `FIGURES/` (lenet), `FIGURES/official/` (matched and ablation),
 `FIGURES/conv/` and `FIGURES/supermask/`.
@@ -59,9 +59,9 @@ GROUPS = {
     "supermask": {
         **{f"cs_lambda_{penalty}": ["--flagfile=apps/flags/cs_supermask_conv6_fashion.cfg",
                                     *SUPERMASK, f"--mask_penalty={penalty}"]
-           for penalty in ("1e-6", "1e-5", "1e-4")},
+           for penalty in ("1e-6", "1e-5", "3e-5", "1e-4")},
         **{f"ss_s0_{s0}": ["--flagfile=apps/flags/ss_supermask_conv6_fashion.cfg", *SUPERMASK,
-                           f"--mask_init={s0}"] for s0 in ("0", "-2", "-4")},
+                           f"--mask_init={s0}"] for s0 in ("0", "-1", "-2", "-4")},
     },
 }
 # Where each group's figures go, under --figures.
