@@ -167,18 +167,35 @@ def remaining_per_layer(setting):
 
 
 def supermask(settings):
-    settings = [s for s in settings if s.supermask]
+    """Paper Fig. 2 right: one curve per method through its settings' means, ordered by
+    sparsity, error bars over seeds, each point marked with the knob that set its sparsity
+    (CS: lambda; SS: s0)."""
+    settings = [s for s in settings if s.supermask and _curve(s, "remaining")[0].size]
     if not settings:
         return None
+    methods = sorted({s.method for s in settings})
     figure, axis = plt.subplots(figsize=(7.5, 4.8))
-    for setting, colour in zip(settings, colours(len(settings))):
-        x, x_spread, y, y_spread = _curve(setting, "remaining")
-        name = {"iss": "SS", "cs": "CS"}.get(setting.method, setting.method)
-        _errorbars(axis, (100 - x, x_spread, y, y_spread), colour,
-                   f"{name}: {_label(setting)}", linestyle="none")
+    for method, colour in zip(methods, colours(len(methods))):
+        name, knob = {"iss": ("SS", "mask_init"), "cs": ("CS", "mask_penalty")}.get(
+            method, (method.upper(), "mask_penalty"))
+        points = []
+        for setting in (s for s in settings if s.method == method):
+            x, x_spread, y, y_spread = (values[-1] for values in _curve(setting, "remaining"))
+            points.append((100 - x, x_spread, y, y_spread, setting.flags.get(knob),
+                           len(setting.runs)))
+        points.sort(key=lambda point: point[0])
+        x, x_spread, y, y_spread, values, seeds = zip(*points)
+        seeds_text = f", {min(seeds)}-{max(seeds)} seeds" if min(seeds) != max(seeds) else (
+            f", {seeds[0]} seeds" if seeds[0] > 1 else "")
+        _errorbars(axis, tuple(np.array(v, dtype=float) for v in (x, x_spread, y, y_spread)),
+                   colour, f"{name} ({'lambda' if knob == 'mask_penalty' else 's0'} marked"
+                   f"{seeds_text})")
+        for xi, yi, value in zip(x, y, values):
+            axis.annotate(f"{value:g}" if value is not None else "", (xi, yi),
+                          textcoords="offset points", xytext=(4, 4), fontsize=6, color=colour)
     axis.set_xlabel("sparsity (%)")
-    return _finish(figure, axis, "mask test accuracy (%)", "Supermasks on frozen weights",
-                   fontsize=7)
+    return _finish(figure, axis, "mask test accuracy (%)",
+                   "Supermasks on frozen weights: mean ± spread over seeds", fontsize=7)
 
 
 def training_curves(settings):

@@ -178,3 +178,24 @@ def test_training_curves_put_rounds_on_one_timeline_with_the_seeds_spread(tmp_pa
     assert [line.get_label() for line in top.get_lines()] == ["CS: cs (3 seeds)"]
     assert len(top.collections) == 1  # the spread band
     assert figures.training_curves(settings[1:]) is None
+
+
+def test_supermask_figure_draws_one_curve_per_method_ordered_by_sparsity(tmp_path):
+    dirs = []
+    for penalty, remaining, accuracy in ((1e-5, 0.1, 0.84), (1e-6, 0.4, 0.83), (1e-4, 0.02, 0.77)):
+        dirs += [_write_run(tmp_path / f"cs_{penalty}" / f"seed_{seed}", "cs",
+                            [(remaining, accuracy + 0.01 * seed)], supermask=True, seed=seed,
+                            mask_penalty=penalty) for seed in range(3)]
+    for s0, remaining in ((0.0, 0.5), (-2.0, 0.06)):
+        dirs += [_write_run(tmp_path / f"ss_{s0}" / f"seed_{seed}", "iss", [(remaining, 0.8)],
+                            supermask=True, seed=seed, mask_init=s0) for seed in range(3)]
+    figure = figures.supermask(replicates.group_runs(report.load_runs(dirs)))
+    axis = figure.axes[0]
+    assert axis.get_legend_handles_labels()[1] == ["CS (lambda marked, 3 seeds)",
+                                                   "SS (s0 marked, 3 seeds)"]
+    cs_line, ss_line = axis.get_lines()[0], [
+        line for line in axis.get_lines() if len(line.get_xdata()) == 2][0]
+    assert cs_line.get_xdata() == pytest.approx([60, 90, 98])  # sparsity, ascending
+    assert cs_line.get_ydata() == pytest.approx([84, 85, 78])  # means over the seeds
+    assert ss_line.get_xdata() == pytest.approx([50, 94])
+    assert sorted(text.get_text() for text in axis.texts) == ["-2", "0", "0.0001", "1e-05", "1e-06"]
