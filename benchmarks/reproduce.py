@@ -53,8 +53,8 @@ GROUPS = {
     "ablation": {name: official_ablation.BASE + flags
                  for name, flags in official_ablation.SETTINGS.items()},
     "conv": {
-        "cs": ["--flagfile=apps/flags/cs_conv6_fashion.cfg", *CONV, "--rounds=2"],
-        "imp": ["--flagfile=apps/flags/imp_conv6_fashion.cfg", *CONV, "--rounds=8"],
+        "cs": ["--flagfile=apps/flags/cs_conv6_fashion.cfg", *CONV, "--rounds=3"],
+        "imp": ["--flagfile=apps/flags/imp_conv6_fashion.cfg", *CONV, "--rounds=10"],
     },
     "supermask": {
         **{f"cs_lambda_{penalty}": ["--flagfile=apps/flags/cs_supermask_conv6_fashion.cfg",
