@@ -61,7 +61,7 @@ GROUPS = {
                                     *SUPERMASK, f"--mask_penalty={penalty}"]
            for penalty in ("1e-6", "1e-5", "3e-5", "1e-4")},
         **{f"ss_s0_{s0}": ["--flagfile=apps/flags/ss_supermask_conv6_fashion.cfg", *SUPERMASK,
-                           f"--mask_init={s0}"] for s0 in ("0", "-1", "-2", "-4")},
+                           f"--mask_init={s0}"] for s0 in ("0", "-1", "-2", "-3")},
     },
 }
 # Where each group's figures go, under --figures.
