@@ -214,7 +214,12 @@ def training_curves(settings):
                 continue
             name = {"iss": "SS" if setting.supermask else "ISS"}.get(setting.method,
                                                                       setting.method.upper())
-            axis.plot(epochs, 100 * mean, color=colour, label=f"{name}: {_label(setting)}")
+            recorded = sum(all(r.get("history") for r in results["rounds"])
+                           for _, results in setting.runs)
+            label = (f"{name}: {_label(setting)}" if recorded == len(setting.runs) else
+                     f"{name}: {setting.label} ({len(setting.runs)} seeds, {recorded} with "
+                     "every round's history)")
+            axis.plot(epochs, 100 * mean, color=colour, label=label)
             if not np.all(np.isnan(spread)):
                 axis.fill_between(epochs, 100 * (mean - spread), 100 * (mean + spread),
                                   color=colour, alpha=0.2, linewidth=0)

@@ -178,6 +178,14 @@ def test_training_curves_put_rounds_on_one_timeline_with_the_seeds_spread(tmp_pa
     assert [line.get_label() for line in top.get_lines()] == ["CS: cs (3 seeds)"]
     assert len(top.collections) == 1  # the spread band
     assert figures.training_curves(settings[1:]) is None
+    # A seed whose early rounds ran before histories were recorded is named in the legend.
+    results = json.loads(open(dirs[0] + "/results.json").read())
+    results["rounds"][0].pop("history")
+    open(dirs[0] + "/results.json", "w").write(json.dumps(results))
+    partial = replicates.group_runs(report.load_runs(dirs))
+    assert partial[0].epoch_statistics("val_accuracy")[1][0] == pytest.approx(0.615)
+    label = figures.training_curves(partial).axes[0].get_lines()[0].get_label()
+    assert label == "CS: cs (3 seeds, 2 with every round's history)"
 
 
 def test_supermask_figure_draws_one_curve_per_method_ordered_by_sparsity(tmp_path):
