@@ -54,8 +54,8 @@ GROUPS = {
                  for name, flags in official_ablation.SETTINGS.items()},
     "conv": {
         "cs": ["--flagfile=apps/flags/cs_conv6_fashion.cfg", *CONV, "--rounds=3"],
-        "cs_s0_-0.03": ["--flagfile=apps/flags/cs_conv6_fashion.cfg", *CONV, "--rounds=3",
-                        "--mask_init=-0.03"],
+        **{f"cs_s0_{s0}": ["--flagfile=apps/flags/cs_conv6_fashion.cfg", *CONV, "--rounds=3",
+                           f"--mask_init={s0}"] for s0 in ("-0.01", "-0.03")},
         "imp": ["--flagfile=apps/flags/imp_conv6_fashion.cfg", *CONV, "--rounds=10"],
     },
     "supermask": {
