@@ -187,7 +187,8 @@ def ticket_from_next_round(run, round_index):
         return record["ticket_accuracy"]
     following = run.results["rounds"][round_index]
     record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
-                  ticket_source=f"round_{round_index + 1}", ticket_wall_time_s=0.0)
+                  ticket_source=f"round_{round_index + 1}", ticket_wall_time_s=0.0,
+                  ticket_history=following.get("history", []))  # the training that was it
     run.run_dir.write_results(run.results)
     run.trainer.write_scalars("summary", round_index,
                               {"summary/ticket_accuracy": record["ticket_accuracy"]})
