@@ -31,7 +31,8 @@ _LOGS_FILE = re.compile(r"^epoch_(\d+)\.logs\.json$")
 
 
 def _epoch_files(directory, pattern=_EPOCH_FILE):
-    """`{epoch: path}` of the complete checkpoint files in `directory`."""
+    """`{epoch: path}` of the files in `directory` whose names match `pattern` (by default
+    the complete checkpoint files; `_LOGS_FILE`: the epochs' logs)."""
     if not os.path.isdir(directory):
         return {}
     found = {}

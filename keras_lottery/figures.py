@@ -66,6 +66,11 @@ def _percent_axis(axis):
     axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _method_title(method, supermask):
+    """A method's name in a legend: SS for ISS's supermask (Zhou et al.'s), else upper case."""
+    return "SS" if method == "iss" and supermask else method.upper()
+
+
 def _label(setting):
     seeds = len(setting.runs)
     return setting.label + (f" ({seeds} seeds)" if seeds > 1 else "")
@@ -177,8 +182,8 @@ def supermask(settings):
     methods = sorted({s.method for s in settings})
     figure, axis = plt.subplots(figsize=(7.5, 4.8))
     for method, colour in zip(methods, colours(len(methods))):
-        name, knob = {"iss": ("SS", "mask_init"), "cs": ("CS", "mask_penalty")}.get(
-            method, (method.upper(), "mask_penalty"))
+        name = _method_title(method, supermask=True)
+        knob = "mask_init" if method == "iss" else "mask_penalty"
         points = []
         for setting in (s for s in settings if s.method == method):
             x, x_spread, y, y_spread = (values[-1] for values in _curve(setting, "remaining"))
@@ -208,17 +213,16 @@ def training_curves(settings):
         return None
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 7.0), sharex=True)
     for setting, colour in zip(settings, colours(len(settings))):
+        name = _method_title(setting.method, setting.supermask)
+        recorded = sum(all(r.get("history") for r in results["rounds"])
+                       for _, results in setting.runs)
+        label = (f"{name}: {_label(setting)}" if recorded == len(setting.runs) else
+                 f"{name}: {setting.label} ({len(setting.runs)} seeds, {recorded} with "
+                 "every round's history)")
         for axis, key in ((top, "val_accuracy"), (bottom, "remaining")):
             epochs, mean, spread = setting.epoch_statistics(key)
             if not epochs.size:
                 continue
-            name = {"iss": "SS" if setting.supermask else "ISS"}.get(setting.method,
-                                                                      setting.method.upper())
-            recorded = sum(all(r.get("history") for r in results["rounds"])
-                           for _, results in setting.runs)
-            label = (f"{name}: {_label(setting)}" if recorded == len(setting.runs) else
-                     f"{name}: {setting.label} ({len(setting.runs)} seeds, {recorded} with "
-                     "every round's history)")
             axis.plot(epochs, 100 * mean, color=colour, label=label)
             if not np.all(np.isnan(spread)):
                 axis.fill_between(epochs, 100 * (mean - spread), 100 * (mean + spread),
