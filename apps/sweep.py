@@ -5,11 +5,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from keras_lottery.apps.sweep import *  # noqa: E402,F401,F403
+from keras_lottery.apps.sweep import *  # noqa: E402,F403
 from keras_lottery.apps.sweep import run_main  # noqa: E402
-from keras_lottery.apps import sweep as _app  # noqa: E402
-
-__doc__ = _app.__doc__  # absl's --help shows the __main__ module's docstring
 
 if __name__ == "__main__":
     run_main()

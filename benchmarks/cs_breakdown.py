@@ -28,11 +28,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import masking, models, native  # noqa: E402
-from keras_lottery.layers import masked_layers  # noqa: E402
-from keras_lottery.optimizers import FusedSGD  # noqa: E402
-
 from benchmarks import step_time  # noqa: E402
+from keras_lottery import models  # noqa: E402
+from keras_lottery.layers import masked_layers  # noqa: E402
+from keras_lottery.methods import cs, native  # noqa: E402
+from keras_lottery.optimizers import FusedSGD  # noqa: E402
 
 REPEAT = 20  # calls inside one compiled function, so dispatch does not dominate
 
@@ -89,7 +89,7 @@ def pieces(model):
             layer.temperature.assign(50.0)
 
     kernel = "native" if native.load() is not None else "native unavailable: tf ops"
-    return {**mask_pieces(layers, masking.ContinuousMask(), kernel),
+    return {**mask_pieces(layers, cs.ContinuousMask(), kernel),
             **mask_pieces(layers, step_time.TFOpsContinuousMask(), "tf ops"),
             "optimizer on s (FusedSGD)": (optimizer_step(FusedSGD), REPEAT),
             "optimizer on s (keras SGD)": (optimizer_step(keras.optimizers.SGD), REPEAT),

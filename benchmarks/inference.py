@@ -23,12 +23,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import models  # noqa: E402
-from keras_lottery.convert import strip  # noqa: E402
-from keras_lottery.layers import masked_layers  # noqa: E402
-
 from benchmarks import step_time  # noqa: E402
 from benchmarks.step_time import SHAPES  # noqa: E402
+from keras_lottery import models  # noqa: E402
+from keras_lottery.layers import masked_layers  # noqa: E402
+from keras_lottery.tickets import strip  # noqa: E402
 
 
 def ticket_variants(model_name, remaining):

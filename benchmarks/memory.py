@@ -46,14 +46,14 @@ def measure(variant, width, depth, optimizer, steps=3, batch_size=60):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from keras_lottery import search
-    from keras_lottery.config import SearchConfig
     from keras_lottery.layers import masked_layers
+    from keras_lottery.search import model_setup
+    from keras_lottery.search.config import SearchConfig
 
     model = build(variant, width, depth)
     config = SearchConfig(optimizer=optimizer, learning_rate=0.01, momentum=0.9,
                           weight_decay=0.0)
-    search.compile_model(model, config)
+    model_setup.compile_model(model, config)
     rng = np.random.RandomState(0)
     x = rng.randn(batch_size * steps, width).astype("float32")
     y = rng.randint(0, 10, batch_size * steps)

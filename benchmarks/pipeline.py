@@ -20,9 +20,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_lottery import data  # noqa: E402
-
 from benchmarks import step_time  # noqa: E402
+from keras_lottery import data  # noqa: E402
 
 
 def delivery_rate(splits, batch_size, augment, batches, repeats):

@@ -23,12 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from keras_lottery import callbacks as cb  # noqa: E402
-from keras_lottery import models, search  # noqa: E402
-from keras_lottery.callbacks import set_temperature  # noqa: E402
-from keras_lottery.config import SearchConfig  # noqa: E402
-
 from benchmarks import step_time  # noqa: E402
+from keras_lottery import callbacks as cb  # noqa: E402
+from keras_lottery import models  # noqa: E402
+from keras_lottery.callbacks import set_temperature  # noqa: E402
+from keras_lottery.search import model_setup  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
 
 STEPS = 200
 
@@ -58,7 +58,7 @@ def main(argv=None):
     for name, k in (("one step", 1), ("k steps", args.steps_per_execution)):
         keras.utils.set_random_seed(0)
         model = models.build("lenet300_100", shape, 10, **step_time.MASKED_VARIANTS["cs"])
-        search.compile_model(model, SearchConfig(learning_rate=0.01, weight_decay=0.0,
+        model_setup.compile_model(model, SearchConfig(learning_rate=0.01, weight_decay=0.0,
                                                  steps_per_execution=k))
         set_temperature(model, 50.0)
         compiled[name] = model

@@ -30,25 +30,27 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_lottery import masking, models, native, search  # noqa: E402
+from keras_lottery import layers, models  # noqa: E402
 from keras_lottery.callbacks import TemperatureCallback, set_temperature  # noqa: E402
-from keras_lottery.config import SearchConfig  # noqa: E402
-from keras_lottery.convert import strip  # noqa: E402
+from keras_lottery.methods import cs, native  # noqa: E402
+from keras_lottery.search import model_setup  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
+from keras_lottery.tickets import strip  # noqa: E402
 
 SHAPES = {"lenet300_100": (28, 28, 1), "conv2": (28, 28, 1), "conv4": (32, 32, 3),
           "conv6": (32, 32, 3), "resnet18": (32, 32, 3), "vgg16": (32, 32, 3)}
 
 
-class AutodiffContinuousMask(masking.ContinuousMask):
+class AutodiffContinuousMask(cs.ContinuousMask):
     """CS as autodiff sees it: `sigmoid(beta*s)`, `w*m` and `sum(m)` as separate ops."""
 
     name = "continuous_autodiff"
 
     def masked_kernel(self, layer, kernel, training=False):
-        return masking.MaskRule.masked_kernel(self, layer, kernel, training)
+        return layers.MaskRule.masked_kernel(self, layer, kernel, training)
 
 
-class TFOpsContinuousMask(masking.ContinuousMask):
+class TFOpsContinuousMask(cs.ContinuousMask):
     """CS on TensorFlow's ops with the hand-written gradient, without the native kernel."""
 
     name = "continuous_tf_ops"
@@ -83,8 +85,8 @@ def compile_variant(model, jit, plain_keras=False):
     config = SearchConfig(optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=True,
                           weight_decay=0.0, jit_compile=jit)
     if not plain_keras:
-        return search.compile_model(model, config)
-    search.compile_model(model, config)  # the same loss and metrics as a search
+        return model_setup.compile_model(model, config)
+    model_setup.compile_model(model, config)  # the same loss and metrics as a search
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
                   loss=model.loss, metrics=[
                       keras.metrics.SparseCategoricalAccuracy(name="accuracy"),

@@ -59,7 +59,7 @@ def main():
     steps_per_round = args.epochs * int(train.cardinality())
     for round_index in (1, 2):
         step = 0
-        for epoch in range(args.epochs):
+        for _epoch in range(args.epochs):
             progress = keras.utils.Progbar(int(train.cardinality()), stateful_metrics=["beta"])
             for x, y in train:
                 # beta is a variable: the compiled step sees each new value.

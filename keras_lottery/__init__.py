@@ -1,38 +1,55 @@
 """keras_lottery: lottery tickets in Keras 3 with Continuous Sparsification.
 
-Modules, as in Keras itself:
-    layers      CSDense, CSConv2D, CSConv1D, CSDepthwiseConv2D (masked layers; `masked_layer`)
-    masking     mask rules: continuous (CS), stochastic (ISS), fixed (IMP, tickets)
-    methods     ContinuousSparsification, IterativeStochasticSparsification,
-                IterativeMagnitudePruning: where the methods differ
-    callbacks   TemperatureCallback, RoundManager, MaskSummaries, TargetRemaining, and
-                end_round (`rounds`): where every round ends
-    optimizers  MaskOptimizer (separate optimizer for the mask logits s), FusedSGD
-    native      the CPU kernel of the CS mask and its gradient (built on first use)
-    tickets     extract_masks, save_masks, load_masks, build_ticket, export, size_report
-    models      the paper's models by name (lenet300_100, conv2, conv4, conv6, resnet18, vgg16)
-    data        Fashion-MNIST, MNIST, CIFAR-10 (IDX files, binary batches, tfds); `pipelines`
-    search      `run(config)`: the lottery runner (`runner`, `phases`) in a run directory
-                (`rundir`, `checkpoints`) behind `python -m apps.search`
-    compat      the Keras internals the library relies on, each pinned by a test
+The library is a house of rooms; each imports only from the rooms listed before it:
 
-and `sparsify(model)` / `strip(model)` to convert plain Keras models to masked ones and back.
+    compat, io_utils  the floor: Keras internals (each pinned by a test), atomic files
+    layers            the one masking mechanism: MaskedLayer, CSDense, CSConv2D, ...; mask rules
+    methods           one module per method: cs (the continuous rule, beta's annealing and
+                      the reset min(beta_T*s_T, s0)), iss, imp, random_pruning
+    tickets           masks, ticket models, weight snapshots, sparsify/strip, export
+    callbacks         RoundManager and end_round (where every round ends), MaskSummaries, ...
+    models            the paper's models by name
+    optimizers        MaskOptimizer (s with its own optimizer), FusedSGD, coupled decay
+    data              Fashion-MNIST, MNIST, CIFAR-10 and their tf.data pipelines
+    search            SearchConfig and the runner: the loop over steps in a run directory
+    report            tables and figures from results.json files
+    sweep             keras-tuner sweeps of searches
+    apps              the command-line apps (absl)
+
+`sparsify(model)` / `strip(model)` convert plain Keras models to masked ones and back.
 """
 
-from keras_lottery import (callbacks, data, layers, masking, methods, models, native,
-                           optimizers, tickets, weights)
-from keras_lottery.callbacks import (MaskSummaries, RoundManager, TargetRemaining,
-                                     TemperatureCallback, TemperatureSchedule, end_round)
-from keras_lottery.config import ConfigError, SearchConfig
-from keras_lottery.convert import sparsify, strip
+from keras_lottery import (
+                           callbacks,
+                           compat,
+                           data,
+                           layers,
+                           methods,
+                           models,
+                           optimizers,
+                           search,
+                           tickets,
+)
+from keras_lottery.callbacks import (
+                           MaskSummaries,
+                           RoundManager,
+                           TargetRemaining,
+                           TemperatureCallback,
+                           TemperatureSchedule,
+                           end_round,
+)
 from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D
+from keras_lottery.methods import native
+from keras_lottery.search import ConfigError, SearchConfig, load_run
+from keras_lottery.tickets import snapshots as weights
+from keras_lottery.tickets import sparsify, strip
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "ConfigError", "MaskSummaries",
     "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
-    "TemperatureSchedule", "callbacks", "end_round",
-    "data", "layers", "masking", "methods", "models", "native", "optimizers", "sparsify", "strip",
-    "tickets", "weights",
+    "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
+    "methods", "models", "native", "optimizers", "search", "sparsify", "strip", "tickets",
+    "weights",
 ]

@@ -1,9 +1,13 @@
 """Atomic file writes: a crash or a full disk never leaves a half-written result."""
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+import zipfile
+
+import numpy as np
 
 
 def atomic_write(path, write_fn, suffix=""):
@@ -53,3 +57,28 @@ def remove_path(path):
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.remove(path)
+
+
+class DamagedFileError(ValueError):
+    """A finished file that cannot be read back (cut short or overwritten on disk)."""
+
+
+@contextlib.contextmanager
+def open_npz(path, what):
+    """`np.load(path)` without pickle; a file that is not a whole `.npz` is a one-line
+    `DamagedFileError` naming it and `what` it held (a missing file stays FileNotFoundError)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DamagedFileError(
+            f"{path} ({what}) is damaged and cannot be read ({error}); nothing was deleted: "
+            "restore the file, or start the run again with --overwrite.") from None
+    with data:
+        try:
+            yield data
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            raise DamagedFileError(
+                f"{path} ({what}) is damaged and cannot be read ({error}); nothing was "
+                "deleted: restore the file, or start the run again with --overwrite.") from None

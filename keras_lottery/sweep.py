@@ -16,22 +16,12 @@ import os
 import keras
 import keras_tuner as kt
 
-from keras_lottery import io_utils, report, runner, search
+from keras_lottery import io_utils, methods, search
 from keras_lottery.callbacks import TrainingDiverged
-from keras_lottery.config import ConfigError, SearchConfig, settings_difference
+from keras_lottery.report import pareto_envelope
+from keras_lottery.search.config import ConfigError, SearchConfig, settings_difference
+from keras_lottery.search.runner import RESUMABLE_CHANGES
 
-#: Search space per method: (name, kind, arguments). Paper symbols in comments.
-SPACES = {
-    "cs": [("mask_init", "float", dict(min_value=-0.05, max_value=0.05)),  # s0
-           ("mask_penalty", "float", dict(min_value=1e-8, max_value=1e-5, sampling="log")),  # lambda
-           ("final_temperature", "choice", dict(values=[100.0, 200.0, 500.0]))],  # beta_T
-    "imp": [("prune_fraction", "float", dict(min_value=0.1, max_value=0.4)),
-            ("rounds", "int", dict(min_value=2, max_value=10))],
-    "iss": [("mask_init", "float", dict(min_value=-1.0, max_value=2.0)),  # s0
-            ("mask_penalty", "float", dict(min_value=1e-9, max_value=1e-6, sampling="log")),
-            ("mask_learning_rate", "float", dict(min_value=1.0, max_value=100.0,
-                                                 sampling="log"))],
-}
 OBJECTIVE = kt.Objective("ticket_accuracy", direction="max")
 
 
@@ -43,16 +33,17 @@ def _number(text, item):
 
 
 def parse_space(method, text=""):
-    """The knobs a sweep varies: `SPACES[method]`, or those `text` names, each with its
+    """The knobs a sweep varies: the method's `sweep_space`, or those `text` names, each with its
     default range or the range given. Every other setting keeps the base flags' value.
 
     `text` is comma-separated items: `name` (the default range), `name=LOW:HIGH`
     (uniform; `name=LOW:HIGH:log` log-uniform) or `name=A|B|C` (one of the values).
     E.g. the paper's Conv-6 CS sweep of s0 at a fixed lambda: `mask_init=-0.03:0.03`.
     """
-    defaults = {name: (kind, arguments) for name, kind, arguments in SPACES[method]}
+    defaults = {name: (kind, arguments)
+                for name, kind, arguments in methods.get(method).sweep_space}
     if not text:
-        return list(SPACES[method])
+        return list(methods.get(method).sweep_space)
     space = []
     for item in text.split(","):
         name, _, given = item.strip().partition("=")
@@ -184,7 +175,7 @@ def pareto_front(sweep_dir):
                 points.append({"trial": name, "round": record["round"],
                                "remaining": record["remaining"],
                                "ticket_accuracy": record["ticket_accuracy"]})
-    front_pairs = report.pareto_envelope([(p["remaining"], p["ticket_accuracy"]) for p in points])
+    front_pairs = pareto_envelope([(p["remaining"], p["ticket_accuracy"]) for p in points])
     front = [p for p in points if (p["remaining"], p["ticket_accuracy"]) in set(front_pairs)]
     return points, sorted(front, key=lambda p: p["remaining"])
 
@@ -197,7 +188,7 @@ def is_distributed_worker():
 
 #: Base settings a resumed sweep may change: those a resumed run may change, but `rounds`
 #: (a sweep's trials all have the base's rounds, or the space's).
-_RESUMABLE = tuple(k for k in runner.RESUMABLE_CHANGES if k != "rounds")
+_RESUMABLE = tuple(k for k in RESUMABLE_CHANGES if k != "rounds")
 
 
 def _pin_base_settings(project_dir, base_config, overwrite, space):
@@ -210,7 +201,7 @@ def _pin_base_settings(project_dir, base_config, overwrite, space):
         with open(path) as handle:
             pinned = json.load(handle)
         # A sweep pinned before --sweep existed varied every knob of its method.
-        default_space = [[n, k, a] for n, k, a in SPACES[base_config.method]]
+        default_space = [[n, k, a] for n, k, a in methods.get(base_config.method).sweep_space]
         pinned.setdefault("sweep", json.loads(json.dumps(default_space)))
         current["sweep"] = json.loads(json.dumps(current["sweep"]))
         details = settings_difference(pinned, current)
@@ -227,14 +218,14 @@ def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random"
     """Runs (or continues) a sweep; returns `{"trials": [...], "pareto_front": [...]}`.
 
     `sweep` names the knobs to vary and their ranges (`parse_space`); by default every
-    knob of the method in `SPACES`. The others keep `base_config`'s values.
+    knob of the method's `sweep_space`. The others keep `base_config`'s values.
 
     In keras-tuner's distributed mode the chief (`KERASTUNER_TUNER_ID=chief`)
     serves the oracle until every trial is done and then writes `sweep.json`;
     a worker runs trials and returns None.
     """
     base_config.validate()
-    if base_config.method not in SPACES:
+    if not methods.get(base_config.method).sweep_space:
         raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
     space = parse_space(base_config.method, sweep)
     directory, project = os.path.split(os.path.abspath(sweep_dir))

@@ -58,7 +58,7 @@ def free_ports(count):
 def tiny_config(idx_dir, out, **settings):
     """A `SearchConfig` for a seconds-long search on the fixture data (one round of one epoch,
     no retraining, no dense baseline, silent); `settings` override it."""
-    from keras_lottery.config import SearchConfig
+    from keras_lottery.search.config import SearchConfig
 
     base = dict(data_dir=idx_dir, validation_examples=200, rounds=1, epochs=1, batch_size=64,
                 ticket_epoch=0, ticket_epochs=0, dense_baseline=False, output_dir=str(out),

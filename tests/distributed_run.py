@@ -18,8 +18,8 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 from keras_lottery import search  # noqa: E402
-from keras_lottery.config import SearchConfig  # noqa: E402
-
+from keras_lottery.search import distribute  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
 
 
 def main():
@@ -31,7 +31,7 @@ def main():
         mask_penalty=1e-6, dense_baseline=False, output_dir=out, verbose=0, distribute=strategy,
         optimizer="sgd", learning_rate=0.05, weight_decay=1e-4, **overrides)
     results = search.run(config)
-    strategy_object = search.distribute.make_strategy(strategy)
+    strategy_object = distribute.make_strategy(strategy)
     results["replicas"] = strategy_object.num_replicas_in_sync
     print("RESULTS " + json.dumps(results))
 

@@ -33,9 +33,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_lottery import callbacks as cb  # noqa: E402
-from keras_lottery import compat, search  # noqa: E402
-from keras_lottery.config import SearchConfig  # noqa: E402
+from keras_lottery import (  # noqa: E402
+    compat,
+    methods,  # noqa: E402
+    )
 from keras_lottery.layers import masked_layers  # noqa: E402
+from keras_lottery.search import model_setup  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
 
 BATCH = 60
 
@@ -52,7 +56,7 @@ class _Penalties(keras.callbacks.Callback):
 
 
 def _model(config, batch_norm):
-    model = search.build_model(config, (28, 28, 1), 10)
+    model = model_setup.build_model(config, (28, 28, 1), 10)
     if batch_norm:  # a cross-replica merge in the middle of every forward pass
         model = keras.Sequential([keras.Input((28, 28, 1)),
                                   keras.layers.BatchNormalization(synchronized=True), model])
@@ -92,14 +96,14 @@ def train(strategy, spec):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = _model(config, spec.get("batch_norm", False))
-            search.compile_model(model, config, steps, compat.steps_per_execution_for(
+            model_setup.compile_model(model, config, steps, compat.steps_per_execution_for(
                 strategy, config.steps_per_execution))
         callbacks = [cb.TemperatureCallback(config.final_temperature)] if method == "cs" else []
         if config.target_remaining:
             callbacks.append(cb.TargetRemaining(config.target_remaining, start=0.0,
                                                 update_every=2))
         penalties = _Penalties()
-        rounds = cb.RoundManager(method=search.make_method(config, model))
+        rounds = cb.RoundManager(method=methods.from_config(config))
         before_reset = {}
 
         class _Capture(keras.callbacks.Callback):

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 from keras_lottery import search  # noqa: E402
-from keras_lottery.config import SearchConfig  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
 
 
 class Announce(keras.callbacks.Callback):
@@ -39,7 +39,8 @@ def kill_inside_checkpoint_writes(mode, count):
     (`switch`)."""
     import signal
 
-    from keras_lottery import checkpoints, io_utils
+    from keras_lottery import io_utils
+    from keras_lottery.search import checkpoints
 
     atomic_write, write_json = io_utils.atomic_write, io_utils.write_json
     seen = {"weights": 0, "switch": 0}

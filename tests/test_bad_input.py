@@ -37,7 +37,7 @@ def truncated_dir(idx_dir, tmp_path):
 
 
 CASES = [
-    ("unknown method", ["--method=random"], "--method=random: value should be one of <cs|imp|iss>"),
+    ("unknown method", ["--method=magic"], "--method=magic: value should be one of <cs|imp|iss|random>"),
     ("unknown model", ["--model=alexnet"], "--model=alexnet: value should be one of <conv2|"),
     ("unknown dataset", ["--dataset=imagenet"], "--dataset=imagenet: value should be one of"),
     ("negative lambda", ["--mask_penalty=-1e-6"], "--mask_penalty=-1e-06 is invalid"),
@@ -84,7 +84,7 @@ def test_flag_parsing_errors_exit_without_traceback(argv, message, tmp_path):
 
 
 def test_helpfull_lists_the_choices_in_groups():
-    from keras_lottery.config import GROUPS, SearchConfig
+    from keras_lottery.search.config import GROUPS, SearchConfig
 
     grouped = [name for names in GROUPS.values() for name in names]
     assert sorted(grouped) == sorted(SearchConfig.field_names())  # each field in one group
@@ -92,6 +92,6 @@ def test_helpfull_lists_the_choices_in_groups():
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in done.stderr  # (absl exits 1 after printing the help)
     for line in ("search.method:", "search.schedule:", "search.data:", "search.run:",
-                 "--method: <cs|imp|iss>", "--input_scaling: <standardize|unit>",
+                 "--method: <cs|imp|iss|random>", "--input_scaling: <standardize|unit>",
                  "--reset: <paper|official>", "--model: <conv2|conv4|conv6|lenet300_100|"):
         assert line in done.stdout, line

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lottery import weights as weights_lib
 from keras_lottery.callbacks import RoundManager, TemperatureCallback, reset_optimizer_state
-from keras_lottery.methods import cs_mask_reset
 from keras_lottery.layers import CSDense, masked_layers
+from keras_lottery.methods import cs_mask_reset
+from keras_lottery.tickets import snapshots as weights_lib
 
 STEPS, EPOCHS, BATCH = 4, 3, 8
 

@@ -96,7 +96,7 @@ def test_sparsify_rejects_subclassed_models_and_unknown_names():
     with pytest.raises(ValueError, match="does not have"):
         keras_lottery.sparsify(_functional(), exclude=["nope"])
     with pytest.raises(ValueError, match="Unknown method"):
-        keras_lottery.sparsify(_functional(), method="random")
+        keras_lottery.sparsify(_functional(), method="magic")
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -146,7 +146,7 @@ def test_export_writes_stripped_model_masks_and_report(tmp_path):
     # A stripped model's ticket is its nonzero kernel entries: a kept weight whose initial
     # value is exactly 0.0 (a draw in ~1e7) is not counted there.
     kept_nonzero = sum(int(np.count_nonzero(layer.unmasked_kernel.numpy() * masks[layer.name]))
-                       for layer in tickets.masked_layers(model))
+                       for layer in masked_layers(model))
     assert tickets.size_report(stripped)["kept_weights"] == kept_nonzero
     assert kept - kept_nonzero <= 2
 

@@ -1,10 +1,11 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import write_idx
+
 from keras_lottery import data
 
 
@@ -67,7 +68,7 @@ def test_pipelines_batch_and_reshuffle(idx_dir):
     assert sum(len(y) for _, y in validation) == 200
 
 
-@pytest.mark.skipif(not data.os.path.isdir(data.DEBIAN_FASHION_MNIST),
+@pytest.mark.skipif(not os.path.isdir(data.DEBIAN_FASHION_MNIST),
                     reason="needs the dataset-fashion-mnist Debian package")
 def test_debian_fashion_mnist_is_found():
     splits = data.load("fashion_mnist")

@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import write_idx
 
 from apps import search as search_app
-from conftest import write_idx
 from keras_lottery import data, search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +89,7 @@ def test_flagfile_dry_runs(flagfile, cifar_dir, mnist_dir, tmp_path):
 def test_every_setting_has_one_help_text_and_a_row_in_the_docs():
     """`config.HELP` is the one source of the flags' help; the guide and the README list
     every flag."""
-    from keras_lottery.config import HELP, SearchConfig
+    from keras_lottery.search.config import HELP, SearchConfig
 
     assert set(HELP) == set(SearchConfig.field_names())
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +106,7 @@ def test_every_reproduction_command_is_a_valid_setting():
     from benchmarks import reproduce
 
     for group, settings in reproduce.GROUPS.items():
-        for name, flags in settings.items():
+        for _name, flags in settings.items():
             argv = [f.replace("apps/flags", f"{ROOT}/apps/flags") for f in flags]
             config = _parse(argv)
             config.validate()

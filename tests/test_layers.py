@@ -51,7 +51,8 @@ def test_variables_and_defaults():
     assert layer.remaining_fraction() == 0.0
     layer.mask_logits.assign([[1, -1], [1, 1], [-1, -1]])
     assert layer.remaining_fraction() == pytest.approx(0.5)
-    np.testing.assert_array_equal(layer.ticket_mask(), [[True, False], [True, True], [False, False]])
+    np.testing.assert_array_equal(layer.ticket_mask(),
+                                  [[True, False], [True, True], [False, False]])
 
 
 def test_fixed_rule_uses_binary_mask_and_freezes_s():

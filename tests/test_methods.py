@@ -6,11 +6,10 @@ import pytest
 import tensorflow as tf
 
 from keras_lottery import methods, models, tickets
-from keras_lottery import weights as weights_lib
 from keras_lottery.callbacks import RoundManager
-from keras_lottery.layers import CSConv2D, CSDense, masked_layers
-from keras_lottery.masking import REMOVED_LOGIT
+from keras_lottery.layers import REMOVED_LOGIT, CSConv2D, CSDense, masked_layers
 from keras_lottery.optimizers import MaskOptimizer
+from keras_lottery.tickets import snapshots as weights_lib
 
 
 def _imp_layers(seed=0):
@@ -183,8 +182,8 @@ def test_supermask_moves_the_mask_not_the_weights():
 
 
 def test_weight_decay_never_touches_s():
-    from keras_lottery.config import SearchConfig
-    from keras_lottery.search import make_optimizer
+    from keras_lottery.search.config import SearchConfig
+    from keras_lottery.search.model_setup import make_optimizer
 
     # One optimizer for w and s, and MaskOptimizer with its own optimizer for s.
     for settings in ({}, {"mask_optimizer": "sgd", "mask_learning_rate": 5.0}):
@@ -248,7 +247,7 @@ def test_fused_sgd_matches_keras_sgd_step_for_step(nesterov):
         optimizer = optimizer_class(0.1, momentum=0.9, nesterov=nesterov, weight_decay=0.01)
 
         @tf.function
-        def step(gradient):
+        def step(gradient, optimizer=optimizer, variable=variable):
             optimizer.apply([gradient], [variable])
 
         for i in range(5):
@@ -271,9 +270,9 @@ def _logit_model(values):
     return model, layer
 
 
-def test_target_controller_keeps_removed_weights_removed_and_ties_kept():
-    from keras_lottery.masking import REMOVED_LOGIT
-    from keras_lottery.target import TargetRemaining
+def test_target_controller_keeps_removed_weights_removed_and_breaks_ties():
+    from keras_lottery.callbacks import TargetRemaining
+    from keras_lottery.layers import REMOVED_LOGIT
 
     # Half the weights removed for good (ISS/IMP); the target asks for more than are alive.
     model, layer = _logit_model([REMOVED_LOGIT] * 4 + [0.5, 0.2, 0.1, -0.3])
@@ -282,12 +281,14 @@ def test_target_controller_keeps_removed_weights_removed_and_ties_kept():
     controller.project()
     logits = layer.mask_logits.numpy().ravel()
     assert (logits[:4] == REMOVED_LOGIT).all()  # not put back at 0 or above
-    # Tied logits at the threshold: the whole tie is kept, the ticket is never emptied.
+    # Tied logits at the threshold: ranked by |w| (larger kept), then by position.
     model, layer = _logit_model([0.3] * 8)
+    layer.unmasked_kernel.assign(np.reshape([0.1, -0.8, 0.3, 0.8, 0.5, 0.2, -0.9, 0.5], (4, 2)))
     controller = TargetRemaining(0.5)
     controller.set_model(model)
     controller.project()
-    assert layer.ticket_mask().mean() == 1.0
+    assert layer.ticket_mask().ravel().tolist() == [False, True, False, True, True, False,
+                                                      True, False]
     # The usual case lands exactly.
     model, layer = _logit_model([0.9, 0.1, -0.2, 0.4, 0.05, -0.7, 0.3, 0.2])
     controller = TargetRemaining(0.25)
@@ -299,7 +300,7 @@ def test_target_controller_keeps_removed_weights_removed_and_ties_kept():
 
 
 def test_cs_reset_keeps_removed_logits_finite_under_a_huge_beta():
-    from keras_lottery.masking import REMOVED_LOGIT
+    from keras_lottery.layers import REMOVED_LOGIT
     from keras_lottery.methods import cs_mask_reset
 
     _, layer = _logit_model([REMOVED_LOGIT, -2.0, 0.5, -1e-3])
@@ -314,8 +315,8 @@ def test_cs_reset_keeps_removed_logits_finite_under_a_huge_beta():
 def test_imp_rates_follow_the_layer_kind():
     import keras
 
-    from keras_lottery import convert
     from keras_lottery.methods import IterativeMagnitudePruning
+    from keras_lottery.tickets import convert
 
     plain = keras.Sequential([keras.Input((16, 3)), keras.layers.Conv1D(4, 3, name="c1"),
                               keras.layers.Flatten(), keras.layers.Dense(8, name="d"),
@@ -328,3 +329,29 @@ def test_imp_rates_follow_the_layer_kind():
     method.round_end(masked_layers(model))
     kept = {l.name: l.ticket_mask().mean() for l in masked_layers(model)}
     assert kept == pytest.approx({"c1": 0.5, "d": 0.75, "out": 0.9}, abs=0.03)  # 16 weights in out
+
+
+def test_target_remaining_lands_exactly_on_its_target_when_logits_tie():
+    """Logits that take few values (as after saturation) tie at the threshold in numbers:
+    keeping the whole tie missed a 50% target (74.5% kept here);
+    ranking the tie by |w| then position lands on it exactly."""
+    from keras_lottery.callbacks import TargetRemaining
+
+    rng = np.random.RandomState(0)
+    logits = rng.choice([-0.4, 0.25, 0.25, 0.7], size=1000).astype("float32")
+    model = keras.Sequential([keras.Input((100,)), CSDense(10, mask_init=0.0)])
+    layer = model.layers[0]
+    layer.mask_logits.assign(logits.reshape(100, 10))
+    above = float(np.mean(logits > 0.25))  # what the tie at 0.25 left on either side
+    assert above < 0.5 < above + float(np.mean(logits == 0.25))
+    controller = TargetRemaining(0.5)
+    controller.set_model(model)
+    controller.project()
+    mask = layer.ticket_mask().ravel()
+    assert mask.sum() == 500
+    # Every logit above the tie is kept; inside the tie, the largest |w| are.
+    assert mask[logits > 0.25].all() and not mask[logits < 0.25].any()
+    tied = logits == 0.25
+    kept_w = np.abs(layer.unmasked_kernel.numpy().ravel())[tied & mask]
+    dropped_w = np.abs(layer.unmasked_kernel.numpy().ravel())[tied & ~mask]
+    assert kept_w.min() >= dropped_w.max()

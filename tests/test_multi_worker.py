@@ -1,4 +1,4 @@
-"""`--distribute=multi_worker` for real: two worker processes on this machine, as docs/guide.md says.
+"""`--distribute=multi_worker` for real: two worker processes on this machine, as the guide says.
 
 Each worker runs `python -m apps.search ... --distribute=multi_worker` with its
 own TF_CONFIG (two `localhost` ports). The chief's `results.json` must match a
@@ -42,7 +42,7 @@ def _start_workers(idx_dir, out):
 
 def _finish(processes):
     outputs = [process.communicate(timeout=600) for process in processes]
-    for process, (stdout, stderr) in zip(processes, outputs):
+    for process, (_stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
     return [stdout for stdout, _ in outputs]
 

@@ -1,12 +1,12 @@
-"""The native CS kernel: same values and gradients as TensorFlow's ops, used only where it may be."""
+"""The native CS kernel: the values and gradients of TensorFlow's ops, used only where it may be."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_lottery import masking, native
-from keras_lottery.layers import CSDense
+from keras_lottery.layers import REMOVED_LOGIT, CSDense
+from keras_lottery.methods import cs, native
 
 
 def _values_and_gradients(function, w, s, beta, lam, upstream, penalty_scale):
@@ -24,9 +24,9 @@ def test_native_kernel_matches_tensorflow_ops(shape):
     rng = np.random.RandomState(0)
     w = rng.randn(*shape).astype("float32")
     s = (0.2 * rng.randn(*shape)).astype("float32")
-    s.flat[0] = masking.REMOVED_LOGIT  # a pruned weight: mask and gradient exactly 0
+    s.flat[0] = REMOVED_LOGIT  # a pruned weight: mask and gradient exactly 0
     upstream = rng.randn(*shape).astype("float32")
-    expected = _values_and_gradients(masking._fused_continuous, w, s, 7.5, 0.01, upstream, 3.0)
+    expected = _values_and_gradients(cs._fused_continuous, w, s, 7.5, 0.01, upstream, 3.0)
     got = _values_and_gradients(native.continuous_mask, w, s, 7.5, 0.01, upstream, 3.0)
     for name, a, b in zip(("w*m", "penalty", "dw", "ds"), got, expected):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6, err_msg=name)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from keras_lottery import data, optimizers, search
-from keras_lottery.config import ConfigError, SearchConfig
-from keras_lottery.layers import CSDense
+from keras_lottery.layers import CSDense, masked_layers
 from keras_lottery.methods import cs_mask_reset
+from keras_lottery.search.config import ConfigError, SearchConfig
 
 
 def _variables():
@@ -45,7 +45,7 @@ def test_coupled_weight_decay_is_l2_in_the_gradient_through_momentum(coupled, pl
 
 
 def test_the_search_builds_the_coupled_optimizer():
-    from keras_lottery import training
+    from keras_lottery.search import model_setup as training
 
     config = SearchConfig(weight_decay_mode="coupled", weight_decay=1e-4)
     optimizer = training.make_optimizer(config)
@@ -164,7 +164,7 @@ def test_mask_scaling_scales_the_mask_the_penalty_and_both_gradients(mask_init):
     official layer's formula: output, penalty and the gradients of `w` and `s`."""
     import tensorflow as tf
 
-    from keras_lottery.masked_layer import official_mask_scale
+    from keras_lottery.layers import official_mask_scale
 
     scale = official_mask_scale(mask_init)
     assert scale == pytest.approx(1 / (1 / (1 + np.exp(-mask_init))))
@@ -192,7 +192,8 @@ def test_mask_scaling_scales_the_mask_the_penalty_and_both_gradients(mask_init):
 def test_mask_scaling_starts_a_trained_model_at_its_own_outputs():
     """`sparsify(..., mask_scaling=True)` at s0 = 0 keeps a model's outputs at step 0 (without
     it every kernel is halved); the binary ticket carries the scale into `strip`."""
-    from keras_lottery import convert, tickets
+    from keras_lottery import tickets
+    from keras_lottery.tickets import convert
 
     rng = np.random.default_rng(2)
     plain = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
@@ -204,14 +205,14 @@ def test_mask_scaling_starts_a_trained_model_at_its_own_outputs():
     assert not np.allclose(halved(x), plain(x), atol=1e-2)
     # A ticket: fixed masks keep the scale (config round trip), and strip folds it in.
     masks = {layer.name: rng.random(layer.mask_logits.shape) < 0.5
-             for layer in tickets.masked_layers(scaled)}
+             for layer in masked_layers(scaled)}
     ticket = tickets.build_ticket(scaled, masks)
-    assert [layer.mask_scale for layer in tickets.masked_layers(ticket)] == [2.0, 2.0]
+    assert [layer.mask_scale for layer in masked_layers(ticket)] == [2.0, 2.0]
     restored = keras.Sequential.from_config(ticket.get_config())
-    assert [layer.mask_scale for layer in tickets.masked_layers(restored)] == [2.0, 2.0]
+    assert [layer.mask_scale for layer in masked_layers(restored)] == [2.0, 2.0]
     stripped = convert.strip(ticket)
     np.testing.assert_allclose(stripped(x), ticket(x), rtol=1e-5, atol=1e-6)
-    first = tickets.masked_layers(ticket)[0]
+    first = masked_layers(ticket)[0]
     np.testing.assert_allclose(stripped.layers[0].kernel.numpy(),
                                2.0 * first.unmasked_kernel.numpy() * masks[first.name])
     with pytest.raises(ValueError, match="mask_scaling is CS's"):
@@ -219,7 +220,7 @@ def test_mask_scaling_starts_a_trained_model_at_its_own_outputs():
 
 
 def test_the_search_builds_scaled_layers():
-    from keras_lottery import training
+    from keras_lottery.search import model_setup as training
 
     config = SearchConfig(mask_scaling=True, mask_init=-0.05)
     model = training.build_model(config, (28, 28, 1), 10)

@@ -4,9 +4,9 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "keras_lottery", "apps"))

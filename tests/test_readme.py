@@ -37,7 +37,7 @@ def test_readme_commands_match_ci():
 
 
 def test_guide_documents_every_flag():
-    from keras_lottery.config import SearchConfig
+    from keras_lottery.search.config import SearchConfig
 
     with open(os.path.join(ROOT, "docs", "guide.md")) as handle:
         guide = handle.read()

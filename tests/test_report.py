@@ -6,11 +6,12 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-import numpy as np
-
-from keras_lottery import figures, replicates, report
+from keras_lottery import report
+from keras_lottery.report import figures, replicates
+from keras_lottery.report.tables import markdown_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,7 +108,7 @@ def test_runs_that_differ_only_in_seed_are_one_setting_with_mean_and_spread(tmp_
     assert first[0]["remaining"] == pytest.approx((0.11, 0.01))
     assert first[1]["ticket_accuracy"][0] == pytest.approx(0.87)
     assert first[1]["ticket_accuracy"][1] == pytest.approx(np.std([0.87, 0.88, 0.86], ddof=1))
-    table = report.markdown_table(report.load_runs(ours + other))
+    table = markdown_table(report.load_runs(ours + other))
     assert "| ours | cs | 3 | 1 | 11.00 ± 1.00 | 88.50 ± 0.50 |" in table
     assert "| official | cs | 2 | 1 | 21.00 ± 1.41 | 86.50 ± 0.71 |" in table
     assert "| ours | dense | 3 | - | 100.00 | 88.00 ± 1.00 |" in table

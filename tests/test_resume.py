@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from keras_lottery import search, tickets
-from keras_lottery.config import ConfigError
+from keras_lottery.search.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "resume_run.py")
@@ -23,7 +23,8 @@ def _run_to_end(idx_dir, out):
 
 
 def _kill_at(idx_dir, out, marker, occurrence):
-    """Starts the run and SIGKILLs it right after the `occurrence`-th line starting with `marker`."""
+    """Starts the run and SIGKILLs it right after the `occurrence`-th line that starts with
+    `marker`."""
     process = subprocess.Popen([sys.executable, RUNNER, idx_dir, str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     seen = 0

@@ -10,12 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lottery import checkpoints, search
+from keras_lottery import search
 from keras_lottery.callbacks import TrainingDiverged
-from keras_lottery.config import ConfigError, SearchConfig
 from keras_lottery.data import DataError
 from keras_lottery.layers import masked_layers
-from keras_lottery.rundir import RunExistsError
+from keras_lottery.search import checkpoints
+from keras_lottery.search.config import ConfigError, SearchConfig
+from keras_lottery.search.run_directory import RunExistsError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from keras_lottery import search, tickets
-from keras_lottery.config import ConfigError, SearchConfig
+from keras_lottery.search import model_setup
+from keras_lottery.search.config import ConfigError, SearchConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -157,7 +158,7 @@ def test_mixed_precision_search_keeps_masks_float32_and_restores_policy(idx_dir,
 
 
 def test_piecewise_learning_rate_decay_restarts_every_round():
-    from keras_lottery.search import learning_rate_schedule
+    from keras_lottery.search.model_setup import learning_rate_schedule
 
     config = SearchConfig(learning_rate=0.1, epochs=85, lr_decay_epochs=(56, 71),
                           lr_decay_factor=0.1)
@@ -197,8 +198,9 @@ def test_steps_per_execution_gives_the_same_search(idx_dir, tmp_path):
         for name in masks_one:
             np.testing.assert_array_equal(masks_one[name], masks_five[name])
     # No call runs across an epoch's end: at most 3 of 10 steps is 2 per call.
-    assert [search.execution_steps(10, k) for k in (1, 3, 5, 7, 10, 64)] == [1, 2, 5, 5, 10, 10]
-    assert search.execution_steps(430, 10) == 10 and search.execution_steps(2, 10) == 2
+    steps = [model_setup.execution_steps(10, k) for k in (1, 3, 5, 7, 10, 64)]
+    assert steps == [1, 2, 5, 5, 10, 10]
+    assert model_setup.execution_steps(430, 10) == 10 and model_setup.execution_steps(2, 10) == 2
 
 
 def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_path):
@@ -257,8 +259,9 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
     """`tickets.load_run(run_dir, round=r)` gives round r's masks and start weights `w_k`; the
     ticket retrained later as the run did (same optimizer, data order and epochs) reaches the
     recorded ticket accuracy exactly; every round's ticket is exported."""
-    from keras_lottery import data, training
-    from keras_lottery import weights as weights_lib
+    from keras_lottery import data
+    from keras_lottery.search import model_setup as training
+    from keras_lottery.tickets import snapshots as weights_lib
 
     out = tmp_path / "run"
     results = search.run(_tiny(idx_dir, out, train_examples=1000, dense_baseline=False))
@@ -287,7 +290,8 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
         report = json.load(open(out / "ticket" / f"round_{r}" / "report.json"))
         assert report["remaining"] == pytest.approx(record["remaining"])
     assert tickets.load_run(str(out)).record["round"] == 2
-    with pytest.raises(FileNotFoundError, match=r"has no round 7; its finished rounds are \[1, 2\]"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"has no round 7; its finished rounds are \[1, 2\]"):
         tickets.load_run(str(out), round=7)
 
 
@@ -306,8 +310,8 @@ def test_init_from_starts_at_the_saved_models_outputs(idx_dir, tmp_path):
     """`--init_from=model.keras`: its Dense layers get masks scaled by 1/sigmoid(s0), so at
     step 0 the masked network (training and inference) computes the saved model's outputs;
     the saved weights are w_0 of the search."""
-    from keras_lottery import training
-    from keras_lottery import weights as weights_lib
+    from keras_lottery.search import model_setup as training
+    from keras_lottery.tickets import snapshots as weights_lib
 
     original = _saved_model(str(tmp_path / "trained.keras"))
     config = _tiny(idx_dir, tmp_path / "run", init_from=str(tmp_path / "trained.keras"),

@@ -1,18 +1,21 @@
+
 """Real behaviour of CS on Fashion-MNIST subsets: binarization, lambda -> sparsity, tickets."""
+
+import os
 
 import keras
 import numpy as np
 import pytest
 
 from keras_lottery import data, models, tickets
-from keras_lottery import weights as weights_lib
 from keras_lottery.callbacks import RoundManager, TemperatureCallback
 from keras_lottery.layers import masked_layers
-from keras_lottery.search import compile_model
-from keras_lottery.config import SearchConfig
+from keras_lottery.search.config import SearchConfig
+from keras_lottery.search.model_setup import compile_model
+from keras_lottery.tickets import snapshots as weights_lib
 
 pytestmark = pytest.mark.skipif(
-    not data.os.path.isdir(data.DEBIAN_FASHION_MNIST),
+    not os.path.isdir(data.DEBIAN_FASHION_MNIST),
     reason="needs the dataset-fashion-mnist Debian package (installed by .ci/run)")
 
 

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from keras_lottery import search, sweep
+from keras_lottery import methods, search, sweep
 from keras_lottery.callbacks import TrainingDiverged
-from keras_lottery.config import SearchConfig
+from keras_lottery.search.config import SearchConfig
 
 
 def _base(idx_dir):
@@ -51,7 +51,7 @@ def test_sweep_records_trials_failures_and_the_pareto_front(idx_dir, tmp_path, m
 
 
 def test_sweep_rejects_unknown_tuner(idx_dir, tmp_path):
-    from keras_lottery.config import ConfigError
+    from keras_lottery.search.config import ConfigError
 
     with pytest.raises(ConfigError, match="--tuner='grid'"):
         sweep.run_sweep(_base(idx_dir), str(tmp_path / "s"), tuner="grid")
@@ -83,7 +83,7 @@ def test_the_pareto_front_is_every_undominated_point_of_every_trial(idx_dir, tmp
 
 
 def test_a_resumed_sweep_keeps_its_base_settings(idx_dir, tmp_path):
-    from keras_lottery.config import ConfigError
+    from keras_lottery.search.config import ConfigError
 
     sweep.run_sweep(_base(idx_dir), str(tmp_path / "sweep"), max_trials=1, seed=1)
     other = _base(idx_dir)
@@ -134,7 +134,7 @@ def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
 def test_a_sweep_varies_only_the_knobs_it_names(idx_dir, tmp_path, monkeypatch):
     """`--sweep=mask_init=-0.02:0.02` (the paper's Conv-6 CS sweep of s0 at a fixed lambda)
     varies s0 in that range; lambda and beta_T keep the base flags' values."""
-    from keras_lottery.config import ConfigError
+    from keras_lottery.search.config import ConfigError
 
     original, calls = search.run, []
 
@@ -156,7 +156,7 @@ def test_a_sweep_varies_only_the_knobs_it_names(idx_dir, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("", [name for name, _, _ in sweep.SPACES["cs"]]),
+    ("", [name for name, _, _ in methods.get("cs").sweep_space]),
     ("mask_penalty=1e-11:1e-7:log",
      [("mask_penalty", "float", dict(min_value=1e-11, max_value=1e-7, sampling="log"))]),
     ("final_temperature=100|200, mask_init",
@@ -176,7 +176,7 @@ def test_sweep_spaces(text, expected):
     ("mask_init,mask_init", "a knob appears twice"),
 ])
 def test_bad_sweep_spaces_are_refused_in_one_line(text, words):
-    from keras_lottery.config import ConfigError
+    from keras_lottery.search.config import ConfigError
 
     with pytest.raises(ConfigError, match=None) as error:
         sweep.parse_space("cs", text)

@@ -7,14 +7,12 @@ supermask.png (for supermask runs), results.md and the same figures as
 TensorBoard images under DIR/tensorboard.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from keras_lottery import apps  # noqa: E402
+from keras_lottery import apps
+from keras_lottery.report import ReportError, write_report
 
 flags.DEFINE_string("out", "report", "Directory for the figures and the table.")
 flags.DEFINE_boolean("tensorboard", True, "Also write the figures as TensorBoard images.")
@@ -22,8 +20,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from keras_lottery.report import ReportError, write_report
-
     try:
         written = write_report(argv[1:], FLAGS.out, tensorboard=FLAGS.tensorboard)
     except ReportError as error:

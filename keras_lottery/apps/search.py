@@ -7,15 +7,17 @@ Every field of `keras_lottery.SearchConfig` is a flag; `--helpfull` lists them.
 
 import dataclasses
 import os
+import subprocess
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from keras_lottery import apps  # noqa: E402
-
-from keras_lottery.config import GROUPS, SearchConfig, choices  # noqa: E402
+from keras_lottery import apps, search
+from keras_lottery.callbacks import TrainingDiverged
+from keras_lottery.data import DataError
+from keras_lottery.io_utils import DamagedFileError
+from keras_lottery.report import load_runs, replicates, tables
+from keras_lottery.search.config import GROUPS, ConfigError, SearchConfig, choices
 
 
 def define_flags():
@@ -53,8 +55,6 @@ MODULE = __spec__.name if __spec__ is not None and __spec__.name != "__main__" e
 
 def config_from_flags(flag_values=FLAGS):
     """The `SearchConfig` the parsed flags describe; raises ConfigError on a malformed list."""
-    from keras_lottery.config import ConfigError
-
     settings = {name: flag_values[name].value for name in SearchConfig.field_names()}
     settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
     try:
@@ -83,8 +83,6 @@ def run_seeds(config, seeds):
     """Runs `config` once per seed, each in its own process, into `<output_dir>/seed_<k>`;
     prints the setting's mean and spread over the seeds that finished. Returns the exit code:
     0, or the first failed seed's."""
-    import subprocess
-
     failed = 0
     run_dirs = []
     for seed in seeds:
@@ -93,21 +91,18 @@ def run_seeds(config, seeds):
         print(f"seed {seed}: {run_dir}", flush=True)
         code = subprocess.run([sys.executable, "-m", MODULE, *config_flags(seeded)]).returncode
         if code:
-            print(f"error: seed {seed} failed (exit {code}); the other seeds go on", file=sys.stderr)
+            print(f"error: seed {seed} failed (exit {code}); the other seeds go on",
+                  file=sys.stderr)
             failed = failed or code
         else:
             run_dirs.append(run_dir)
     if run_dirs and not config.dry_run and os.path.exists(
             os.path.join(run_dirs[0], "results.json")):
-        from keras_lottery import replicates, report
-
-        print(report.settings_table(replicates.group_runs(report.load_runs(run_dirs))))
+        print(tables.settings_table(replicates.group_runs(load_runs(run_dirs))))
     return failed
 
 
 def parse_seeds(values):
-    from keras_lottery.config import ConfigError
-
     try:
         seeds = [int(value) for value in values]
     except ValueError:
@@ -122,8 +117,6 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if FLAGS.seeds:
-        from keras_lottery.config import ConfigError
-
         try:
             seeds = parse_seeds(FLAGS.seeds)
             config = config_from_flags().validate()
@@ -131,17 +124,11 @@ def main(argv):
             print(f"error: {error}", file=sys.stderr)
             return 2
         return run_seeds(config, seeds)
-    from keras_lottery import search  # imported here: TensorFlow is slow to import
-    from keras_lottery.config import ConfigError
-    from keras_lottery.data import DataError
-
-    from keras_lottery.callbacks import TrainingDiverged
-
     try:
         config = config_from_flags()
         searcher = search.LotteryRunner(config)
         searcher.run()
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, DamagedFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:

@@ -14,13 +14,12 @@ and several workers with keras-tuner's variables (docs/guide.md).
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from keras_lottery import apps  # noqa: E402
-
-from keras_lottery.apps import search as search_app  # noqa: E402  (defines the search flags)
+from keras_lottery import apps, sweep
+from keras_lottery.apps import search as search_app  # defines the search flags
+from keras_lottery.data import DataError
+from keras_lottery.search.config import ConfigError
 
 flags.DEFINE_integer("max_trials", 8, "Number of trials (each a whole ticket search).")
 flags.DEFINE_string("sweep_dir", "runs/sweep", "keras-tuner project directory of the sweep.")
@@ -37,10 +36,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from keras_lottery import sweep
-    from keras_lottery.config import ConfigError
-    from keras_lottery.data import DataError
-
     try:
         config = search_app.config_from_flags()
         summary = sweep.run_sweep(config, FLAGS.sweep_dir, FLAGS.max_trials, FLAGS.tuner,

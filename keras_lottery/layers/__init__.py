@@ -1,0 +1,18 @@
+"""Room `layers`: the one masking mechanism (`MaskedLayer`) and the layers built on it.
+
+    masked_layer   MaskedLayer: `w`, `s`, `beta`, `lambda`; the effective kernel `w * m`
+    dense, conv    CSDense; CSConv1D, CSConv2D, CSDepthwiseConv2D
+    mask_rules     MaskRule, its registry and the `fixed` rule `1[s > 0]`
+
+The learning rules (CS's `continuous`, ISS's `stochastic`) live with their methods in
+`keras_lottery.methods` and register into `mask_rules` when it is imported.
+May import: `keras_lottery.compat` only.
+"""
+
+from keras_lottery.layers.conv import CSConv1D, CSConv2D, CSDepthwiseConv2D
+from keras_lottery.layers.dense import CSDense
+from keras_lottery.layers.mask_rules import REMOVED_LOGIT, MaskRule, get_rule, register_rule
+from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers, official_mask_scale
+
+__all__ = ["CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "MaskRule", "MaskedLayer",
+           "REMOVED_LOGIT", "get_rule", "masked_layers", "official_mask_scale", "register_rule"]

@@ -1,0 +1,100 @@
+"""Mask rules: how a masked layer turns its mask logits `s` into the mask `m`.
+
+Every masked layer holds the same variables (`w`, `s`, `beta`); its rule decides
+how `m` is computed from them, whether `s` is trained and what penalty the layer
+adds to the loss. This module holds the base class, the registry and the one rule
+every method shares:
+
+- ``fixed`` (IMP, random pruning, ticket retraining): ``m = 1[s > 0]``; `s` is not
+  trained; no penalty.
+
+The learning rules live with their methods and register here on import:
+``continuous`` (CS, `keras_lottery.methods.cs`) and ``stochastic`` (ISS,
+`keras_lottery.methods.iss`). `import keras_lottery` imports both.
+"""
+
+from keras import ops
+
+#: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
+#: finite, so no arithmetic on `s` can give NaN, and low enough that
+#: `sigmoid(beta * s)`, `sigmoid(s)` and their gradients are exactly 0 in float32.
+REMOVED_LOGIT = -1e9
+
+
+class MaskRule:
+    """Maps a masked layer's mask logits `s` (and temperature `beta`) to its mask `m`."""
+
+    name = None
+    #: Whether the optimizer trains `s` under this rule.
+    trains_logits = True
+    #: Whether the rule samples (the layer then owns a `keras.random.SeedGenerator`).
+    samples = False
+    #: Whether `m` depends on the temperature `beta` (training steps then advance it).
+    uses_temperature = False
+
+    def mask(self, layer, training=False):
+        """Returns the mask `m` (float32, same shape as `s`)."""
+        raise NotImplementedError
+
+    def mask_and_penalty(self, layer, training=False):
+        """Returns `(m, penalty)`; the penalty is unscaled (no `lambda`) or None.
+
+        Computing both together lets a rule reuse `m` for the penalty, so each
+        mask is computed once per step.
+        """
+        return self.mask(layer, training), None
+
+    def masked_kernel(self, layer, kernel, training=False):
+        """Returns `(w * m, lambda * penalty)` for a training or inference step.
+
+        `kernel` is `w` as the layer computes with it (cast to the compute
+        dtype); the scaled penalty is None when the rule adds none. Rules may
+        override this to fuse the mask, the product and the penalty.
+        """
+        mask, penalty = self.mask_and_penalty(layer, training)
+        if penalty is not None:
+            penalty = ops.multiply(layer.penalty_weight, penalty)
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype)), penalty
+
+
+def binary_mask(logits):
+    """`b(s) = 1[s > 0]` as float32."""
+    return ops.cast(ops.greater(logits, 0.0), "float32")
+
+
+_RULES = {}
+
+
+def register_rule(rule_class):
+    """Registers a `MaskRule` subclass under its `name` (usable as a decorator)."""
+    if not (isinstance(rule_class, type) and issubclass(rule_class, MaskRule)):
+        raise TypeError(f"register_rule expects a MaskRule subclass, got {rule_class!r}.")
+    _RULES[rule_class.name] = rule_class
+    return rule_class
+
+
+@register_rule
+class FixedMask(MaskRule):
+    """A binary mask frozen to ``m = 1[s > 0]``: IMP, random pruning and ticket retraining."""
+
+    name = "fixed"
+    trains_logits = False
+
+    def mask(self, layer, training=False):
+        return binary_mask(layer.mask_logits)
+
+
+def available_rules():
+    """Names accepted by `get_rule` (and by the layers' `mask_rule` argument)."""
+    return sorted(_RULES)
+
+
+def get_rule(name):
+    """Returns a new `MaskRule` for `name`, or raises a one-line ValueError."""
+    if isinstance(name, MaskRule):
+        return name
+    if name not in _RULES:
+        raise ValueError(
+            f"Unknown mask_rule {name!r}; expected one of {available_rules()}."
+        )
+    return _RULES[name]()

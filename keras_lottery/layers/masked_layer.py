@@ -1,0 +1,221 @@
+"""`MaskedLayer`: the one masking mechanism every masked layer and every method shares.
+
+A masked layer holds `w` (`_kernel`), `s` (`mask_logits`), `beta`
+(`temperature`, with its per-step `temperature_rate`) and `lambda`
+(`penalty_weight`), computes with `w * m` where its mask rule
+(`keras_lottery.layers.mask_rules`) gives `m`, and adds `lambda * ||m||_1` to the
+loss once per replica (`compat.ReplicaLocalLosses`). The concrete layers
+(`CSDense`, `CSConv2D`, ...) combine it with their Keras layer.
+
+Mask arguments of every masked layer (besides its Keras layer's own):
+    mask_init: `s0`, the initial value of the mask logits `s`.
+    mask_penalty: `lambda`, the weight of `||m||_1` in the loss.
+    mask_rule: how `m` is computed from `s`: `"continuous"` (CS, `sigmoid(beta*s)`),
+        `"stochastic"` (ISS, `Bernoulli(sigmoid(s))`) or `"fixed"` (`1[s > 0]`, not trained).
+    mask_seed: seed of the mask samples under the stochastic rule.
+    mask_scale: `c`, a constant the mask is multiplied by, soft and binary
+        (`y = x @ (c * w * m) + b`, penalty `lambda * ||c * m||_1`). The official CS code
+        uses `c = 1 / sigmoid(s0)` (`official_mask_scale`), so that the network starts at
+        its own weights; 1 (default) for none.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lottery import compat
+from keras_lottery.layers import mask_rules
+
+
+def official_mask_scale(mask_init):
+    """`1 / sigmoid(s0)`: the official CS code's mask scaling, under which the network
+    starts at `w * sigmoid(s0) / sigmoid(s0) = w` (at beta_0 = 1)."""
+    return 1.0 + math.exp(-float(mask_init))
+
+
+def _check_mask_arguments(who, mask_init, mask_penalty, mask_scale, kwargs):
+    """`(s0, lambda, c)` as floats; a one-line ValueError naming the layer for a bad one."""
+    if kwargs.get("lora_rank"):
+        raise ValueError(f"{who} does not support lora_rank; LoRA and masking both rewrite "
+                         "the kernel.")
+    return (_finite_number(who, "mask_init (s0)", mask_init, "a finite number"),
+            _finite_number(who, "mask_penalty (lambda)", mask_penalty, "a finite number >= 0",
+                           lambda v: v >= 0),
+            _finite_number(who, "mask_scale", mask_scale, "a finite number > 0 (1/sigmoid(s0) "
+                           "for the official CS scaling, 1 for none)", lambda v: v > 0))
+
+
+def _finite_number(layer_name, name, value, allowed, accept=lambda number: True):
+    """`value` as a float; a one-line ValueError naming the layer and `allowed` unless it is
+    finite and `accept(value)`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (math.isfinite(number) and accept(number)):
+        raise ValueError(f"{layer_name}: {name} must be {allowed}, got {value!r}.")
+    return number
+
+
+class MaskedLayer(compat.ReplicaLocalLosses):
+    """The variables `s`, `beta`, `lambda`, the mask API, config and saving of every masked
+    layer: `class CSDense(MaskedLayer, keras.layers.Dense)` (arguments: the module docstring).
+    A concrete class sets `plain_class` (what `strip` makes of it) and `kind` (its name in
+    IMP's layerwise rates) and implements `_forward(inputs, kernel)`."""
+
+    #: The Keras layer class this masked layer extends (used by `strip`).
+    plain_class = None
+    kind = None
+    MASK_ARGUMENTS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale")
+
+    def __init__(self, *args, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+                 mask_seed=None, mask_scale=1.0, **kwargs):
+        self.mask_init, self.mask_penalty, self.mask_scale = _check_mask_arguments(
+            type(self).__name__, mask_init, mask_penalty, mask_scale, kwargs)
+        self._mask_rule = mask_rules.get_rule(mask_rule)
+        self.mask_seed = mask_seed
+        super().__init__(*args, **kwargs)
+
+    @property
+    def mask_rule(self):
+        """Name of the rule that maps `s` to the mask (`continuous`, `fixed`, ...)."""
+        return self._mask_rule.name
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # `s`, `beta` and `lambda` stay float32 under mixed precision (autocast=False).
+        self.mask_logits = self.add_weight(
+            name="mask_logits", shape=tuple(self._kernel.shape),
+            initializer=keras.initializers.Constant(self.mask_init),
+            trainable=self._mask_rule.trains_logits, dtype="float32", autocast=False)
+        self.temperature = _scalar_weight(self, "temperature", 1.0)
+        self.temperature_rate = _scalar_weight(self, "temperature_rate", 1.0)
+        self.penalty_weight = _scalar_weight(self, "penalty_weight", self.mask_penalty)
+        if self._mask_rule.samples:
+            self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
+
+    def get_config(self):
+        return {**super().get_config(),
+                **{name: getattr(self, name) for name in self.MASK_ARGUMENTS}}
+
+    def save_own_variables(self, store):  # w, bias, s, beta; not Dense's effective `kernel`
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def quantize(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} cannot be quantized; strip the masks.")
+
+    def mask_variables(self):
+        """The mask state `s`, `beta` (and its per-step rate) and `lambda`."""
+        return [self.mask_logits, self.temperature, self.temperature_rate, self.penalty_weight]
+
+    def soft_mask(self):
+        """The mask `m` of inference (CS: `sigmoid(beta*s)`); the layer uses `mask_scale * m`."""
+        return self._mask_rule.mask(self, training=False)
+
+    def ticket_mask(self):
+        """The binary ticket mask `b(s) = 1[s > 0]` as a numpy bool array."""
+        return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+
+    def remaining_fraction(self):
+        """Fraction of this layer's weights kept by the ticket mask."""
+        return float(np.mean(self.ticket_mask()))
+
+    def mask_penalty_value(self):
+        """The current penalty `lambda * ||c * m||_1` of this layer (a float)."""
+        _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
+        if penalty is None:
+            return 0.0
+        return float(self.penalty_weight.numpy() * self.mask_scale
+                     * ops.convert_to_numpy(penalty))
+
+    def set_ticket_mask(self, mask):
+        """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""
+        mask = np.asarray(mask)
+        if mask.shape != tuple(self.mask_logits.shape):
+            raise ValueError(f"Layer {self.name!r}: ticket mask has shape {mask.shape}, "
+                             f"expected {tuple(self.mask_logits.shape)}.")
+        self.mask_logits.assign(np.where(mask.astype(bool), 1.0, -1.0).astype("float32"))
+
+    @property
+    def unmasked_kernel(self):
+        """The weight variable `w` (the stored kernel, before masking)."""
+        return self._kernel
+
+    def masked_kernel(self, training=False):
+        """The effective kernel `c * w * m` (`c`: `mask_scale`); in training, also adds the
+        penalty `lambda * ||c * m||_1` (as the official code) and advances `beta`."""
+        kernel = self._kernel.value
+        if self.mask_scale != 1.0:
+            kernel = ops.multiply(kernel, ops.cast(self.mask_scale, kernel.dtype))
+        kernel, penalty = self._mask_rule.masked_kernel(self, kernel, bool(training))
+        if penalty is not None:
+            # Once per replica; Keras scales it by 1/replicas like every added loss.
+            self.add_replica_loss(ops.multiply(penalty, self.mask_scale)
+                                  if self.mask_scale != 1.0 else penalty)
+        if training and self._mask_rule.uses_temperature:
+            # After this step's mask has read beta: beta_{t+1} = beta_t * rate.
+            self.temperature.assign(self.temperature * self.temperature_rate)
+        return kernel
+
+    @property
+    def kernel(self):
+        """The effective kernel `w * m` used in inference."""
+        if getattr(self, "_kernel", None) is None or not hasattr(self, "mask_logits"):
+            raise AttributeError("You must build the layer before accessing `kernel`.")
+        mask = self._mask_rule.mask(self, training=False) * self.mask_scale
+        return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
+
+    @kernel.setter
+    def kernel(self, variable):  # DepthwiseConv2D's `build` assigns `self.kernel`: it is `w`
+        self._kernel = variable
+
+    def call(self, inputs, training=None):
+        return self._forward(inputs, self.masked_kernel(training))
+
+    def _forward(self, inputs, kernel):  # the Keras layer's computation with `kernel`
+        raise NotImplementedError
+
+
+def _scalar_weight(layer, name, value):
+    """A float32 scalar of mask state (not trained, never autocast), updatable in-step.
+
+    Training steps update beta in the graph (`beta <- beta * rate`, as BatchNormalization
+    updates its statistics), so annealing costs no Python work per step. Aggregation
+    "none": under `tf.distribute` a step's update writes each replica's own copy (the same
+    value on every replica, no cross-replica merge inside the forward pass); callbacks
+    assign it outside the step, to every replica at once. `lambda` is one too, so
+    callbacks can change it without retracing the step.
+    """
+    return layer.add_weight(name=name, shape=(), initializer=keras.initializers.Constant(value),
+                            trainable=False, dtype="float32", autocast=False,
+                            aggregation="none")
+
+
+def bias_and_activation(layer, outputs, channels):
+    """`layer`'s bias (broadcast along the channel axis of its `data_format`) and activation."""
+    if layer.bias is not None:
+        rank = len(outputs.shape) - 2
+        if getattr(layer, "data_format", "channels_last") == "channels_first":
+            shape = (1, channels) + (1,) * rank
+        else:
+            shape = (1,) * (rank + 1) + (channels,)
+        outputs = ops.add(outputs, ops.reshape(layer.bias, shape))
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
+
+
+def masked_layers(model, required_by=None):
+    """All masked layers of `model` (or `model` itself), nested models and sublayers included,
+    in depth-first order. With `required_by` (a name for the message), no masked layer is a
+    one-line ValueError."""
+    layers = [layer for layer in compat.flatten_layers(model, include_self=True)
+              if isinstance(layer, MaskedLayer)]
+    if required_by and not layers:
+        raise ValueError(f"{required_by}: the model has no masked layers (CSDense, CSConv2D, ...).")
+    return layers

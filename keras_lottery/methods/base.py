@@ -1,0 +1,147 @@
+"""`Method`, the base of every search method, and `Setting`, the settings a method declares.
+
+A method owns every choice that is its own: its settings (with their help and checks;
+`SearchConfig`, the flags of `apps.search`, the guide's table and the sweep derive from
+them), its mask rule and layer arguments, the callbacks of its rounds, its round-end step,
+where its ticket comes from, and its sweep space. Callers ask the method; nothing outside
+`keras_lottery.methods` compares method names.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting of a search: a field of `SearchConfig` and a flag of `apps.search`.
+
+    Attributes:
+        name: the field and flag name.
+        default: its default (its type sets the flag's type; a tuple is a list flag).
+        help: the one-line help of the flag.
+        group: where `--helpfull` lists it: `method`, `schedule`, `data` or `run`.
+        choices: the allowed values, for settings that take one of a fixed set (or a
+            function that returns them, for registries that may grow).
+        check: `check(value) -> str or None`: what is allowed, when `value` is not.
+        owner_only: a value other than the default is an error under another method.
+    """
+
+    name: str
+    default: Any
+    help: str
+    group: str = "method"
+    choices: Any = ()
+    check: Callable = None
+    owner_only: bool = False
+
+    def problem(self, value):
+        """What is allowed, when `value` is not; None when it is."""
+        choices = self.allowed()
+        if choices and value not in choices:
+            return f"expected one of {list(choices)}"
+        return self.check(value) if self.check else None
+
+    def allowed(self):
+        """The allowed values (a tuple; empty when any value of the type is)."""
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def fraction(zero_allowed=False):
+    """A check: a fraction in (0, 1) (or 0, which turns the setting off)."""
+    def check(value):
+        if _number(value) and (0 < value < 1 or (zero_allowed and value == 0)):
+            return None
+        return "must be a fraction in (0, 1)" + (", or 0 for the default" if zero_allowed else "")
+    return check
+
+
+def at_least(minimum, integer=False, strict=False):
+    """A check: a finite number (or integer) >= `minimum` (> with `strict`)."""
+    def check(value):
+        kind = "an integer" if integer else "a finite number"
+        ok = (isinstance(value, int) if integer else _number(value)) and (
+            value > minimum if strict else value >= minimum)
+        return None if ok else f"must be {kind} {'>' if strict else '>='} {minimum:g}"
+    return check
+
+
+class Method:
+    """Every method-specific choice of a search: settings, mask rule, layer arguments,
+    callbacks of a round, round-end step and where the ticket comes from.
+
+    The lottery runner, `RoundManager`, `sparsify` and custom loops ask the method
+    instead of comparing names. A subclass sets the class attributes and implements
+    `round_end`; `from_config` builds it from a `SearchConfig`.
+    """
+
+    name = None
+    #: One line for `--method`'s help.
+    description = ""
+    mask_rule = None
+    #: `s0` when the user gives none (`sparsify`): every weight kept at the start.
+    default_mask_init = 1.0
+    #: Whether the loss holds `lambda * ||m||_1` (`mask_penalty`).
+    uses_penalty = True
+    #: Whether the ticket is read after `round_end` (pruning) rather than before it.
+    ticket_after_round_end = False
+    #: Whether its masks may be scaled by `1/sigmoid(s0)` (`mask_scaling`, CS's).
+    scales_mask = False
+    #: Whether the method can learn a mask on frozen weights (`--supermask`).
+    learns_supermask = True
+    #: Whether `--target_remaining` can steer its logits.
+    takes_target_remaining = True
+    #: The settings this method reads besides the shared ones (`Setting`s).
+    settings = ()
+    #: Settings applied when the search starts from a trained model (`--init_from`).
+    trained_model_settings = {}
+    #: The knobs a sweep varies by default: `(name, kind, keras-tuner arguments)`.
+    sweep_space = ()
+    #: The setting its supermask figure labels points with.
+    supermask_knob = "mask_penalty"
+
+    @classmethod
+    def from_config(cls, config):
+        """The method a `SearchConfig` describes (by default: no settings of its own)."""
+        del config
+        return cls()
+
+    @classmethod
+    def config_problems(cls, config):
+        """`(setting, value, what is allowed)` for settings that do not suit this method."""
+        del config
+        return []
+
+    @classmethod
+    def title(cls, supermask=False):
+        """The method's name in tables and legends."""
+        del supermask
+        return cls.name.upper()
+
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False):
+        """The masked layers' mask arguments (`mask_rule`, `mask_init` = s0, `mask_penalty`,
+        and `mask_scale`: `1/sigmoid(s0)` with `mask_scaling`, the official CS code's, else 1)."""
+        if mask_scaling and not self.scales_mask:
+            raise ValueError(f"mask_scaling is CS's (1/sigmoid(s0)); method {self.name!r} "
+                             "starts from a binary mask and needs none.")
+        mask_init = self.default_mask_init if mask_init is None else float(mask_init)
+        return {"mask_rule": self.mask_rule, "mask_init": mask_init,
+                "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0,
+                "mask_scale": 1.0 + math.exp(-mask_init) if mask_scaling else 1.0}
+
+    def round_callbacks(self):
+        """Keras callbacks that run during every round of this method (besides the runner's)."""
+        return []
+
+    def round_end(self, layers):
+        """The method's step after a round, on the masked `layers` (in place)."""
+        raise NotImplementedError
+
+    def reuses_next_round(self, config):
+        """Whether ticket r's retraining is round r+1's training (so is not run again)."""
+        del config
+        return False

@@ -1,0 +1,299 @@
+"""Continuous Sparsification (CS, the paper's Algorithm 3), all in one place.
+
+- the mask rule ``continuous``: ``m = sigmoid(beta * s)``, penalty ``lambda * ||m||_1``
+  (`ContinuousMask`; its fused op `_fused_continuous`, and on CPU the native kernel of
+  `keras_lottery.methods.native`);
+- the annealing of `beta` over a round, ``beta_t = beta_0 * (beta_T / beta_0) ** (t / T)``
+  (`TemperatureSchedule`, `TemperatureCallback`; `initial_temperature` = `beta_0`,
+  `final_temperature` = `beta_T`);
+- the round-end reset ``s <- min(beta_T * s_T, s0)``, ``beta <- beta_0`` (`cs_mask_reset`);
+- the method with its settings (`ContinuousSparsification`).
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_lottery.layers import REMOVED_LOGIT, MaskRule, masked_layers, register_rule
+from keras_lottery.methods import native
+from keras_lottery.methods.base import Method, Setting, at_least
+
+#: CS round-end resets: the paper's `min(beta_T s_T, s0)` or the released code's `min(s_T, s0)`.
+CS_RESETS = ("paper", "official")
+#: Largest |beta_0 * s0| a search accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
+MAX_MASK_LOGIT = 10.0
+
+
+# The mask rule.
+@register_rule
+class ContinuousMask(MaskRule):
+    """CS: the deterministic soft mask ``m = sigmoid(beta * s)``."""
+
+    name = "continuous"
+    uses_temperature = True
+    #: Whether training steps on CPU may use the native kernel (`keras_lottery.methods.native`).
+    native_kernel = True
+
+    def mask(self, layer, training=False):
+        return ops.sigmoid(layer.temperature * layer.mask_logits)
+
+    def mask_and_penalty(self, layer, training=False):
+        mask = self.mask(layer, training)
+        return mask, ops.sum(mask)
+
+    def masked_kernel(self, layer, kernel, training=False):
+        if keras.backend.backend() != "tensorflow":
+            return super().masked_kernel(layer, kernel, training)
+        inputs = [tf.convert_to_tensor(value) for value in (
+            kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)]
+        if training and self.native_kernel and native.usable_for(inputs[0]):
+            return native.continuous_mask(*inputs)
+        return _fused_continuous(*inputs)
+
+
+@tf.custom_gradient
+def _fused_continuous(w, s, beta, lam):
+    """CS forward `(w * m, lambda * sum(m))` with `m = sigmoid(beta * s)`, and its gradient.
+
+    Autodiff would keep `beta * s`, broadcast the penalty's gradient to a full
+    tensor and add it, and differentiate the product and the sigmoid apart;
+    here the gradient is written out as five elementwise ops instead of eight
+    (on CPU, `keras_lottery.methods.native` does the same in one pass):
+    `dw = g * m` and `ds = sigmoid'(g * w + lambda * g_penalty) * beta`.
+    """
+    mask = tf.sigmoid(beta * s)
+    effective = w * tf.cast(mask, w.dtype)
+    penalty = lam * tf.reduce_sum(mask)
+
+    def gradient(g_effective, g_penalty):
+        g_w = g_effective * tf.cast(mask, g_effective.dtype)
+        g_mask = tf.cast(g_effective, "float32") * tf.cast(w, "float32")
+        g_mask = (g_mask + lam * g_penalty) * beta
+        g_s = tf.raw_ops.SigmoidGrad(y=mask, dy=g_mask)
+        return g_w, g_s, None, None
+
+    return (effective, penalty), gradient
+
+
+# The temperature beta.
+def set_temperature(model, value):
+    """Assigns `beta = value` to every masked layer of `model`."""
+    for layer in masked_layers(model):
+        layer.temperature.assign(value)
+
+
+class TemperatureSchedule:
+    """The exponential schedule `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
+
+    Usable on its own in a custom training loop:
+    `set_temperature(model, schedule(step, total_steps))` every step.
+
+    Args:
+        final_temperature: `beta_T`.
+        initial_temperature: `beta_0` (default 1).
+    """
+
+    def __init__(self, final_temperature, initial_temperature=1.0):
+        initial_temperature = float(initial_temperature)
+        final_temperature = float(final_temperature)
+        if not (initial_temperature > 0 and math.isfinite(initial_temperature)):
+            raise ValueError("initial_temperature (beta_0) must be a finite number > 0, got "
+                             f"{initial_temperature!r}.")
+        if not (final_temperature >= initial_temperature and math.isfinite(final_temperature)):
+            raise ValueError("final_temperature (beta_T) must be finite and >= "
+                             f"initial_temperature ({initial_temperature}), got "
+                             f"{final_temperature!r}.")
+        self.initial_temperature = initial_temperature
+        self.final_temperature = final_temperature
+
+    def __call__(self, t, total):
+        """`beta_t` after `t` of `total` steps (clipped to `beta_T` past the end)."""
+        ratio = self.final_temperature / self.initial_temperature
+        return self.initial_temperature * ratio ** (min(t, total) / total)
+
+
+class TemperatureCallback(keras.callbacks.Callback):
+    """Anneals `beta` over one round: `beta_t = beta_0 * (beta_T / beta_0) ** (t / T)`.
+
+    Each `fit` call is a round. `t` counts training steps (or epochs with
+    `per_epoch=True`) from the start of the round; step `t` trains with
+    `beta_t`, and after the last step `beta = beta_T`, the value the
+    round-end reset uses. Per step, the callback does no work (it has no batch
+    hook): it sets each layer's `temperature_rate` to
+    `(beta_T / beta_0) ** (1 / T)` once, and every training call of a layer
+    multiplies its `temperature` by it inside the compiled (or XLA) step,
+    after the mask has read it. The callback assigns the exact `beta_t` at
+    every epoch's start and end and puts the rate back to 1 when `fit` ends.
+
+    Args:
+        final_temperature: `beta_T`.
+        initial_temperature: `beta_0` (default 1).
+        per_epoch: step `beta` once per epoch instead of every step.
+        steps_per_epoch: needed only when `fit` cannot tell the number of steps.
+        official: with `per_epoch`, the official CS code's exponent: epoch `e` of `E`
+            trains with `beta_0 * (beta_T / beta_0) ** (e / (E - 1))`, so the last
+            epoch already trains at `beta_T` (the paper's `t / T` reaches it only
+            after the last epoch).
+    """
+
+    def __init__(self, final_temperature, initial_temperature=1.0, per_epoch=False,
+                 steps_per_epoch=None, official=False):
+        if official and not per_epoch:
+            raise ValueError("TemperatureCallback: official=True is a per-epoch schedule; "
+                             "pass per_epoch=True.")
+        self.official = bool(official)
+        super().__init__()
+        self.schedule = TemperatureSchedule(final_temperature, initial_temperature)
+        self.initial_temperature = self.schedule.initial_temperature
+        self.final_temperature = self.schedule.final_temperature
+        self.per_epoch = bool(per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self._masked, self._total, self._steps_per_epoch, self._t = [], 1, 1, 0
+
+    def temperature_at(self, t, total):
+        """`beta_t` for `t` of `total` steps (or epochs)."""
+        return self.schedule(t, total)
+
+    def _assign(self, t):
+        value = self.temperature_at(t, self._total)
+        for layer in self._masked:
+            layer.temperature.assign(value)
+
+    def _set_rate(self, rate):
+        for layer in self._masked:
+            layer.temperature_rate.assign(rate)
+
+    def on_train_begin(self, logs=None):
+        self._masked = masked_layers(self.model, required_by="TemperatureCallback")
+        epochs = (self.params or {}).get("epochs") or 1
+        steps = self.steps_per_epoch or (self.params or {}).get("steps") or 0
+        self._steps_per_epoch = 1 if self.per_epoch else int(steps)
+        self._total = epochs * self._steps_per_epoch
+        if self.official:  # epoch e of E at e / (E - 1); the schedule clips past the end
+            self._total = max(epochs - 1, 1)
+        if not self._total:
+            raise ValueError("TemperatureCallback: fit() does not know the number of steps per "
+                             "epoch; pass steps_per_epoch to the callback or to fit().")
+        # Per step, the layers advance beta themselves: beta_{t+1} = beta_t * rate.
+        ratio = self.final_temperature / self.initial_temperature
+        self._set_rate(1.0 if self.per_epoch else ratio ** (1.0 / self._total))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k;
+        # the exact value each epoch also removes the rounding of the in-graph products.
+        self._t = epoch * self._steps_per_epoch
+        self._assign(self._t)
+
+    def on_train_end(self, logs=None):
+        self._set_rate(1.0)  # later training calls (evaluation aside) keep beta as it is
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._t = (epoch + 1) * self._steps_per_epoch
+        self._assign(self._t)  # exact beta_t; after the last epoch, beta_T for the reset
+        if logs is not None:
+            logs["temperature"] = self.temperature_at(self._t, self._total)
+
+
+# The round end.
+def cs_mask_reset(layer, initial_temperature, official=False):
+    """The CS round-end step: `s <- min(beta_T * s_T, s0)`, then `beta <- beta_0`.
+
+    `beta_T` is the layer's temperature at the end of the round (the paper's
+    Algorithm 3). With `official=True`, the authors' released code: it resets
+    `beta` first and so applies `s <- min(s_T, s0)`.
+    """
+    final_temperature = 1.0 if official else layer.temperature.numpy()
+    logits = layer.mask_logits.numpy()
+    reset = np.minimum(final_temperature * logits, layer.mask_init)
+    # Removed logits stay at REMOVED_LOGIT instead of growing by beta_T every round (to -inf).
+    layer.mask_logits.assign(np.maximum(reset, REMOVED_LOGIT).astype("float32"))
+    layer.temperature.assign(initial_temperature)
+
+
+# The method.
+class ContinuousSparsification(Method):
+    """CS: `m = sigmoid(beta * s)`; round end `s <- min(beta_T s_T, s0)`, `beta <- beta_0`.
+
+    Args:
+        initial_temperature: `beta_0`, the temperature every round starts at.
+        final_temperature: `beta_T`; when given, `round_callbacks` anneals `beta`
+            to it over each round (`TemperatureCallback`).
+        per_epoch: step `beta` once per epoch instead of every step.
+        reset: `"paper"` (`s <- min(beta_T s_T, s0)`) or `"official"` (`min(s_T, s0)`).
+        official_temperature: per epoch with the official code's exponent `e / (E - 1)`.
+    """
+
+    name = "cs"
+    description = "cs (Continuous Sparsification)"
+    mask_rule = "continuous"
+    default_mask_init = 0.0
+    scales_mask = True
+    trained_model_settings = {"mask_scaling": True}
+    settings = (
+        Setting("reset", "paper", "CS round-end reset: paper (s <- min(beta_T*s_T, s0), "
+                "Algorithm 3) or official (the released code: beta reset first, so "
+                "s <- min(s_T, s0)).", choices=CS_RESETS),
+        Setting("mask_scaling", False, "CS: multiply the mask, soft and binary, by "
+                "1/sigmoid(s0), as the official CS code (the network starts at w, not "
+                "w*sigmoid(s0); the penalty is on the scaled mask).", owner_only=True),
+        Setting("initial_temperature", 1.0, "beta_0: temperature at the start of each round.",
+                group="schedule", check=at_least(0, strict=True)),
+        Setting("final_temperature", 200.0, "beta_T: temperature at the end of each round.",
+                group="schedule", check=at_least(0, strict=True)),
+        Setting("temperature_per_epoch", False, "Anneal beta once per epoch instead of every "
+                "step.", group="schedule"),
+        Setting("official_temperature", False, "Anneal beta per epoch with the official CS "
+                "code's exponent: epoch e of E trains at beta_T**(e/(E-1)) (implies per-epoch "
+                "steps).", group="schedule"),
+    )
+    sweep_space = (
+        ("mask_init", "float", dict(min_value=-0.05, max_value=0.05)),  # s0
+        ("mask_penalty", "float", dict(min_value=1e-8, max_value=1e-5, sampling="log")),  # lambda
+        ("final_temperature", "choice", dict(values=[100.0, 200.0, 500.0])),  # beta_T
+    )
+
+    def __init__(self, initial_temperature=1.0, final_temperature=None, per_epoch=False,
+                 reset="paper", official_temperature=False):
+        if reset not in CS_RESETS:
+            raise ValueError(f"reset must be one of {list(CS_RESETS)}, got {reset!r}.")
+        self.initial_temperature = float(initial_temperature)
+        self.final_temperature = final_temperature
+        self.per_epoch = per_epoch or official_temperature
+        self.official_temperature = official_temperature
+        self.reset = reset
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config.initial_temperature, config.final_temperature,
+                   per_epoch=config.temperature_per_epoch, reset=config.reset,
+                   official_temperature=config.official_temperature)
+
+    @classmethod
+    def config_problems(cls, config):
+        problems = []
+        if not config.final_temperature > config.initial_temperature:
+            problems.append(("final_temperature", config.final_temperature,
+                             "must be finite and greater than initial_temperature "
+                             f"({config.initial_temperature})"))
+        # The mask starts at sigmoid(beta_0 * s0); past |x| = 10 its gradient is below 5e-5
+        # of its peak and past ~17 exactly 0 in float32.
+        limit = MAX_MASK_LOGIT / config.initial_temperature
+        if abs(config.mask_init) > limit:
+            problems.append(("mask_init", config.mask_init, "the mask would start saturated (no "
+                             f"gradient); s0 must lie in [-{limit:g}, {limit:g}] (10 / "
+                             "--initial_temperature)"))
+        return problems
+
+    def round_callbacks(self):
+        if self.final_temperature is None:
+            return []
+        return [TemperatureCallback(self.final_temperature, self.initial_temperature,
+                                    per_epoch=self.per_epoch,
+                                    official=self.official_temperature)]
+
+    def round_end(self, layers):
+        for layer in layers:
+            cs_mask_reset(layer, self.initial_temperature, official=self.reset == "official")

@@ -1,0 +1,88 @@
+"""Iterative Stochastic Sparsification (ISS, the paper's Algorithm 2), in one place.
+
+- the mask rule ``stochastic``: ``m ~ Bernoulli(sigmoid(s))`` in training with a
+  straight-through gradient, ``m = 1[s > 0]`` in inference; penalty ``||sigmoid(s)||_1``;
+- the round end: every `s_T < s0` is removed for good (``s <- -inf``).
+With `--supermask` it is the supermask setting of Zhou et al. (SS).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_lottery.layers import REMOVED_LOGIT, MaskRule, register_rule
+from keras_lottery.layers.mask_rules import binary_mask
+from keras_lottery.methods.base import Method
+
+#: Largest |s0| ISS accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
+MAX_MASK_LOGIT = 10.0
+
+
+def _philox_uniform(shape, seed_generator):
+    """Uniform [0, 1) samples drawn with Philox, the next seed from `seed_generator`.
+
+    `keras.random.uniform` leaves the algorithm to TensorFlow, which under XLA
+    on CPU picks ThreeFry: about 60x slower on a LeNet-300-100 kernel. Philox
+    is TensorFlow's default outside XLA, so eager and graph steps draw what
+    they drew before.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return keras.random.uniform(shape, seed=seed_generator)
+    seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
+    return tf.random.stateless_uniform(shape, seed=seed, alg="philox")
+
+
+@register_rule
+class StochasticMask(MaskRule):
+    """ISS / SS: ``m ~ Bernoulli(sigmoid(s))`` with a straight-through gradient.
+
+    In training the forward pass uses the sample and the backward pass treats
+    it as `sigmoid(s)` (`dm/ds = sigmoid'(s)`); in inference `m = 1[s > 0]`,
+    the most likely mask.
+    """
+
+    name = "stochastic"
+    samples = True
+
+    def mask(self, layer, training=False):
+        if not training:
+            return binary_mask(layer.mask_logits)
+        probability = ops.sigmoid(layer.mask_logits)
+        uniform = _philox_uniform(ops.shape(probability), layer.seed_generator)
+        sample = ops.cast(ops.less(uniform, probability), "float32")
+        return probability + ops.stop_gradient(sample - probability)
+
+    def mask_and_penalty(self, layer, training=False):
+        return self.mask(layer, training), ops.sum(ops.sigmoid(layer.mask_logits))
+
+
+class IterativeStochasticSparsification(Method):
+    """ISS: `m ~ Bernoulli(sigmoid(s))`; round end removes every `s_T < s0` for good."""
+
+    name = "iss"
+    description = "iss (Iterative Stochastic Sparsification)"
+    mask_rule = "stochastic"
+    supermask_knob = "mask_init"
+    sweep_space = (
+        ("mask_init", "float", dict(min_value=-1.0, max_value=2.0)),  # s0
+        ("mask_penalty", "float", dict(min_value=1e-9, max_value=1e-6, sampling="log")),
+        ("mask_learning_rate", "float", dict(min_value=1.0, max_value=100.0, sampling="log")),
+    )
+
+    @classmethod
+    def title(cls, supermask=False):
+        return "SS" if supermask else "ISS"  # Zhou et al.'s supermasks
+
+    @classmethod
+    def config_problems(cls, config):
+        if abs(config.mask_init) > MAX_MASK_LOGIT:  # the mask starts at sigmoid(s0)
+            return [("mask_init", config.mask_init, "the mask would start saturated (no "
+                     f"gradient); s0 must lie in [-{MAX_MASK_LOGIT:g}, {MAX_MASK_LOGIT:g}] ")]
+        return []
+
+    def round_end(self, layers):
+        for layer in layers:
+            logits = layer.mask_logits.numpy()
+            layer.mask_logits.assign(
+                np.where(logits < layer.mask_init, REMOVED_LOGIT, logits).astype("float32"))

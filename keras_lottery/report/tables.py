@@ -1,0 +1,73 @@
+"""The report's Markdown tables: one row per setting and round (mean ± spread over seeds),
+then one row per run and round."""
+
+from keras_lottery import methods
+from keras_lottery.report import replicates
+
+
+def table_rows(runs):
+    """One row per round of every run: the numbers the figures plot."""
+    rows = []
+    for label, results in runs:
+        for record in results["rounds"]:
+            rows.append({
+                "run": label, "method": _method_name(record["method"], record.get("supermask")),
+                "round": record["round"], "remaining_percent": 100 * record["remaining"],
+                "ticket_accuracy": record.get("ticket_accuracy"),
+                "search_accuracy": record.get("search_accuracy"), "epochs": record["epochs"]})
+    return rows
+
+
+def _method_name(method, supermask):
+    return method + (" (supermask)" if supermask else "")
+
+
+def method_title(method, supermask=False):
+    """A method's name in tables and legends (SS for ISS's supermask, Zhou et al.'s)."""
+    if method in methods.METHODS:
+        return methods.get(method).title(supermask)
+    return method.upper()
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def settings_table(settings):
+    """Markdown: one row per setting and round, mean ± spread over the setting's seeds."""
+    fmt = replicates.format_statistic
+    lines = ["| setting | method | seeds | round | remaining (%) | ticket accuracy (%) | "
+             "search accuracy (%) | search epochs |", "|---|---|---|---|---|---|---|---|"]
+    for setting in settings:
+        name = _method_name(setting.method, setting.supermask)
+        for row in setting.round_statistics():
+            lines.append(f"| {setting.label} | {name} | {row['seeds']} | {row['round']} | "
+                         f"{fmt(row['remaining'])} | {fmt(row['ticket_accuracy'])} | "
+                         f"{fmt(row['search_accuracy'])} | {fmt(row['epochs'], 1, 0)} |")
+        dense = setting.dense_statistics()
+        if dense:
+            lines.append(f"| {setting.label} | dense | {dense['seeds']} | - | 100.00 | "
+                         f"{fmt(dense['accuracy'])} | - | {dense['epochs']} |")
+    return "\n".join(lines) + "\n"
+
+
+def runs_table(runs):
+    """Markdown: one row per round of every run."""
+    lines = ["| run | method | round | remaining (%) | ticket accuracy | search accuracy | "
+             "search epochs |", "|---|---|---|---|---|---|---|"]
+    for row in table_rows(runs):
+        lines.append(f"| {row['run']} | {row['method']} | {row['round']} | "
+                     f"{row['remaining_percent']:.2f} | {_percent(row['ticket_accuracy'])} | "
+                     f"{_percent(row['search_accuracy'])} | {row['epochs']} |")
+    for label, results in runs:
+        dense = results.get("dense")
+        if dense:
+            lines.append(f"| {label} | dense | - | 100.00 | {_percent(dense['test_accuracy'])} "
+                         f"| - | {dense['epochs']} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(runs):
+    """`results.md`: the settings (mean ± sample standard deviation over seeds), then the runs."""
+    return ("## Settings (mean ± sample standard deviation over seeds)\n\n"
+            + settings_table(replicates.group_runs(runs)) + "\n## Runs\n\n" + runs_table(runs))

@@ -1,0 +1,153 @@
+"""`SearchConfig`: every knob of a ticket search, checked up front.
+
+Its fields are the shared settings (`keras_lottery.search.settings.SHARED`) followed by
+every method's own (`keras_lottery.methods.settings()`), so a new method's settings
+become fields, flags and help without an edit here. Each bad value raises
+`ConfigError` with one line that names the value and what is allowed, before any data
+is loaded or any file written.
+"""
+
+import dataclasses
+import os
+
+from keras_lottery import methods
+from keras_lottery.search.settings import SHARED
+
+
+class ConfigError(ValueError):
+    """A search setting that is out of range or unknown."""
+
+
+def _all_settings():
+    found = {setting.name: setting for setting in SHARED}
+    for name, (setting, readers) in methods.settings().items():
+        if name in found:
+            raise TypeError(f"method {readers[0]!r} declares {name!r}, a shared setting.")
+        found[name] = setting
+    return found
+
+
+#: Every setting by name: the shared ones, then the methods' own.
+SETTINGS = _all_settings()
+#: The help text of every setting (the flags' help).
+HELP = {name: setting.help for name, setting in SETTINGS.items()}
+#: What each setting is about: `apps.search --helpfull` lists the flags in these groups.
+GROUPS = {group: tuple(name for name, s in SETTINGS.items() if s.group == group)
+          for group in ("method", "schedule", "data", "run")}
+
+
+def choices():
+    """The allowed values of every setting that takes one of a fixed set (flags as enums)."""
+    return {name: setting.allowed() for name, setting in SETTINGS.items() if setting.choices}
+
+
+def settings_difference(old, new, ignore=()):
+    """The first settings that differ between two `to_dict()`s, as flags (`--k=new (was old)`),
+    or "" when they agree on every setting not in `ignore`. A setting `old` lacks (it was
+    added to `SearchConfig` after `old` was written) counts as its default there."""
+    defaults = SearchConfig().to_dict()
+    old = {**{k: defaults[k] for k in new if k not in old and k in defaults}, **old}
+    changed = sorted(k for k in set(old) | set(new)
+                     if k not in ignore and old.get(k) != new.get(k))
+    return ", ".join(f"--{k}={new.get(k)!r} (was {old.get(k)!r})" for k in changed[:3])
+
+
+class _SearchConfigMethods:
+    """What `SearchConfig` does besides holding the settings."""
+
+    def __post_init__(self):
+        # A given model starts at its own outputs (CS: masks scaled by 1/sigmoid(s0)).
+        if self.init_from and self.method in methods.METHODS:
+            for name, value in methods.get(self.method).trained_model_settings.items():
+                setattr(self, name, value)
+
+    def validate(self):
+        """Raises `ConfigError` on the first bad setting (`check_settings`); returns self."""
+        check_settings(self)
+        return self
+
+    def to_dict(self):
+        settings = dataclasses.asdict(self)
+        for name, value in settings.items():
+            if isinstance(value, tuple):
+                settings[name] = list(value)
+        return settings
+
+    @classmethod
+    def from_dict(cls, settings):
+        """The config a `to_dict()` (a results.json's `flags`) describes; keys that are not
+        settings are ignored, settings it lacks take their defaults."""
+        known = {k: v for k, v in settings.items() if k in SETTINGS}
+        for name, value in known.items():
+            if isinstance(SETTINGS[name].default, tuple):
+                known[name] = tuple(value)
+        return cls(**known)
+
+    def for_dry_run(self):
+        """The settings a `--dry_run` uses: one short round, no files kept."""
+        return dataclasses.replace(
+            self, rounds=1, epochs=1, lr_decay_epochs=(), dense_baseline=False,
+            ticket_epochs=min(self.ticket_epochs, 1), ticket_epoch=min(self.ticket_epoch, 1),
+            rewind_epoch=min(self.rewind_epoch, 1))
+
+    @classmethod
+    def field_names(cls):
+        return list(SETTINGS)
+
+    @classmethod
+    def help_text(cls, name):
+        """The one-line help of setting `name` (its flag's help)."""
+        return SETTINGS[name].help
+
+
+SearchConfig = dataclasses.make_dataclass(
+    "SearchConfig",
+    [(name, type(s.default), dataclasses.field(default=s.default)) for name, s in SETTINGS.items()],
+    bases=(_SearchConfigMethods,), namespace={"__module__": __name__})
+SearchConfig.__doc__ = """A ticket search: one field per setting (`SETTINGS`; `HELP` has their
+help). Paper symbols: `s0` = mask_init, `lambda` = mask_penalty, `beta_0` / `beta_T` =
+initial / final_temperature, `k` = rewind_epoch."""
+
+
+def _cross_problems(config):
+    """`(setting, value, what is allowed)` for settings that are bad given the others."""
+    method = methods.get(config.method)
+    problems = []
+    decay_epochs = list(config.lr_decay_epochs)
+    if any(not 0 < e < config.epochs for e in decay_epochs) or decay_epochs != sorted(
+            set(decay_epochs)):
+        problems.append(("lr_decay_epochs", ",".join(map(str, decay_epochs)),
+                         f"must be increasing epochs in 1..{config.epochs - 1} (--epochs)"))
+    if config.target_remaining and not method.takes_target_remaining:
+        problems.append(("target_remaining", config.target_remaining,
+                         f"--method={method.name} sets sparsity with --prune_fraction and "
+                         "--rounds; use a method that learns its mask"))
+    if config.supermask and not method.learns_supermask:
+        problems.append(("supermask", True, "the supermask setting learns a mask: use a "
+                         "method that learns one"))
+    for name, (setting, readers) in methods.settings().items():
+        value = getattr(config, name)
+        if setting.owner_only and config.method not in readers and value != setting.default:
+            problems.append((name, value, f"it is a setting of --method={'/'.join(readers)}"))
+    if config.init_from and not os.path.isfile(config.init_from):
+        problems.append(("init_from", config.init_from, "no such file: give a model saved with "
+                         "model.save('name.keras')"))
+    if config.rewind_epoch > config.epochs:
+        problems.append(("rewind_epoch", config.rewind_epoch, "must be -1 (no rewinding) or an "
+                         f"epoch in 0..{config.epochs} (--epochs)"))
+    if config.ticket_epoch > config.epochs:
+        problems.append(("ticket_epoch", config.ticket_epoch,
+                         f"must be an epoch in 0..{config.epochs} (--epochs)"))
+    return problems + method.config_problems(config)
+
+
+def check_settings(config):
+    """Raises `ConfigError` naming the first bad setting of `config` (a `SearchConfig`): each
+    setting's own check, then those that depend on other settings and on the method."""
+    for name, setting in SETTINGS.items():
+        problem = setting.problem(getattr(config, name))
+        if problem:
+            raise ConfigError(f"--{name}={getattr(config, name)!r} is invalid: {problem}.")
+    for name, value, allowed in _cross_problems(config):
+        raise ConfigError(f"--{name}={value!r} is invalid: {allowed}.")
+

@@ -1,0 +1,200 @@
+"""The settings every search shares, each with its help, its group and its check.
+
+A method's own settings (CS's temperatures and reset, the pruning rates, ...) are declared
+in its module (`keras_lottery.methods`); `keras_lottery.search.config.SearchConfig` has a
+field for each, `apps.search` a flag for each (its help, `--helpfull` groups, choices),
+and the guide's flag table is checked against them (tests/test_flagfiles.py).
+"""
+
+import math
+
+from keras_lottery import data, methods, models
+from keras_lottery.methods.base import Setting, at_least
+from keras_lottery.search import distribute
+
+OPTIMIZERS = ("sgd", "adam")
+MASK_OPTIMIZERS = ("same",) + OPTIMIZERS
+WEIGHT_DECAY_MODES = ("decoupled", "coupled")
+PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+
+
+def _method_help():
+    return "Search method: " + ", ".join(
+        methods.get(name).description for name in methods.available_methods()) + "."
+
+
+def finite(value):
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    return None if ok else "s0 must be a finite number"
+
+
+def _target(value):
+    return None if finite(value) is None and (0 < value < 1 or value == 0) else (
+        "must be a fraction in (0, 1), or 0")
+
+
+def _start(value):
+    return None if finite(value) is None and 0 <= value < 1 else (
+        "must be a fraction of the round in [0, 1)")
+
+
+def _decay_factor(value):
+    return None if finite(value) is None and 0 < value <= 1 else "must be a number in (0, 1]"
+
+
+def _mask_learning_rate(value):
+    return None if finite(value) is None and value >= 0 else (
+        "must be a finite number > 0, or 0 for the learning rate of w")
+
+
+def _directory(value):
+    return None if value else "must name a directory"
+
+
+#: The shared settings, in the order of `SearchConfig`'s fields (the methods' follow).
+SHARED = (
+    Setting("method", "cs",
+            _method_help(),
+            group="method", choices=methods.available_methods),
+    Setting("supermask", False,
+            "Freeze the weights at w_0 and learn only the mask (cs or iss); the ticket is "
+            "evaluated without retraining.",
+            group="method"),
+    Setting("init_from", "",
+            "Start from this saved Keras model (.keras; Sequential or functional, logits out) "
+            "instead of --model: its Dense/Conv layers get masks (sparsify), its weights are w_0."
+            " With CS it turns on --mask_scaling, so the search starts at the model's own "
+            "outputs.",
+            group="method"),
+    Setting("unmasked_layers", (),
+            "Comma-separated layer names left without a mask (never pruned).",
+            group="method"),
+    Setting("mask_init", -0.01,
+            "s0: initial value of the mask logits s.",
+            group="method", check=finite),
+    Setting("mask_penalty", 1e-6,
+            "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
+            group="method", check=at_least(0)),
+    Setting("target_remaining", 0.0,
+            "The last round's ticket keeps exactly this fraction of the weights (e.g. 0.05; round"
+            " r of R aims at target**(r/R)); 0 turns it off.",
+            group="method", check=_target),
+    Setting("target_start", 0.5,
+            "Fraction of each round trained as plain CS before --target_remaining starts "
+            "re-centring the logits s.",
+            group="method", check=_start),
+    Setting("model", "lenet300_100",
+            "Model name from keras_lottery.models.",
+            group="data", choices=models.available_models),
+    Setting("dataset", "fashion_mnist",
+            "Data set name.",
+            group="data", choices=data.available_datasets),
+    Setting("data_dir", "",
+            "Directory with the data set's local files (IDX for Fashion-MNIST).",
+            group="data"),
+    Setting("train_examples", 0,
+            "Use only this many training images (0: all).",
+            group="data", check=at_least(0, integer=True)),
+    Setting("validation_examples", data.VALIDATION_EXAMPLES,
+            "Images held out from the training set for validation.",
+            group="data", check=at_least(0, integer=True)),
+    Setting("augment", False,
+            "Augment training images: random crop after 4-pixel padding, horizontal flip.",
+            group="data"),
+    Setting("input_scaling", "standardize",
+            "standardize (per-channel mean 0, std 1 from the training set) or unit (pixels / 255 "
+            "in [0, 1], as the official CS code).",
+            group="data", choices=data.SCALINGS),
+    Setting("rounds", 3,
+            "Number of search rounds.",
+            group="schedule", check=at_least(1, integer=True)),
+    Setting("epochs", 10,
+            "Training epochs per round.",
+            group="schedule", check=at_least(1, integer=True)),
+    Setting("batch_size", 128,
+            "Batch size.",
+            group="schedule", check=at_least(1, integer=True)),
+    Setting("optimizer", "sgd",
+            "Optimizer of w and s: sgd or adam.",
+            group="schedule", choices=OPTIMIZERS),
+    Setting("learning_rate", 0.1,
+            "Learning rate.",
+            group="schedule", check=at_least(0, strict=True)),
+    Setting("momentum", 0.9,
+            "SGD momentum.",
+            group="schedule", check=at_least(0)),
+    Setting("nesterov", True,
+            "Use Nesterov momentum with SGD.",
+            group="schedule"),
+    Setting("weight_decay", 1e-4,
+            "Weight decay on the weights (never on s); see --weight_decay_mode.",
+            group="schedule", check=at_least(0)),
+    Setting("weight_decay_mode", "decoupled",
+            "decoupled (Keras's: w -= lr*wd*w) or coupled (PyTorch's and the official CS code's: "
+            "wd*w added to the gradient, before momentum).",
+            group="schedule", choices=WEIGHT_DECAY_MODES),
+    Setting("keep_optimizer_state", False,
+            "Keep the optimizer's state (momenta, step count) across rounds, as the official CS "
+            "code does; by default each round starts fresh.",
+            group="schedule"),
+    Setting("lr_decay_epochs", (),
+            "Comma-separated epochs (within a round) at which the learning rate of w is "
+            "multiplied by --lr_decay_factor.",
+            group="schedule"),
+    Setting("lr_decay_factor", 0.1,
+            "Learning-rate decay factor.",
+            group="schedule", check=_decay_factor),
+    Setting("mask_optimizer", "same",
+            "Optimizer of the mask logits s: same (as w), sgd or adam.",
+            group="schedule", choices=MASK_OPTIMIZERS),
+    Setting("mask_learning_rate", 0.0,
+            "Learning rate of s (0: the learning rate of w).",
+            group="schedule", check=_mask_learning_rate),
+    Setting("mask_momentum", 0.0,
+            "SGD momentum of s with --mask_optimizer=sgd.",
+            group="schedule", check=at_least(0)),
+    Setting("rewind_epoch", -1,
+            "k: rewind w <- w_k between rounds; -1 for no rewinding.",
+            group="schedule", check=at_least(-1, integer=True)),
+    Setting("ticket_epoch", 2,
+            "Tickets are retrained from the weights after this many epochs (0: w_0).",
+            group="schedule", check=at_least(0, integer=True)),
+    Setting("ticket_epochs", 10,
+            "Epochs to retrain each round's ticket (0 skips retraining).",
+            group="schedule", check=at_least(0, integer=True)),
+    Setting("dense_baseline", True,
+            "Also train the dense network from w_0 for ticket_epoch + ticket_epochs epochs.",
+            group="schedule"),
+    Setting("seed", 0,
+            "Random seed.",
+            group="run"),
+    Setting("deterministic", True,
+            "Make CPU runs bit-for-bit repeatable (TensorFlow op determinism).",
+            group="run"),
+    Setting("jit_compile", False,
+            "Compile train steps with XLA.",
+            group="run"),
+    Setting("steps_per_execution", 1,
+            "Training steps per call into the compiled step, at most (the largest divisor of an "
+            "epoch's steps not above it). More saves per-step Python work (progress bar, "
+            "callbacks); the results stay the same.",
+            group="run", check=at_least(1, integer=True)),
+    Setting("distribute", "auto",
+            "auto (mirrored when several GPUs are visible), none, mirrored, multi_worker.",
+            group="run", choices=distribute.STRATEGIES),
+    Setting("mixed_precision", "none",
+            "none, mixed_float16 or mixed_bfloat16 (s and the mask math stay float32).",
+            group="run", choices=PRECISIONS),
+    Setting("dry_run", False,
+            "Build model, data and callbacks, run 2 steps of each phase, write nothing, exit.",
+            group="run"),
+    Setting("overwrite", False,
+            "Replace a run with other settings found in --output_dir.",
+            group="run"),
+    Setting("output_dir", "runs/quickstart",
+            "Run directory: results.json, tickets/, tensorboard/.",
+            group="run", check=_directory),
+    Setting("verbose", 1,
+            "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch.",
+            group="run"),
+)

@@ -1,0 +1,117 @@
+"""`SearchState`: what the steps of a search share, and how a run gets there (`open_search`).
+
+Opening a search loads the data, builds and compiles the model, sets an earlier run
+aside (`--overwrite`) or brings the model back to where it stopped, and writes
+`results.json`. Nothing of an earlier run is touched before the data and the model are
+ready, so a bad setting found there leaves it as it was.
+"""
+
+import dataclasses
+import os
+
+from keras_lottery import callbacks as cb
+from keras_lottery import compat, data, methods, tickets
+from keras_lottery.search import model_setup, tensorboard
+from keras_lottery.search.run_directory import RunDirectory, environment
+from keras_lottery.search.steps import log
+from keras_lottery.search.trainer import PhaseTrainer
+from keras_lottery.tickets import snapshots
+
+
+@dataclasses.dataclass
+class SearchState:
+    """The run as the steps see it.
+
+    Attributes:
+        config: the `SearchConfig`; method: its `Method`.
+        run_dir: the `RunDirectory`; results: what `results.json` holds (steps add to it).
+        model: the searched model; initial_weights: its `w_0` (a snapshot).
+        round_manager: the `RoundManager` (snapshots `w_k`, ends rounds, the tickets).
+        trainer: the `PhaseTrainer` every step fits and evaluates with.
+    """
+
+    config: object
+    method: methods.Method
+    run_dir: RunDirectory
+    results: dict
+    model: object
+    initial_weights: dict
+    round_manager: cb.RoundManager
+    trainer: PhaseTrainer
+
+
+def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks):
+    """The data and the `PhaseTrainer` over them."""
+    splits = data.load(config.dataset, config.data_dir or None,
+                       validation_examples=config.validation_examples,
+                       train_examples=config.train_examples, seed=config.seed,
+                       scaling=config.input_scaling)
+    validation, test = data.evaluation_pipelines(splits, config.batch_size)
+    if not len(splits.x_val):  # --validation_examples=0: train on every image
+        validation = None
+    steps_per_epoch = dry_steps or data.steps_per_epoch(splits, config.batch_size)
+    wanted = compat.steps_per_execution_for(strategy, config.steps_per_execution)
+    if wanted != config.steps_per_execution:
+        log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call "
+            f"on {strategy.num_replicas_in_sync} replicas (Keras cannot run several under "
+            "tf.distribute yet, keras-team/keras#19246); same results")
+    steps = model_setup.execution_steps(steps_per_epoch, wanted)
+    if steps != wanted and not dry_steps:
+        log(f"--steps_per_execution={config.steps_per_execution}: running {steps} steps "
+            f"per call, the largest divisor of the {steps_per_epoch} steps of an epoch")
+    return PhaseTrainer(config, strategy, splits, validation, test, run_dir, steps_per_epoch,
+                        steps, dry_steps, chief=run_dir.chief, extra_callbacks=extra_callbacks)
+
+
+def _round_manager(config, method, run_dir):
+    return cb.RoundManager(
+        rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
+        ticket_epoch=config.ticket_epoch, method=method, end_on_train_end=False,
+        reset_optimizer=not config.keep_optimizer_state,
+        on_snapshot=lambda epoch, weights: snapshots.save_snapshot(
+            run_dir.snapshot_path(epoch), weights))
+
+
+def _restore(state, strategy):
+    """Brings the model and the round manager to where the previous process stopped."""
+    finished, run_dir = state.results["rounds"], state.run_dir
+    saved = {}
+    for epoch in state.round_manager.snapshot_epochs():
+        try:
+            saved[epoch] = snapshots.load_snapshot(run_dir.snapshot_path(epoch))
+        except FileNotFoundError:
+            pass
+    masks = [tickets.load_masks(run_dir.masks_path(r["round"])) for r in finished]
+    state.round_manager.restore_state(len(finished), saved, masks)
+    if finished:
+        with strategy.scope():  # optimizer slots are distributed variables
+            state.model.optimizer.build(state.model.trainable_variables)
+            state.model.load_weights(run_dir.round_model_path(len(finished)))
+        log(f"resuming after round {len(finished)} of {state.config.rounds}")
+
+
+def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callbacks=None):
+    """The `SearchState` of search `config` in `run_dir`: new, or continuing `previous` (its
+    results). Writes `results.json` (and, for a new search, its HParams)."""
+    method = methods.from_config(config)
+    trainer = _trainer(config, strategy, run_dir, dry_steps, extra_callbacks)
+    with strategy.scope():
+        model = model_setup.build_model(config, trainer.splits.input_shape,
+                                        trainer.splits.num_classes)
+        trainer.compile(model)
+    aside = run_dir.set_aside() if config.overwrite else None
+    results = previous or {"environment": environment(), "flags": config.to_dict(),
+                           "dense": None, "rounds": []}
+    results["flags"]["rounds"] = config.rounds  # a search may be extended
+    results["model"] = {"input_shape": list(trainer.splits.input_shape),  # for load_run
+                        "num_classes": int(trainer.splits.num_classes)}
+    state = SearchState(config, method, run_dir, results, model, snapshots.snapshot(model),
+                        _round_manager(config, method, run_dir), trainer)
+    if run_dir.chief and not os.path.exists(run_dir.initial_weights_path()):
+        snapshots.save_snapshot(run_dir.initial_weights_path(), state.initial_weights)
+    _restore(state, strategy)
+    run_dir.write_results(results)
+    if previous is None and run_dir.chief and not dry_steps:
+        tensorboard.write_search_hparams(run_dir.tensorboard(), results["flags"])
+    RunDirectory.discard(aside)
+    return state

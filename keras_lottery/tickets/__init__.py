@@ -1,0 +1,36 @@
+"""Room `tickets`: what a search hands over, and the conversions of plain Keras models.
+
+    masks         extract_masks, save_masks, load_masks, apply_masks, remaining_fraction
+    ticket_model  build_ticket: the searched model with its masks fixed, from w_0 or w_k
+    snapshots     weight snapshots (w_0, the rewind point w_k) and their files
+    convert       sparsify (plain -> masked) and strip (masked -> plain, w * b(s))
+    export        size_report and export (stripped .keras, masks, report)
+
+A search's run directory gives its tickets back with `keras_lottery.search.load_run`
+(also reachable as `tickets.load_run`).
+May import: `layers`, `methods`, `compat`, `io_utils`.
+"""
+
+from keras_lottery.tickets.convert import sparsify, strip
+from keras_lottery.tickets.export import export, size_report
+from keras_lottery.tickets.masks import (
+    apply_masks,
+    extract_masks,
+    load_masks,
+    remaining_fraction,
+    save_masks,
+)
+from keras_lottery.tickets.ticket_model import build_ticket
+
+__all__ = ["apply_masks", "build_ticket", "export", "extract_masks", "load_masks", "load_run",
+           "remaining_fraction", "save_masks", "size_report", "sparsify", "strip"]
+
+
+def __getattr__(name):
+    # `tickets.load_run` reads a run directory, which the `search` room owns (a room above
+    # this one): it is looked up there when first asked for, never imported here.
+    if name in ("load_run", "RunTicket"):
+        import importlib
+
+        return getattr(importlib.import_module("keras_lottery.search.run_tickets"), name)
+    raise AttributeError(f"module 'keras_lottery.tickets' has no attribute {name!r}")

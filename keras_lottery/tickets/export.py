@@ -1,0 +1,101 @@
+"""What a ticket costs: `size_report` (weights, bytes, multiply-accumulates) and `export` (the
+stripped `.keras` model, the masks and the report, written atomically)."""
+
+import os
+
+import keras
+import numpy as np
+
+from keras_lottery import compat, io_utils
+from keras_lottery.layers import MaskedLayer
+from keras_lottery.tickets.convert import MASKED_CLASSES, strip
+from keras_lottery.tickets.masks import extract_masks, save_masks
+
+
+def _spatial_positions(layer):
+    """Output positions at which `layer` applies its kernel once per example."""
+    try:
+        shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(layer, keras.layers.Dense):
+        dims = shape[1:-1]
+    elif getattr(layer, "data_format", "channels_last") == "channels_first":
+        dims = shape[2:]
+    else:
+        dims = shape[1:-1]
+    if any(d is None for d in dims):
+        return None
+    return int(np.prod(dims)) if dims else 1
+
+
+def size_report(model):
+    """Sizes of the ticket in `model` (masked, or stripped with zeros in the kernels).
+
+    Returns a dict with, per maskable layer, the weights kept and the nonzero
+    multiply-accumulates per example, and overall: `remaining` (fraction of
+    maskable weights kept), `dense_bytes` (all weights stored densely),
+    `ticket_bytes` (kept kernel entries plus a 1-bit-per-weight mask, other
+    weights dense), `dense_macs_per_example` and `nonzero_macs_per_example`.
+    """
+    layers, kept_total, maskable_total = [], 0, 0
+    dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
+    for layer in compat.flatten_layers(model):
+        if isinstance(layer, keras.Model):
+            continue
+        if isinstance(layer, MaskedLayer):
+            kernel = layer.unmasked_kernel.numpy()
+            mask = layer.ticket_mask()
+            skip = {id(v) for v in layer.mask_variables()} | {id(layer.unmasked_kernel)}
+            others = [v for v in layer.weights if id(v) not in skip]
+        elif type(layer) in MASKED_CLASSES:
+            kernel = layer.get_weights()[0]
+            mask = kernel != 0
+            others = layer.weights[1:]
+        else:
+            for variable in layer.weights:
+                size = int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
+                dense_bytes += size
+                ticket_bytes += size
+            continue
+        itemsize = kernel.dtype.itemsize
+        kept = int(mask.sum())
+        other_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in others)
+        dense_bytes += kernel.size * itemsize + other_bytes
+        ticket_bytes += kept * itemsize + (kernel.size + 7) // 8 + other_bytes
+        positions = _spatial_positions(layer)
+        entry = {"name": layer.name, "type": type(layer).__name__, "kept": kept,
+                 "total": int(kernel.size), "remaining": kept / kernel.size if kernel.size else 1.0}
+        if positions is not None:
+            entry["nonzero_macs_per_example"] = kept * positions
+            dense_macs += kernel.size * positions
+            nonzero_macs += kept * positions
+        layers.append(entry)
+        kept_total += kept
+        maskable_total += kernel.size
+    return {
+        "remaining": kept_total / maskable_total if maskable_total else 1.0,
+        "kept_weights": kept_total,
+        "maskable_weights": maskable_total,
+        "dense_bytes": dense_bytes,
+        "ticket_bytes": ticket_bytes,
+        "dense_macs_per_example": dense_macs,
+        "nonzero_macs_per_example": nonzero_macs,
+        "layers": layers,
+    }
+
+
+def export(model, directory):
+    """Exports the ticket of the masked `model` into `directory`.
+
+    Writes (each atomically) `ticket.keras` (the stripped plain-Keras model,
+    kernels `w * b(s)`), `masks.npz` (`b(s)` per layer) and `report.json`
+    (`size_report`). Returns the report.
+    """
+    stripped = strip(model)
+    report = size_report(model)
+    save_masks(os.path.join(directory, "masks.npz"), extract_masks(model))
+    io_utils.atomic_write(os.path.join(directory, "ticket.keras"), stripped.save,
+                          suffix=".keras")
+    io_utils.write_json(os.path.join(directory, "report.json"), report)
+    return report
