@@ -95,3 +95,40 @@ def test_helpfull_lists_the_choices_in_groups():
                  "--method: <cs|imp|iss|random>", "--input_scaling: <standardize|unit>",
                  "--reset: <paper|official>", "--model: <conv2|conv4|conv6|lenet300_100|"):
         assert line in done.stdout, line
+
+
+def _guide_exit_codes():
+    with open(os.path.join(ROOT, "docs", "guide.md")) as handle:
+        guide = handle.read()
+    table = guide[guide.index("| exit code | meaning |"):].split("\n\n")[0]
+    return {int(row.split("|")[1]): row.split("|")[2].strip()
+            for row in table.splitlines()[2:]}
+
+
+def test_the_guide_gives_the_exit_codes_the_app_returns(tmp_path):
+    codes = _guide_exit_codes()
+    assert sorted(codes) == [0, 2, 3, 4]
+    assert "bad input" in codes[2] and "diverged" in codes[3] and "written" in codes[4]
+    # A flag absl cannot parse and a setting out of range: both "bad input".
+    code, err = _main(["--no_such_flag=1"])
+    assert code == 2 and "no_such_flag" in err
+    code, err = _main(["--rounds=0", f"--output_dir={tmp_path}"])
+    assert code == 2 and "--rounds=0 is invalid" in err
+
+
+def test_a_damaged_run_file_is_one_error_line_and_nothing_is_deleted(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    base = [f"--data_dir={idx_dir}", f"--output_dir={out}"] + QUICK
+    code, err = _main(base)
+    assert code == 0, err
+    snapshot = out / "state" / "snapshot_epoch_0.npz"
+    snapshot.write_bytes(snapshot.read_bytes()[:100])  # cut short on disk
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    code, err = _main(base[:-len(QUICK)] + [a for a in QUICK if a != "--rounds=1"]
+                      + ["--rounds=2"])
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "snapshot_epoch_0.npz" in lines[0] and "damaged" in lines[0]
+    assert "--overwrite" in lines[0]
+    after = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert set(before) <= set(after)  # nothing deleted

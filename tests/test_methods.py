@@ -355,3 +355,25 @@ def test_target_remaining_lands_exactly_on_its_target_when_logits_tie():
     kept_w = np.abs(layer.unmasked_kernel.numpy().ravel())[tied & mask]
     dropped_w = np.abs(layer.unmasked_kernel.numpy().ravel())[tied & ~mask]
     assert kept_w.min() >= dropped_w.max()
+
+
+def test_ss_supermask_evaluated_with_sampled_masks_beside_the_threshold(idx_dir, tmp_path):
+    """`--ss_eval=sample` records the mean and spread of the test accuracy over masks drawn
+    from Bernoulli(sigmoid(s)) (Zhou et al.'s SS numbers) beside the thresholded ticket."""
+    from conftest import tiny_config
+    from keras_lottery import search
+
+    config = tiny_config(idx_dir, tmp_path / "run", method="iss", supermask=True, mask_init=0.0,
+                         mask_optimizer="sgd", mask_learning_rate=20.0, epochs=2,
+                         ss_eval="sample", ss_eval_samples=4)
+    record = search.run(config)["rounds"][0]
+    assert record["sampled_masks"] == 4 and record["sampled_accuracy_std"] > 0
+    assert 0.1 < record["sampled_accuracy"] <= 1.0
+    assert record["ticket_accuracy"] is not None  # the thresholded mask, as before
+    # Sampling draws different masks from the thresholded one: the numbers differ.
+    assert record["sampled_accuracy"] != record["ticket_accuracy"]
+    plain = search.run(tiny_config(idx_dir, tmp_path / "plain", method="iss", supermask=True,
+                                   mask_init=0.0, mask_optimizer="sgd",
+                                   mask_learning_rate=20.0, epochs=2))["rounds"][0]
+    assert "sampled_accuracy" not in plain
+    assert plain["ticket_accuracy"] == record["ticket_accuracy"]

@@ -375,6 +375,8 @@ def test_tensorboard_one_timeline_a_summary_run_and_hparams(idx_dir, tmp_path):
         ticket = _scalars(board / f"round_{r}_ticket")["test/accuracy"]
         assert ticket == [(1, pytest.approx(results["rounds"][r - 1]["ticket_accuracy"]))]
     summary = _scalars(board / "summary")
+    # One event file for the whole summary run (a writer per point made one file per point).
+    assert len([f for f in os.listdir(board / "summary") if "tfevents" in f]) == 1
     for key in ("remaining", "search_accuracy", "ticket_accuracy"):
         assert [step for step, _ in summary[f"summary/{key}"]] == [1, 2, 3]
         assert [v for _, v in summary[f"summary/{key}"]] == pytest.approx(

@@ -141,6 +141,13 @@ class Method:
         """The method's step after a round, on the masked `layers` (in place)."""
         raise NotImplementedError
 
+    def evaluate_searched(self, config, model, evaluate):
+        """Extra numbers for round r's record, measured on the searched `model` before its
+        round end; `evaluate(masks)` gives the test accuracy of `model`'s weights under
+        `{layer name: bool mask}`. By default none."""
+        del config, model, evaluate
+        return {}
+
     def reuses_next_round(self, config):
         """Whether ticket r's retraining is round r+1's training (so is not run again)."""
         del config

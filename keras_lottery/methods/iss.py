@@ -11,9 +11,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_lottery.layers import REMOVED_LOGIT, MaskRule, register_rule
+from keras_lottery.layers import REMOVED_LOGIT, MaskRule, masked_layers, register_rule
 from keras_lottery.layers.mask_rules import binary_mask
-from keras_lottery.methods.base import Method
+from keras_lottery.methods.base import Method, Setting, at_least
 
 #: Largest |s0| ISS accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
 MAX_MASK_LOGIT = 10.0
@@ -64,6 +64,14 @@ class IterativeStochasticSparsification(Method):
     description = "iss (Iterative Stochastic Sparsification)"
     mask_rule = "stochastic"
     supermask_knob = "mask_init"
+    settings = (
+        Setting("ss_eval", "threshold", "Supermasks of ISS (SS): threshold (the ticket 1[s > 0], "
+                "always recorded) or sample (also the mean and spread of the test accuracy over "
+                "--ss_eval_samples masks drawn from Bernoulli(sigmoid(s)), as Zhou et al. "
+                "report SS).", choices=("threshold", "sample")),
+        Setting("ss_eval_samples", 10, "Masks drawn with --ss_eval=sample.",
+                check=at_least(1, integer=True)),
+    )
     sweep_space = (
         ("mask_init", "float", dict(min_value=-1.0, max_value=2.0)),  # s0
         ("mask_penalty", "float", dict(min_value=1e-9, max_value=1e-6, sampling="log")),
@@ -80,6 +88,24 @@ class IterativeStochasticSparsification(Method):
             return [("mask_init", config.mask_init, "the mask would start saturated (no "
                      f"gradient); s0 must lie in [-{MAX_MASK_LOGIT:g}, {MAX_MASK_LOGIT:g}] ")]
         return []
+
+    def evaluate_searched(self, config, model, evaluate):
+        """With `--supermask --ss_eval=sample`: the test accuracy under masks drawn from
+        `Bernoulli(sigmoid(s_T))` (Zhou et al.'s way of reporting SS), mean and spread over
+        `--ss_eval_samples` draws, beside the thresholded ticket."""
+        if not (config.supermask and config.ss_eval == "sample"):
+            return {}
+        layers = masked_layers(model)
+        generator = np.random.default_rng(config.seed)
+        accuracies = []
+        for _ in range(config.ss_eval_samples):
+            probabilities = {layer.name: 1.0 / (1.0 + np.exp(-layer.mask_logits.numpy()))
+                             for layer in layers}
+            accuracies.append(evaluate({name: generator.random(p.shape) < p
+                                        for name, p in probabilities.items()}))
+        return {"sampled_accuracy": float(np.mean(accuracies)),
+                "sampled_accuracy_std": float(np.std(accuracies, ddof=1))
+                if len(accuracies) > 1 else 0.0, "sampled_masks": len(accuracies)}
 
     def round_end(self, layers):
         for layer in layers:

@@ -20,6 +20,7 @@ import numpy as np
 from keras_lottery import callbacks as cb
 from keras_lottery import io_utils, tickets
 from keras_lottery.search import checkpoints, model_setup
+from keras_lottery.tickets import snapshots
 
 
 class EmptyTicket(cb.TrainingDiverged):
@@ -81,6 +82,7 @@ class SearchRound:
         history = trainer.fit(state.model, config.epochs, self._callbacks(state), self.phase,
                               stream=2 * self.round)
         accuracy, task_loss = trainer.evaluate(state.model)  # the searched net, before its reset
+        extra = state.method.evaluate_searched(config, state.model, _masked_accuracy(state))
         masks = state.round_manager.end_round()
         remaining = tickets.remaining_fraction(masks)
         if remaining == 0 and not trainer.dry_steps:  # (a dry run from s0 < 0 keeps nothing)
@@ -98,12 +100,28 @@ class SearchRound:
             "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
             "wall_time_s": round(time.time() - started, 1),
             "history": history,  # per epoch: the Keras logs (accuracy, val_accuracy, ...)
+            **extra,
         })
         run_dir.write_results(state.results)  # the commit point of the step
         trainer.write_scalars("summary", self.round, {"summary/remaining": remaining,
                                                       "summary/search_accuracy": accuracy})
         io_utils.remove_path(run_dir.round_model_path(self.round - 1))
         run_dir.clear_phase(self.phase)
+
+
+def _masked_accuracy(state):
+    """`evaluate(masks)`: the test accuracy of the searched model's weights under fixed
+    `masks` (one ticket model, built on the first call, serves every call)."""
+    ticket = []
+
+    def evaluate(masks):
+        if not ticket:
+            weights = snapshots.snapshot(state.model)
+            ticket.append(state.trainer.ticket_model(state.model, masks, weights))
+        tickets.apply_masks(ticket[0], masks)
+        return state.trainer.evaluate(ticket[0])[0]
+
+    return evaluate
 
 
 class DenseBaseline:
