@@ -15,6 +15,8 @@ import os
 
 import keras
 import keras_tuner as kt
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
 from keras_lottery import io_utils, methods, search
 from keras_lottery.callbacks import TrainingDiverged
@@ -87,9 +89,6 @@ def define_space(hp, space):
 
 
 def _write_hparams(log_dir, values, metrics):
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hparams_api
-
     with tf.summary.create_file_writer(log_dir).as_default():
         hparams_api.hparams(values)
         for name, value in metrics.items():

@@ -57,15 +57,41 @@ CASES = [
 ]
 
 
+def _main_in_process(argv, capsys):
+    """The app's own parsing and `main` in this process (an exception would fail the test, as
+    a traceback would in a real process); returns the exit code and stderr."""
+    from keras_lottery.apps import search as app
+
+    app.FLAGS.unparse_flags()
+    try:
+        code = app.main(app.parse_flags(["apps.search"] + argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        app.FLAGS.unparse_flags()
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name, argv, message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_clear_line(name, argv, message, idx_dir, truncated_dir, tmp_path):
+def test_bad_input_is_one_clear_line(name, argv, message, idx_dir, truncated_dir, tmp_path,
+                                     capsys):
     data_dir = truncated_dir if argv == "TRUNCATED" else idx_dir
     argv = [] if argv == "TRUNCATED" else argv
     base = [f"--data_dir={data_dir}", f"--output_dir={tmp_path / 'out'}"] + QUICK
-    code, err = _main(base + argv)
-    assert code != 0
+    code, err = _main_in_process(base + argv, capsys)
+    assert code == 2 or (code == 4 and name == "unwritable output")
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method=magic"], "--method=magic: value should be one of"),
+    (["--output_dir=/proc/keras_lottery_run"], "cannot write to --output_dir"),
+])
+def test_bad_input_in_a_real_process_is_one_line_without_traceback(argv, message, idx_dir):
+    code, err = _main([f"--data_dir={idx_dir}"] + QUICK + argv)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(lines) == 1 and message in lines[0], err
     assert "Traceback" not in err
 
 

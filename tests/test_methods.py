@@ -361,6 +361,7 @@ def test_ss_supermask_evaluated_with_sampled_masks_beside_the_threshold(idx_dir,
     """`--ss_eval=sample` records the mean and spread of the test accuracy over masks drawn
     from Bernoulli(sigmoid(s)) (Zhou et al.'s SS numbers) beside the thresholded ticket."""
     from conftest import tiny_config
+
     from keras_lottery import search
 
     config = tiny_config(idx_dir, tmp_path / "run", method="iss", supermask=True, mask_init=0.0,

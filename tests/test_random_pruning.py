@@ -4,8 +4,8 @@ shared pruning step (`methods.pruning`)."""
 import keras
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from keras_lottery import methods, search
 from keras_lottery.layers import CSDense, masked_layers
 

@@ -19,6 +19,7 @@ import json
 import os
 
 import matplotlib.pyplot as plt
+import tensorflow as tf
 
 from keras_lottery import io_utils
 from keras_lottery.report import figures, replicates
@@ -68,8 +69,6 @@ def write_report(run_dirs, out_dir, tensorboard=True):
                           suffix=".md")
     written.append(table)
     if tensorboard:
-        import tensorflow as tf
-
         writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard"))
         with writer.as_default(step=0):
             for name, png in images.items():

@@ -18,10 +18,17 @@ only once the new run has written its own `results.json`.
 """
 
 import contextlib
+import datetime
 import fcntl
 import json
 import os
+import platform
+import socket
+import subprocess
 import time
+
+import keras
+import tensorflow as tf
 
 from keras_lottery import io_utils
 from keras_lottery.search.config import ConfigError, settings_difference
@@ -182,15 +189,7 @@ SCHEMA_VERSION = 2
 def environment():
     """What made a run: library, TensorFlow, Keras and Python versions, the library's git
     commit when it runs from a checkout, the host and the time (for `results.json`)."""
-    import datetime
-    import platform
-    import socket
-    import subprocess
-
-    import keras
-    import tensorflow as tf
-
-    import keras_lottery
+    import keras_lottery  # the package's version; the package imports this module
 
     try:
         commit = subprocess.run(

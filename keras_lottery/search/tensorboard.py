@@ -14,6 +14,7 @@ A search's TensorBoard directory holds
 """
 
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
 
 class ScalarWriter:
@@ -53,8 +54,6 @@ def hparams_of(flags):
 
 def write_search_hparams(log_dir, flags):
     """The search's flags as HParams (one session per search) and as a text table."""
-    from tensorboard.plugins.hparams import api as hparams_api
-
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default(step=0):
         hparams_api.hparams(hparams_of(flags))
