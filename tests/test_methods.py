@@ -247,8 +247,8 @@ def test_fused_sgd_matches_keras_sgd_step_for_step(nesterov):
         optimizer = optimizer_class(0.1, momentum=0.9, nesterov=nesterov, weight_decay=0.01)
 
         @tf.function
-        def step(gradient, optimizer=optimizer, variable=variable):
-            optimizer.apply([gradient], [variable])
+        def step(gradient):
+            optimizer.apply([gradient], [variable])  # noqa: B023 (traced in this iteration)
 
         for i in range(5):
             step(tf.constant(np.full((2, 3), (-1.0) ** i * (i + 1), "float32")))

@@ -63,25 +63,28 @@ class TargetRemaining(RoundClock):
         self.project()
 
     def project(self):
-        """Shifts every live `s` so that exactly `target` of all weights are > 0; returns the
+        """Shifts every live `s` so that `target` of all weights are kept (> 0); returns the
         shift.
 
         Removed weights (`s` at `REMOVED_LOGIT`, by ISS or IMP) stay removed and count as
-        not kept. Logits tied at the threshold are ranked by `|w|` (larger kept), then by
-        position (earlier kept), and land `TIE_MARGIN` above or below 0, so the ticket
-        holds `round(target * weights)` weights however many logits tie.
+        not kept. Logits tied at the threshold are ranked by `|w|` (a group's: the root mean
+        square of its weights; larger kept), then by position (earlier kept), and land
+        `TIE_MARGIN` above or below 0, so the ticket holds `round(target * weights)` weights
+        however many logits tie (with groups of weights: as many whole groups as fit).
         """
         layers = masked_layers(self.model)
         logits = [np.asarray(layer.mask_logits.numpy()) for layer in layers]
         flat = np.concatenate([values.ravel() for values in logits])
+        sizes = np.concatenate([np.full(values.size, layer.group_size)
+                                for layer, values in zip(layers, logits)])
         alive = np.flatnonzero(flat > REMOVED_LOGIT / 2)
-        keep = min(int(round(self.target * flat.size)), alive.size)
-        if keep <= 0 or keep >= alive.size:
-            return 0.0
-        magnitude = np.concatenate([np.abs(layer.unmasked_kernel.numpy()).ravel()
-                                    for layer in layers])[alive]
+        magnitude = np.concatenate([layer.group_rms().ravel() for layer in layers])[alive]
         # Largest s first, then largest |w|, then the earliest position.
         order = np.lexsort((alive, -magnitude, -flat[alive]))
+        wanted = int(round(self.target * sizes.sum()))
+        keep = int(np.searchsorted(np.cumsum(sizes[alive[order]]), wanted, side="right"))
+        if keep <= 0 or keep >= alive.size:
+            return 0.0
         lowest_kept, highest_dropped = flat[alive[order[keep - 1]]], flat[alive[order[keep]]]
         shifted = flat.copy()
         if lowest_kept > highest_dropped:

@@ -45,6 +45,7 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
 
     plain_class = keras.layers.DepthwiseConv2D
     kind = "conv"
+    unit_axes = 2  # an output channel is (input channel, multiplier)
 
     def _forward(self, inputs, kernel):
         outputs = ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,

@@ -17,6 +17,7 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     plain_class = keras.layers.Dense
     #: What IMP's layerwise rates call this layer (`--prune_fraction_dense`).
     kind = "dense"
+    takes_blocks = True  # 1x4 blocks of inputs, TFLite's sparse fully connected layout
 
     def _forward(self, inputs, kernel):
         return bias_and_activation(self, ops.matmul(inputs, kernel), self.units)

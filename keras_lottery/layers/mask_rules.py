@@ -45,16 +45,17 @@ class MaskRule:
         return self.mask(layer, training), None
 
     def masked_kernel(self, layer, kernel, training=False):
-        """Returns `(w * m, lambda * penalty)` for a training or inference step.
+        """Returns `(w * m, lambda * penalty)` for a training or inference step; `m` is
+        computed per group and expanded to the kernel (`layer.expand_mask`).
 
         `kernel` is `w` as the layer computes with it (cast to the compute
         dtype); the scaled penalty is None when the rule adds none. Rules may
         override this to fuse the mask, the product and the penalty.
         """
         mask, penalty = self.mask_and_penalty(layer, training)
-        if penalty is not None:
-            penalty = ops.multiply(layer.penalty_weight, penalty)
-        return ops.multiply(kernel, ops.cast(mask, kernel.dtype)), penalty
+        if penalty is not None:  # lambda * (weights per group) * sum over groups
+            penalty = ops.multiply(layer.penalty_weight * layer.group_size, penalty)
+        return ops.multiply(kernel, ops.cast(layer.expand_mask(mask), kernel.dtype)), penalty
 
 
 def binary_mask(logits):

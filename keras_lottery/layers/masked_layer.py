@@ -13,6 +13,8 @@ Mask arguments of every masked layer (besides its Keras layer's own):
     mask_rule: how `m` is computed from `s`: `"continuous"` (CS, `sigmoid(beta*s)`),
         `"stochastic"` (ISS, `Bernoulli(sigmoid(s))`) or `"fixed"` (`1[s > 0]`, not trained).
     mask_seed: seed of the mask samples under the stochastic rule.
+    mask_granularity: how many weights one logit decides (`keras_lottery.layers.granularity`):
+        `"weight"` (default), `"unit"` (a neuron or filter) or `"block"` (1x4 inputs, Dense).
     mask_scale: `c`, a constant the mask is multiplied by, soft and binary
         (`y = x @ (c * w * m) + b`, penalty `lambda * ||c * m||_1`). The official CS code
         uses `c = 1 / sigmoid(s0)` (`official_mask_scale`), so that the network starts at
@@ -26,7 +28,7 @@ import numpy as np
 from keras import ops
 
 from keras_lottery import compat
-from keras_lottery.layers import mask_rules
+from keras_lottery.layers import granularity, mask_rules
 
 
 def official_mask_scale(mask_init):
@@ -62,20 +64,22 @@ def _finite_number(layer_name, name, value, allowed, accept=lambda number: True)
 class MaskedLayer(compat.ReplicaLocalLosses):
     """The variables `s`, `beta`, `lambda`, the mask API, config and saving of every masked
     layer: `class CSDense(MaskedLayer, keras.layers.Dense)` (arguments: the module docstring).
-    A concrete class sets `plain_class` (what `strip` makes of it) and `kind` (its name in
-    IMP's layerwise rates) and implements `_forward(inputs, kernel)`."""
+    A concrete class sets `plain_class` (what `strip` makes of it), `kind` (its name in
+    IMP's layerwise rates), `unit_axes` and `takes_blocks` (its groups) and implements
+    `_forward(inputs, kernel)`."""
 
-    #: The Keras layer class this masked layer extends (used by `strip`).
-    plain_class = None
-    kind = None
-    MASK_ARGUMENTS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale")
+    plain_class = kind = None
+    unit_axes, takes_blocks = 1, False
+    MASK_ARGUMENTS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale",
+                      "mask_granularity")
 
     def __init__(self, *args, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
-                 mask_seed=None, mask_scale=1.0, **kwargs):
+                 mask_seed=None, mask_scale=1.0, mask_granularity="weight", **kwargs):
         self.mask_init, self.mask_penalty, self.mask_scale = _check_mask_arguments(
             type(self).__name__, mask_init, mask_penalty, mask_scale, kwargs)
         self._mask_rule = mask_rules.get_rule(mask_rule)
-        self.mask_seed = mask_seed
+        self.granularity = granularity.get(mask_granularity)
+        self.mask_seed, self.mask_granularity = mask_seed, mask_granularity
         super().__init__(*args, **kwargs)
 
     @property
@@ -85,16 +89,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
 
     def build(self, input_shape):
         super().build(input_shape)
-        # `s`, `beta` and `lambda` stay float32 under mixed precision (autocast=False).
-        self.mask_logits = self.add_weight(
-            name="mask_logits", shape=tuple(self._kernel.shape),
-            initializer=keras.initializers.Constant(self.mask_init),
-            trainable=self._mask_rule.trains_logits, dtype="float32", autocast=False)
-        self.temperature = _scalar_weight(self, "temperature", 1.0)
-        self.temperature_rate = _scalar_weight(self, "temperature_rate", 1.0)
-        self.penalty_weight = _scalar_weight(self, "penalty_weight", self.mask_penalty)
-        if self._mask_rule.samples:
-            self.seed_generator = keras.random.SeedGenerator(self.mask_seed)
+        _add_mask_variables(self)
 
     def get_config(self):
         return {**super().get_config(),
@@ -109,37 +104,44 @@ class MaskedLayer(compat.ReplicaLocalLosses):
     def quantize(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} cannot be quantized; strip the masks.")
 
-    def mask_variables(self):
-        """The mask state `s`, `beta` (and its per-step rate) and `lambda`."""
+    def mask_variables(self):  # the mask state: s, beta (and its per-step rate), lambda
         return [self.mask_logits, self.temperature, self.temperature_rate, self.penalty_weight]
 
     def soft_mask(self):
-        """The mask `m` of inference (CS: `sigmoid(beta*s)`); the layer uses `mask_scale * m`."""
+        """The mask `m` of inference (CS: `sigmoid(beta*s)`), one value per group."""
         return self._mask_rule.mask(self, training=False)
 
+    def expand_mask(self, mask):
+        """A group-shaped mask tensor as one that multiplies the kernel."""
+        return self.granularity.expand(mask, tuple(self._kernel.shape))
+
     def ticket_mask(self):
-        """The binary ticket mask `b(s) = 1[s > 0]` as a numpy bool array."""
-        return np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+        """The binary ticket mask `b(s) = 1[s > 0]` at the kernel's shape (numpy bool)."""
+        groups = np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+        return np.array(self.granularity.expand_numpy(groups, tuple(self._kernel.shape)))
+
+    def group_rms(self):
+        """The root mean square of each group's weights `w` (`|w|` per weight)."""
+        return np.sqrt(self.granularity.group_values(
+            np.square(self._kernel.numpy()), tuple(self.mask_logits.shape), np.mean))
 
     def remaining_fraction(self):
         """Fraction of this layer's weights kept by the ticket mask."""
-        return float(np.mean(self.ticket_mask()))
+        return float(np.mean(self.mask_logits.numpy() > 0))
 
     def mask_penalty_value(self):
         """The current penalty `lambda * ||c * m||_1` of this layer (a float)."""
         _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
         if penalty is None:
             return 0.0
-        return float(self.penalty_weight.numpy() * self.mask_scale
+        return float(self.penalty_weight.numpy() * self.mask_scale * self.group_size
                      * ops.convert_to_numpy(penalty))
 
     def set_ticket_mask(self, mask):
-        """Sets `s` so that the binary mask is `mask` (`s = +1` kept, `-1` removed)."""
-        mask = np.asarray(mask)
-        if mask.shape != tuple(self.mask_logits.shape):
-            raise ValueError(f"Layer {self.name!r}: ticket mask has shape {mask.shape}, "
-                             f"expected {tuple(self.mask_logits.shape)}.")
-        self.mask_logits.assign(np.where(mask.astype(bool), 1.0, -1.0).astype("float32"))
+        """Sets `s` so that the binary mask is `mask` (kernel- or group-shaped; `s = +1`
+        kept, `-1` removed)."""
+        mask = self.granularity.to_groups(mask, self)
+        self.mask_logits.assign(np.where(mask, 1.0, -1.0).astype("float32"))
 
     @property
     def unmasked_kernel(self):
@@ -167,7 +169,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         """The effective kernel `w * m` used in inference."""
         if getattr(self, "_kernel", None) is None or not hasattr(self, "mask_logits"):
             raise AttributeError("You must build the layer before accessing `kernel`.")
-        mask = self._mask_rule.mask(self, training=False) * self.mask_scale
+        mask = self.expand_mask(self._mask_rule.mask(self, training=False) * self.mask_scale)
         return ops.multiply(self._kernel, ops.cast(mask, self._kernel.dtype))
 
     @kernel.setter
@@ -179,6 +181,23 @@ class MaskedLayer(compat.ReplicaLocalLosses):
 
     def _forward(self, inputs, kernel):  # the Keras layer's computation with `kernel`
         raise NotImplementedError
+
+
+def _add_mask_variables(layer):
+    """`s` (one logit per group), `beta`, its per-step rate and `lambda` of a built layer; all
+    float32 under mixed precision (autocast=False)."""
+    kernel_shape = tuple(layer._kernel.shape)
+    shape = layer.granularity.group_shape(layer, kernel_shape)
+    #: Weights per logit: the penalty counts them, so `lambda` stays per weight.
+    layer.group_size = int(np.prod(kernel_shape)) // int(np.prod(shape))
+    layer.mask_logits = layer.add_weight(
+        name="mask_logits", shape=shape, initializer=keras.initializers.Constant(layer.mask_init),
+        trainable=layer._mask_rule.trains_logits, dtype="float32", autocast=False)
+    layer.temperature = _scalar_weight(layer, "temperature", 1.0)
+    layer.temperature_rate = _scalar_weight(layer, "temperature_rate", 1.0)
+    layer.penalty_weight = _scalar_weight(layer, "penalty_weight", layer.mask_penalty)
+    if layer._mask_rule.samples:
+        layer.seed_generator = keras.random.SeedGenerator(layer.mask_seed)
 
 
 def _scalar_weight(layer, name, value):

@@ -122,16 +122,19 @@ class Method:
         del supermask
         return cls.name.upper()
 
-    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False):
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False,
+                        mask_granularity="weight"):
         """The masked layers' mask arguments (`mask_rule`, `mask_init` = s0, `mask_penalty`,
-        and `mask_scale`: `1/sigmoid(s0)` with `mask_scaling`, the official CS code's, else 1)."""
+        `mask_granularity`, and `mask_scale`: `1/sigmoid(s0)` with `mask_scaling`, the
+        official CS code's, else 1)."""
         if mask_scaling and not self.scales_mask:
             raise ValueError(f"mask_scaling is CS's (1/sigmoid(s0)); method {self.name!r} "
                              "starts from a binary mask and needs none.")
         mask_init = self.default_mask_init if mask_init is None else float(mask_init)
         return {"mask_rule": self.mask_rule, "mask_init": mask_init,
                 "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0,
-                "mask_scale": 1.0 + math.exp(-mask_init) if mask_scaling else 1.0}
+                "mask_scale": 1.0 + math.exp(-mask_init) if mask_scaling else 1.0,
+                "mask_granularity": mask_granularity}
 
     def round_callbacks(self):
         """Keras callbacks that run during every round of this method (besides the runner's)."""

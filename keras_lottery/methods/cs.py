@@ -45,7 +45,8 @@ class ContinuousMask(MaskRule):
         return mask, ops.sum(mask)
 
     def masked_kernel(self, layer, kernel, training=False):
-        if keras.backend.backend() != "tensorflow":
+        # Groups of weights (unit, block): the mask is small; the generic product is cheap.
+        if keras.backend.backend() != "tensorflow" or layer.group_size != 1:
             return super().masked_kernel(layer, kernel, training)
         inputs = [tf.convert_to_tensor(value) for value in (
             kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)]

@@ -1,8 +1,6 @@
 """Iterative Magnitude Pruning (IMP, the paper's Algorithm 1): after each round, remove the
 surviving weights of smallest magnitude `|w|`, per layer or globally (`PruningMethod`)."""
 
-import numpy as np
-
 from keras_lottery.methods.base import Setting, fraction
 from keras_lottery.methods.pruning import PruningMethod, _check_fraction
 
@@ -61,5 +59,7 @@ class IterativeMagnitudePruning(PruningMethod):
         return self.kind_fractions.get(layer.kind, self.fraction)
 
     def scores(self, layers):
+        """`|w|`; for groups of weights (units, blocks) their root mean square, the L2 norm
+        per weight (classic filter pruning ranks units by it)."""
         del layers
-        return lambda index, layer, kept: np.abs(layer.unmasked_kernel.numpy().reshape(-1)[kept])
+        return lambda index, layer, kept: layer.group_rms().reshape(-1)[kept]

@@ -97,9 +97,10 @@ class PruningMethod(Method):
             raise ValueError(f"prune scope must be 'layerwise' or 'global', got {scope!r}.")
         self.scope = scope
 
-    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False):
+    def layer_arguments(self, mask_init=None, mask_penalty=0.0, mask_scaling=False,
+                        mask_granularity="weight"):
         # Pruning starts dense (s = 1 everywhere), never trains s and scales nothing.
-        return super().layer_arguments(1.0, 0.0, mask_scaling)
+        return super().layer_arguments(1.0, 0.0, mask_scaling, mask_granularity)
 
     def scores(self, layers):
         raise NotImplementedError

@@ -72,9 +72,14 @@ def build_model(config, input_shape, num_classes):
         model = initial_model(config, input_shape, num_classes)
     else:
         arguments = methods.from_config(config).layer_arguments(
-            config.mask_init, config.mask_penalty, mask_scaling=config.mask_scaling)
-        model = models.build(config.model, input_shape, num_classes,
-                             unmasked=config.unmasked_layers, **arguments)
+            config.mask_init, config.mask_penalty, mask_scaling=config.mask_scaling,
+            mask_granularity=config.mask_granularity)
+        try:
+            model = models.build(config.model, input_shape, num_classes,
+                                 unmasked=config.unmasked_layers, **arguments)
+        except ValueError as error:  # a layer the settings do not fit, named by the error
+            raise ConfigError(f"--model={config.model} cannot be built with these settings: "
+                              f"{error}") from None
     if config.supermask:
         snapshots.freeze_weights(model)
     return model
@@ -105,7 +110,8 @@ def initial_model(config, input_shape, num_classes):
     try:
         return sparsify(original, method=config.method, mask_init=config.mask_init,
                         mask_penalty=config.mask_penalty, exclude=config.unmasked_layers,
-                        mask_scaling=config.mask_scaling)
+                        mask_scaling=config.mask_scaling,
+                        mask_granularity=config.mask_granularity)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
 

@@ -9,6 +9,7 @@ and the guide's flag table is checked against them (tests/test_flagfiles.py).
 import math
 
 from keras_lottery import data, methods, models
+from keras_lottery.layers import granularity
 from keras_lottery.methods.base import Setting, at_least
 from keras_lottery.search import distribute
 
@@ -66,6 +67,11 @@ SHARED = (
             " With CS it turns on --mask_scaling, so the search starts at the model's own "
             "outputs.",
             group="method"),
+    Setting("mask_granularity", "weight",
+            "What one mask logit decides: weight (unstructured), unit (a whole neuron or conv "
+            "filter: the ticket shrinks into a smaller, faster network) or block (1x4 inputs "
+            "of a Dense unit, which TFLite keeps sparse; Dense layers only).",
+            group="method", choices=tuple(granularity.GRANULARITIES)),
     Setting("unmasked_layers", (),
             "Comma-separated layer names left without a mask (never pruned).",
             group="method"),

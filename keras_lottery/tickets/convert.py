@@ -69,7 +69,7 @@ def _clone(model, make_layer):
 
 
 def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
-             mask_scaling=False):
+             mask_scaling=False, mask_granularity="weight"):
     """Returns a copy of `model` with its maskable layers replaced by masked layers.
 
     Args:
@@ -79,6 +79,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         mask_init: `s0` (default: 0.0 for CS, 1.0 for ISS and IMP, all kept).
         mask_penalty: `lambda` (ignored by IMP).
         exclude: names of layers to leave plain.
+        mask_granularity: `"weight"`, `"unit"` (whole neurons and filters, which `shrink`
+            removes) or `"block"` (1x4 blocks of inputs, Dense only; TFLite keeps them sparse).
         mask_scaling: CS only: scale the mask by `1/sigmoid(s0)` (the official CS
             code's `mask_scale`), so that the copy's outputs at the start equal
             `model`'s: a trained model stays trained. Without it, CS's start
@@ -92,7 +94,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     unknown = sorted(set(exclude) - names)
     if unknown:
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
-    mask_kwargs = method.layer_arguments(mask_init, mask_penalty, mask_scaling=mask_scaling)
+    mask_kwargs = method.layer_arguments(mask_init, mask_penalty, mask_scaling=mask_scaling,
+                                         mask_granularity=mask_granularity)
 
     def make_layer(layer):
         masked_class = MASKED_CLASSES.get(type(layer))
