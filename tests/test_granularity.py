@@ -131,3 +131,19 @@ def test_a_unit_search_removes_whole_neurons_and_block_on_a_conv_is_one_error(id
     bad = tiny_config(idx_dir, tmp_path / "block", mask_granularity="block", model="conv2")
     with pytest.raises(search.ConfigError, match="--model=conv2 cannot be built.*is for Dense"):
         search.run(bad)
+
+
+def test_a_removed_unit_takes_its_bias_along_in_training_inference_and_strip():
+    import keras_lottery
+
+    layer = CSDense(3, mask_granularity="unit", activation="relu")
+    model = keras.Sequential([keras.Input((4,)), layer])
+    layer.bias.assign([0.5, 0.7, 0.9])
+    layer.mask_logits.assign([[5.0, -5.0, 5.0]])
+    layer.temperature.assign(100.0)  # saturated: m is 1, 0, 1
+    x = np.random.RandomState(0).rand(5, 4).astype("float32")
+    for training in (False, True):
+        assert np.all(model(x, training=training).numpy()[:, 1] == 0.0)  # act(0), not act(b)
+    stripped = keras_lottery.strip(model)
+    np.testing.assert_allclose(stripped(x).numpy(), model(x).numpy(), rtol=0, atol=0)
+    assert stripped.layers[0].bias.numpy().tolist() == pytest.approx([0.5, 0.0, 0.9])

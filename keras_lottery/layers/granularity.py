@@ -2,8 +2,9 @@
 
 - ``weight``: one logit per weight (unstructured: the paper's CS); `s` has the kernel's shape.
 - ``unit``: one logit per output unit (a Dense neuron, a conv filter, a depthwise output
-  channel); `s` has shape `(1, ..., 1, units)` and broadcasts over the unit's weights. A
-  ticket then removes whole units, which `shrink` takes out of the network.
+  channel); `s` has shape `(1, ..., 1, units)` and broadcasts over the unit's weights, and
+  the unit's mask gates its bias too, so a removed unit outputs `act(0)`. A ticket then
+  removes whole units, which `shrink` takes out of the network.
 - ``block``: one logit per 1x4 block of consecutive inputs of one output unit, the layout in
   which TFLite keeps fully connected weights sparse (Dense only, input size divisible by 4);
   `s` has shape `(inputs / 4, units)`.
@@ -23,6 +24,8 @@ class Granularity:
     """Maps a kernel's shape to its groups: the shape of `s`, and masks between the two."""
 
     name = None
+    #: Whether a group's mask also gates the bias of its unit (a removed unit outputs act(0)).
+    gates_bias = False
 
     def group_shape(self, layer, kernel_shape):
         raise NotImplementedError
@@ -69,6 +72,7 @@ class WeightGranularity(Granularity):
 
 class UnitGranularity(Granularity):
     name = "unit"
+    gates_bias = True
 
     def group_shape(self, layer, kernel_shape):
         axes = layer.unit_axes

@@ -53,6 +53,7 @@ class MaskRule:
         override this to fuse the mask, the product and the penalty.
         """
         mask, penalty = self.mask_and_penalty(layer, training)
+        layer.remember_group_mask(mask)  # a unit's mask also gates its bias
         if penalty is not None:  # lambda * (weights per group) * sum over groups
             penalty = ops.multiply(layer.penalty_weight * layer.group_size, penalty)
         return ops.multiply(kernel, ops.cast(layer.expand_mask(mask), kernel.dtype)), penalty

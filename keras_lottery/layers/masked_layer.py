@@ -83,8 +83,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         super().__init__(*args, **kwargs)
 
     @property
-    def mask_rule(self):
-        """Name of the rule that maps `s` to the mask (`continuous`, `fixed`, ...)."""
+    def mask_rule(self):  # the name of the rule that maps s to m: continuous, fixed, ...
         return self._mask_rule.name
 
     def build(self, input_shape):
@@ -138,14 +137,12 @@ class MaskedLayer(compat.ReplicaLocalLosses):
                      * ops.convert_to_numpy(penalty))
 
     def set_ticket_mask(self, mask):
-        """Sets `s` so that the binary mask is `mask` (kernel- or group-shaped; `s = +1`
-        kept, `-1` removed)."""
+        """Sets `s` so that the binary mask is `mask` (kernel- or group-shaped)."""
         mask = self.granularity.to_groups(mask, self)
         self.mask_logits.assign(np.where(mask, 1.0, -1.0).astype("float32"))
 
     @property
-    def unmasked_kernel(self):
-        """The weight variable `w` (the stored kernel, before masking)."""
+    def unmasked_kernel(self):  # the weight variable w: the stored kernel, before masking
         return self._kernel
 
     def masked_kernel(self, training=False):
@@ -178,6 +175,9 @@ class MaskedLayer(compat.ReplicaLocalLosses):
 
     def call(self, inputs, training=None):
         return self._forward(inputs, self.masked_kernel(training))
+
+    def remember_group_mask(self, mask):  # read back by `bias_and_activation` in this call
+        object.__setattr__(self, "_group_mask", mask)
 
     def _forward(self, inputs, kernel):  # the Keras layer's computation with `kernel`
         raise NotImplementedError
@@ -216,14 +216,19 @@ def _scalar_weight(layer, name, value):
 
 
 def bias_and_activation(layer, outputs, channels):
-    """`layer`'s bias (broadcast along the channel axis of its `data_format`) and activation."""
+    """`layer`'s bias (broadcast along the channel axis of its `data_format`; with unit masks,
+    times the unit's mask of this call, `c * m`) and activation."""
     if layer.bias is not None:
+        bias = layer.bias
+        if layer.granularity.gates_bias:
+            gate = ops.reshape(layer._group_mask, (-1,)) * layer.mask_scale
+            bias = ops.multiply(bias, ops.cast(gate, bias.dtype))
         rank = len(outputs.shape) - 2
         if getattr(layer, "data_format", "channels_last") == "channels_first":
             shape = (1, channels) + (1,) * rank
         else:
             shape = (1,) * (rank + 1) + (channels,)
-        outputs = ops.add(outputs, ops.reshape(layer.bias, shape))
+        outputs = ops.add(outputs, ops.reshape(bias, shape))
     if layer.activation is not None:
         outputs = layer.activation(outputs)
     return outputs

@@ -46,7 +46,7 @@ class ContinuousMask(MaskRule):
 
     def masked_kernel(self, layer, kernel, training=False):
         # Groups of weights (unit, block): the mask is small; the generic product is cheap.
-        if keras.backend.backend() != "tensorflow" or layer.group_size != 1:
+        if keras.backend.backend() != "tensorflow" or layer.mask_granularity != "weight":
             return super().masked_kernel(layer, kernel, training)
         inputs = [tf.convert_to_tensor(value) for value in (
             kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)]

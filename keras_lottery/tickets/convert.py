@@ -47,9 +47,18 @@ def _copy_weights(source, target):
     elif source_kernel is not None and not isinstance(target, MaskedLayer):
         kernel = source_kernel.numpy() * (
             source.ticket_mask() * source.mask_scale).astype(source_kernel.dtype)
-        target.set_weights([kernel] + ([source.bias.numpy()] if source.bias is not None else []))
+        target.set_weights([kernel] + ([_stripped_bias(source)] if source.bias is not None else []))
     else:
         target.set_weights(source.get_weights())
+
+
+def _stripped_bias(layer):
+    """The bias of a masked layer's ticket: with unit masks, removed units' biases are 0."""
+    bias = layer.bias.numpy()
+    if layer.granularity.gates_bias:
+        gate = (layer.mask_logits.numpy() > 0).reshape(-1) * layer.mask_scale
+        bias = bias * gate.astype(bias.dtype)
+    return bias
 
 
 def _clone(model, make_layer):
