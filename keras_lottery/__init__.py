@@ -41,8 +41,8 @@ from keras_lottery.callbacks import (
 from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D
 from keras_lottery.methods import native
 from keras_lottery.search import ConfigError, SearchConfig, load_run
+from keras_lottery.tickets import shrink, sparsify, strip
 from keras_lottery.tickets import snapshots as weights
-from keras_lottery.tickets import sparsify, strip
 
 __version__ = "0.1.0"
 
@@ -50,6 +50,7 @@ __all__ = [
     "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "ConfigError", "MaskSummaries",
     "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
     "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
-    "methods", "models", "native", "optimizers", "search", "sparsify", "strip", "tickets",
+    "methods", "models", "native", "optimizers", "search", "shrink", "sparsify", "strip",
+    "tickets",
     "weights",
 ]

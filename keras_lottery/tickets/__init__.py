@@ -4,6 +4,7 @@
     ticket_model  build_ticket: the searched model with its masks fixed, from w_0 or w_k
     snapshots     weight snapshots (w_0, the rewind point w_k) and their files
     convert       sparsify (plain -> masked) and strip (masked -> plain, w * b(s))
+    shrinking     shrink: the ticket without its removed units, a smaller plain model
     export        size_report and export (stripped .keras, masks, report)
 
 A search's run directory gives its tickets back with `keras_lottery.search.load_run`
@@ -20,10 +21,12 @@ from keras_lottery.tickets.masks import (
     remaining_fraction,
     save_masks,
 )
+from keras_lottery.tickets.shrinking import ShrinkError, shrink
 from keras_lottery.tickets.ticket_model import build_ticket
 
-__all__ = ["apply_masks", "build_ticket", "export", "extract_masks", "load_masks", "load_run",
-           "remaining_fraction", "save_masks", "size_report", "sparsify", "strip"]
+__all__ = ["ShrinkError", "apply_masks", "build_ticket", "export", "extract_masks",
+           "load_masks", "load_run", "remaining_fraction", "save_masks", "shrink", "size_report",
+           "sparsify", "strip"]
 
 
 def __getattr__(name):

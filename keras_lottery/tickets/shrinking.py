@@ -1,0 +1,255 @@
+"""`shrink(model)`: a ticket without its removed units, as a smaller plain Keras model.
+
+A unit (a Dense neuron, a conv filter) is gone when the ticket keeps none of its weights:
+every unit of a `unit`-granularity ticket whose logit is <= 0, and the dead units that
+unstructured tickets have. `shrink` strips the ticket (`strip`), then walks the model's
+graph (Sequential or functional, channels last) and
+- takes each gone unit out of its layer, with its bias and the channel's BatchNormalization
+  parameters, and the matching input rows or channels out of the layers that read it
+  (through activations, pooling, dropout, BatchNormalization and Flatten, whose index
+  mapping from (position, channel) to feature it follows);
+- folds a gone unit's constant output (`act(bias)`, through BatchNormalization and
+  activations) into the reading layer's bias where that is exact: a Dense layer, or a
+  convolution with `valid` padding. A unit whose nonzero constant feeds a `same`-padded
+  convolution (its zero padding makes the contribution depend on the position) stays, and
+  the report says so; with `unit` masks a gone unit outputs `act(0)`, 0 for ReLU;
+- keeps every channel that reaches a residual `Add` (or any other merge): only
+  block-internal channels shrink, so the channels added together keep their meaning;
+- keeps every unit of the model's outputs.
+The result's outputs equal `strip(model)`'s up to float rounding (<= 1e-5). What it cannot
+shrink through (a layer that would need its input channels cut but is not one of the
+above) is a one-line `ShrinkError` naming the layer.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from keras_lottery import compat
+from keras_lottery.layers import masked_layers
+from keras_lottery.tickets.convert import strip
+
+#: Layers that act on each channel alone and leave a channel's constant constant.
+_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
+            keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling1D,
+            keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling1D,
+            keras.layers.GlobalMaxPooling2D, keras.layers.Dropout, keras.layers.SpatialDropout1D,
+            keras.layers.SpatialDropout2D)
+_ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU,
+                keras.layers.ELU)
+_MERGES = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Average,
+           keras.layers.Maximum, keras.layers.Minimum, keras.layers.Concatenate)
+_UNIT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
+
+
+class ShrinkError(ValueError):
+    """A model `shrink` cannot take units out of; the message names the layer."""
+
+
+class _Conflict(Exception):
+    """A gone unit's nonzero constant cannot be folded into its reader: keep the unit."""
+
+    def __init__(self, producers):
+        super().__init__()
+        self.producers = producers
+
+
+@dataclasses.dataclass
+class _Channels:
+    """The channels of a tensor: `kept` (original indices) of `total`; `constant` maps a gone
+    channel to `(value, producer unit)`: what it outputs everywhere, and who made it."""
+
+    kept: np.ndarray
+    total: int
+    constant: dict
+
+    @classmethod
+    def full(cls, total):
+        return cls(np.arange(total), total, {})
+
+
+def _inputs_of(model):
+    """`[(layer, [names of its input layers])]` in the order the model runs them."""
+    if isinstance(model, keras.Sequential):
+        names = [layer.name for layer in model.layers]
+        return [(layer, names[i - 1:i]) for i, layer in enumerate(model.layers)]
+    by_name = {layer.name: layer for layer in model.layers}
+    return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
+            for entry in model.get_config()["layers"]]
+
+
+def _history_names(value):
+    """The layer names in the `keras_history` of every tensor a config's `inbound_nodes` hold."""
+    if isinstance(value, dict) and "keras_history" in value.get("config", {}):
+        return [value["config"]["keras_history"][0]]
+    items = value.values() if isinstance(value, dict) else (
+        value if isinstance(value, (list, tuple)) else [])
+    return [name for item in items for name in _history_names(item)]
+
+
+def _merge_fed(graph):
+    """Names of the unit layers whose channels reach a merge (`Add`, ...) through layers that
+    keep channels: their units stay."""
+    readers = {}
+    for layer, inputs in graph:
+        for name in inputs:
+            readers.setdefault(name, []).append(layer)
+    passing = _POOLING + _ACTIVATIONS + (keras.layers.BatchNormalization,)
+
+    def reaches_merge(name, seen=()):
+        for reader in readers.get(name, []):
+            if isinstance(reader, _MERGES):
+                return True
+            if isinstance(reader, passing) and reader.name not in seen and reaches_merge(
+                    reader.name, seen + (reader.name,)):
+                return True
+        return False
+
+    return {layer.name for layer, _ in graph
+            if isinstance(layer, _UNIT_LAYERS) and reaches_merge(layer.name)}
+
+
+class _Shrinker:
+    """One pass over the graph with a given set of units that must stay."""
+
+    def __init__(self, model, graph, keep_units):
+        self.model, self.graph, self.keep_units = model, graph, keep_units
+        self.protected = _merge_fed(graph) | {t._keras_history[0].name for t in model.outputs}
+        self.weights, self.sizes, self.bias_added, self.removed = {}, {}, set(), {}
+
+    def run(self):
+        channels = {}
+        for layer, inputs in self.graph:
+            inbound = [channels[name] for name in inputs]
+            channels[layer.name] = self._layer(layer, inbound)
+        return self
+
+    def _layer(self, layer, inbound):
+        if isinstance(layer, keras.layers.InputLayer):
+            return _Channels.full(int(layer.output.shape[-1]))
+        first = inbound[0] if inbound else _Channels.full(int(layer.input.shape[-1]))
+        if isinstance(layer, _UNIT_LAYERS):
+            return self._unit_layer(layer, first)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return self._batch_norm(layer, first)
+        if isinstance(layer, _POOLING):
+            return first
+        if isinstance(layer, _ACTIVATIONS):
+            constant = {c: (float(np.asarray(layer(np.array([[v]], "float32")))[0, 0]), p)
+                        for c, (v, p) in first.constant.items()}
+            return dataclasses.replace(first, constant=constant)
+        if isinstance(layer, keras.layers.Flatten):
+            return self._flatten(layer, first)
+        if all(len(c.kept) == c.total for c in inbound):
+            return _Channels.full(int(layer.output.shape[-1]))
+        raise ShrinkError(f"shrink: cannot take channels out of the input of layer "
+                          f"{layer.name!r} ({type(layer).__name__}).")
+
+    def _unit_layer(self, layer, inputs):
+        kernel, *bias = [np.array(w) for w in layer.get_weights()]
+        spatial = tuple(range(kernel.ndim - 2))
+        delta = np.zeros(kernel.shape[-1], kernel.dtype)
+        for channel, (value, _) in inputs.constant.items():
+            if value == 0:
+                continue
+            if isinstance(layer, keras.layers.Dense):
+                delta += value * kernel[channel]
+            elif layer.padding == "valid":
+                delta += value * kernel[..., channel, :].sum(axis=spatial)
+            else:
+                raise _Conflict([p for v, p in inputs.constant.values() if v != 0])
+        kernel = kernel[..., inputs.kept, :]
+        bias = (bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)) + delta
+        dead = ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1)))
+        if layer.name in self.protected:
+            dead[:] = False
+        for unit in self.keep_units.get(layer.name, ()):
+            dead[unit] = False
+        if dead.all():
+            raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
+                              "network without it computes a constant.")
+        kept = np.flatnonzero(~dead)
+        activation = keras.activations.get(layer.activation)
+        outputs = np.asarray(activation(bias[dead][None]))[0] if dead.any() else []
+        constant = {int(u): (float(v), (layer.name, int(u)))
+                    for u, v in zip(np.flatnonzero(dead), outputs)}
+        self.weights[layer.name] = [kernel[..., kept], bias[kept]]
+        if not layer.use_bias:
+            self.bias_added.add(layer.name)
+        self.sizes[layer.name] = len(kept)
+        self.removed[layer.name] = np.flatnonzero(dead).tolist()
+        return _Channels(kept, kernel.shape[-1], constant)
+
+    def _batch_norm(self, layer, inputs):
+        if layer.axis not in (-1, len(layer.input.shape) - 1):
+            raise ShrinkError(f"shrink: {layer.name!r} normalizes axis {layer.axis}; shrink "
+                              "handles channels-last models.")
+        names = [w.name for w in layer.weights]
+        values = dict(zip(names, [np.array(w) for w in layer.get_weights()]))
+        ones = np.ones(inputs.total, "float32")
+        gamma, beta = values.get("gamma", ones), values.get("beta", 0 * ones)
+        mean, variance = values["moving_mean"], values["moving_variance"]
+        constant = {c: (float(gamma[c] * (v - mean[c]) / np.sqrt(variance[c] + layer.epsilon)
+                              + beta[c]), p) for c, (v, p) in inputs.constant.items()}
+        self.weights[layer.name] = [values[n][inputs.kept] for n in names]
+        return dataclasses.replace(inputs, constant=constant)
+
+    def _flatten(self, layer, inputs):
+        positions = int(np.prod(layer.input.shape[1:-1]))
+        total = inputs.total
+        kept = (np.arange(positions)[:, None] * total + inputs.kept[None, :]).ravel()
+        constant = {p * total + c: value for p in range(positions)
+                    for c, value in inputs.constant.items()}
+        return _Channels(kept, positions * total, constant)
+
+
+def _rebuild(model, shrinker):
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in shrinker.sizes:
+            config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = (
+                shrinker.sizes[layer.name])
+            config["use_bias"] = True
+        return layer.__class__.from_config(config)
+
+    small = keras.models.clone_model(model, clone_function=clone)
+    for layer in compat.flatten_layers(small):
+        if layer.name in shrinker.weights:
+            layer.set_weights(shrinker.weights[layer.name])
+        elif layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return type(small).from_config(small.get_config()), small
+
+
+def shrink(model, return_report=False):
+    """A plain Keras model without the units `model`'s ticket removed (see the module).
+
+    Args:
+        model: a masked model (its ticket is stripped first) or a stripped one, Sequential
+            or functional, channels last.
+        return_report: also return `{"layers": {name: {"units", "kept", "removed"}},
+            "parameters": before, "shrunk_parameters": after, "kept_for_padding": [...]}`.
+    """
+    if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
+        raise ShrinkError(f"shrink handles Sequential and functional models; "
+                          f"{type(model).__name__} is subclassed.")
+    plain = strip(model) if masked_layers(model) else model
+    graph, keep_units = _inputs_of(plain), {}
+    for _ in range(len(plain.layers) * 64 + 1):  # each retry keeps one more unit
+        try:
+            shrinker = _Shrinker(plain, graph, keep_units).run()
+            break
+        except _Conflict as conflict:
+            for name, unit in conflict.producers:
+                keep_units.setdefault(name, set()).add(unit)
+    small, built = _rebuild(plain, shrinker)
+    small.set_weights(built.get_weights())
+    if not return_report:
+        return small
+    layers = {name: {"units": len(removed) + shrinker.sizes[name], "kept": shrinker.sizes[name],
+                     "removed": removed} for name, removed in shrinker.removed.items()}
+    return small, {"layers": layers, "parameters": int(plain.count_params()),
+                   "shrunk_parameters": int(small.count_params()),
+                   "kept_for_padding": sorted(f"{n}:{u}" for n, us in keep_units.items()
+                                              for u in us)}
