@@ -6,6 +6,7 @@
     convert       sparsify (plain -> masked) and strip (masked -> plain, w * b(s))
     shrinking     shrink: the ticket without its removed units, a smaller plain model
     export        size_report and export (stripped .keras, masks, report)
+    tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
 
 A search's run directory gives its tickets back with `keras_lottery.search.load_run`
 (also reachable as `tickets.load_run`).
@@ -22,11 +23,12 @@ from keras_lottery.tickets.masks import (
     save_masks,
 )
 from keras_lottery.tickets.shrinking import ShrinkError, shrink
+from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
 from keras_lottery.tickets.ticket_model import build_ticket
 
-__all__ = ["ShrinkError", "apply_masks", "build_ticket", "export", "extract_masks",
-           "load_masks", "load_run", "remaining_fraction", "save_masks", "shrink", "size_report",
-           "sparsify", "strip"]
+__all__ = ["ShrinkError", "TFLiteModel", "apply_masks", "build_ticket", "export",
+           "export_tflite", "extract_masks", "load_masks", "load_run", "remaining_fraction",
+           "save_masks", "shrink", "size_report", "sparsify", "strip"]
 
 
 def __getattr__(name):

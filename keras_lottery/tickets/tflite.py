@@ -1,0 +1,119 @@
+"""TFLite files of tickets: `export_tflite` (TensorFlow's converter) and `TFLiteModel` (the
+`ai-edge-litert` runtime, the maintained TFLite interpreter on PyPI).
+
+A ticket with `block` masks (1x4 blocks of a Dense unit's inputs) is converted with the
+converter's sparsity optimization, which stores those fully connected weights in block-sparse
+form; the sparse kernels then skip the removed blocks. `export_tflite` checks every fully
+connected layer of the file: its weights are read sparse, or they are stored dense, or a
+DENSIFY op turns them dense before use (then nothing is gained), and it says which.
+"""
+
+import contextlib
+import io
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_lottery import io_utils
+from keras_lottery.layers import masked_layers
+from keras_lottery.tickets.convert import strip
+
+
+def _convert(model, sparse):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if sparse:
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the exported signature
+        return converter.convert()
+
+
+def _interpreter(content, threads=1):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def fully_connected_storage(content, layer_names):
+    """`{layer name: "sparse" | "densified" | "dense"}` for the FULLY_CONNECTED ops of a
+    `.tflite` file, in order, named by `layer_names` (the model's Dense layers in order)."""
+    interpreter = _interpreter(content)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # the public API lists no ops
+    densified = {output for op in ops if op["op_name"] == "DENSIFY" for output in op["outputs"]}
+    storage = []
+    for op in ops:
+        if op["op_name"] != "FULLY_CONNECTED":
+            continue
+        weights = op["inputs"][1]
+        if weights in densified:
+            storage.append("densified")
+        elif tensors[weights].get("sparsity_parameters"):
+            storage.append("sparse")
+        else:
+            storage.append("dense")
+    return dict(zip(layer_names, storage))
+
+
+def export_tflite(model, path, sparse=None):
+    """Writes `model`'s ticket as a `.tflite` file (float32) at `path`, atomically.
+
+    Args:
+        model: a masked model (stripped first: kernels `w * b(s)`), or a plain one (a
+            stripped or `shrink`-ed ticket).
+        path: the file to write; its folder must exist.
+        sparse: use the converter's sparsity optimization; by default when a masked layer
+            has `block` masks.
+
+    Returns `{"path", "bytes", "fully_connected": {layer: storage}}`; a masked block layer
+    that did not come out sparse is named in a warning.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
+    blocks = [layer.name for layer in masked_layers(model) if layer.mask_granularity == "block"]
+    plain = strip(model) if masked_layers(model) else model
+    sparse = bool(blocks) if sparse is None else bool(sparse)
+    content = _convert(plain, sparse)
+    dense_layers = [layer.name for layer in plain.layers if isinstance(layer, keras.layers.Dense)]
+    storage = fully_connected_storage(content, dense_layers)
+    stayed = [name for name in blocks if storage.get(name) != "sparse"]
+    if sparse and stayed:
+        warnings.warn(f"export_tflite: block-masked layers {stayed} stayed dense in "
+                      f"{path} ({', '.join(storage[n] for n in stayed)}); the converter keeps "
+                      "1x4 blocks sparse only where enough of them are removed.", stacklevel=2)
+    io_utils.atomic_write(path, lambda tmp: open(tmp, "wb").write(content), suffix=".tflite")
+    return {"path": path, "bytes": len(content), "fully_connected": storage}
+
+
+class TFLiteModel:
+    """A `.tflite` file run by `ai-edge-litert`: `model(x)` for a float32 batch of any size.
+
+    Args:
+        path_or_content: the file, or its bytes.
+        threads: the interpreter's threads.
+    """
+
+    def __init__(self, path_or_content, threads=1):
+        content = path_or_content
+        if isinstance(path_or_content, (str, os.PathLike)):
+            with open(path_or_content, "rb") as handle:
+                content = handle.read()
+        self.interpreter = _interpreter(content, threads)
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._batch = None
+
+    def __call__(self, x):
+        x = np.asarray(x, "float32")
+        if x.shape[0] != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], x.shape)
+            self.interpreter.allocate_tensors()
+            self._batch = x.shape[0]
+        self.interpreter.set_tensor(self._input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"])
