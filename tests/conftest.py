@@ -62,7 +62,7 @@ def tiny_config(idx_dir, out, **settings):
 
     base = dict(data_dir=idx_dir, validation_examples=200, rounds=1, epochs=1, batch_size=64,
                 ticket_epoch=0, ticket_epochs=0, dense_baseline=False, output_dir=str(out),
-                verbose=0)
+                verbose=0, deployment=False)
     base.update(settings)
     return SearchConfig(**base)
 

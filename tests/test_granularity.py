@@ -147,3 +147,25 @@ def test_a_removed_unit_takes_its_bias_along_in_training_inference_and_strip():
     stripped = keras_lottery.strip(model)
     np.testing.assert_allclose(stripped(x).numpy(), model(x).numpy(), rtol=0, atol=0)
     assert stripped.layers[0].bias.numpy().tolist() == pytest.approx([0.5, 0.0, 0.9])
+
+
+def test_a_unit_ticket_of_a_search_is_exported_shrunk_and_as_tflite(idx_dir, tmp_path):
+    import json
+    import os
+
+    config = tiny_config(idx_dir, tmp_path / "run", mask_granularity="unit", mask_init=0.02,
+                         mask_penalty=1e-4, epochs=2, ticket_epochs=1, deployment=True,
+                         latency_repeats=3)
+    record = search.run(config)["rounds"][0]
+    deployment = record["deployment"]
+    folder = tmp_path / "run" / "ticket"
+    assert (folder / "ticket.tflite").exists() and (folder / "shrunk.keras").exists()
+    assert deployment["shrunk"]["parameters"] == deployment["parameters"]["deployed"] < (
+        deployment["parameters"]["dense"])
+    assert deployment["file_bytes"]["shrunk_keras"] < deployment["file_bytes"]["dense_keras"]
+    assert set(deployment["speedup"]) == {"keras", "tflite"}
+    assert set(deployment["speedup"]["keras"]) == {"1", "256"}
+    with open(tmp_path / "run" / "results.json") as handle:
+        assert json.load(handle)["rounds"][0]["deployment"]["shrunk"]["units"] == (
+            deployment["shrunk"]["units"])
+    assert not any(name.startswith(".") for name in os.listdir(folder))  # no temporary left

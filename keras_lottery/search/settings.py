@@ -171,6 +171,14 @@ SHARED = (
     Setting("dense_baseline", True,
             "Also train the dense network from w_0 for ticket_epoch + ticket_epochs epochs.",
             group="schedule"),
+    Setting("deployment", True,
+            "Beside each exported ticket, write shrunk.keras (units removed) and ticket.tflite, "
+            "and record their parameters, multiply-accumulates, file sizes and measured "
+            "speedups over the dense network (results.json: deployment).",
+            group="run"),
+    Setting("latency_repeats", 15,
+            "Interleaved repeats of the speedup measurement (median); 0 measures none.",
+            group="run", check=at_least(0, integer=True)),
     Setting("seed", 0,
             "Random seed.",
             group="run"),

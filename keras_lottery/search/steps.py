@@ -21,6 +21,7 @@ from keras_lottery import callbacks as cb
 from keras_lottery import io_utils, tickets
 from keras_lottery.search import checkpoints, model_setup
 from keras_lottery.tickets import snapshots
+from keras_lottery.tickets.deployment import export_deployment
 
 
 class EmptyTicket(cb.TrainingDiverged):
@@ -214,6 +215,9 @@ class RetrainTicket:
             run_dir.masks_path(self.round)))
         if accuracy is not None and state.trainer.chief:
             report = tickets.export(ticket, run_dir.ticket_dir(self.round))
+            if config.deployment and not state.trainer.dry_steps:
+                record["deployment"] = export_deployment(
+                    ticket, run_dir.ticket_dir(self.round), repeats=config.latency_repeats)
             if self.round == config.rounds:  # ticket/ holds the last round's too
                 io_utils.copy_files(run_dir.ticket_dir(self.round), run_dir.ticket_dir())
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
