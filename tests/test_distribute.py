@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+#: Multi-process runs, kills and resumes: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

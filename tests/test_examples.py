@@ -8,6 +8,9 @@ import pytest
 
 from keras_lottery import data
 
+#: Multi-process runs, kills and resumes: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = sorted(f for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
 

@@ -74,7 +74,13 @@ def test_flagfiles_carry_the_papers_numbers():
     assert fashion.prune_scope == "global" and fashion.model == "resnet18"
 
 
-@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: os.path.basename(p))
+#: Dry runs of the big models (ResNet, Conv-6) build and step their whole graph: slow tier.
+HEAVY = ("resnet18", "conv6")
+
+
+@pytest.mark.parametrize("flagfile", [
+    pytest.param(f, marks=pytest.mark.slow) if any(h in f for h in HEAVY) else f
+    for f in FLAGFILES], ids=lambda p: os.path.basename(p))
 def test_flagfile_dry_runs(flagfile, cifar_dir, mnist_dir, tmp_path):
     config = _parse([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'out'}",
                      "--validation_examples=256", "--verbose=0", "--dry_run"])

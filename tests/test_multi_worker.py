@@ -17,6 +17,9 @@ import time
 import pytest
 from conftest import free_ports
 
+#: Multi-process runs, kills and resumes: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

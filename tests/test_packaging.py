@@ -8,6 +8,9 @@ import sys
 import pytest
 import tomllib
 
+#: Multi-process runs, kills and resumes: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "keras_lottery", "apps"))
               if name.endswith(".py") and name != "__init__.py")

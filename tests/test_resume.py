@@ -11,6 +11,9 @@ import pytest
 from keras_lottery import search, tickets
 from keras_lottery.search.config import ConfigError
 
+#: Multi-process runs, kills and resumes: the whole suite runs them, the fast tier does not.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "resume_run.py")
 

@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from keras_lottery import io_utils
 from keras_lottery.layers import masked_layers
@@ -74,9 +75,14 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
         io_utils.atomic_write(os.path.join(directory, "shrunk.keras"), small.save,
                               suffix=".keras")
     blocks = any(layer.mask_granularity == "block" for layer in masked_layers(model))
-    tflite = export_tflite(deployed, os.path.join(directory, "ticket.tflite"), sparse=blocks)
     dense_tflite = os.path.join(directory, ".dense.tflite")
-    export_tflite(dense, dense_tflite, sparse=False)
+    try:
+        tflite = export_tflite(deployed, os.path.join(directory, "ticket.tflite"), sparse=blocks)
+        export_tflite(dense, dense_tflite, sparse=False)
+    except Exception as error:  # noqa: BLE001 - the converter's failures are many; keep the run
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        logging.warning("keras_lottery: no .tflite file for %s: %s", directory, reason)
+        tflite = {"bytes": None, "fully_connected": {}, "error": reason}
     report = {
         "shrunk": {"units": {name: entry["kept"] for name, entry in shrunk["layers"].items()},
                    "parameters": shrunk["shrunk_parameters"]} if gone else (
@@ -88,10 +94,13 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
         "file_bytes": {"dense_keras": _file_bytes(dense.save, ".keras"),
                        "stripped_keras": _file_bytes(stripped.save, ".keras"),
                        "shrunk_keras": _file_bytes(small.save, ".keras") if gone else None,
-                       "dense_tflite": os.path.getsize(dense_tflite), "tflite": tflite["bytes"]},
+                       "dense_tflite": os.path.getsize(dense_tflite) if tflite["bytes"] else None,
+                       "tflite": tflite["bytes"]},
         "tflite_fully_connected": tflite["fully_connected"],
     }
-    if repeats:
+    if "error" in tflite:
+        report["tflite_error"] = tflite["error"]
+    if repeats and tflite["bytes"]:
         shape = tuple(model.inputs[0].shape[1:])
         inputs = {b: np.random.RandomState(b).rand(b, *shape).astype("float32")
                   for b in batch_sizes}
@@ -103,7 +112,7 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
             "keras": {str(b): times["dense"][b] / times["ticket"][b] for b in batch_sizes},
             "tflite": {str(b): times["dense_tflite"][b] / times["ticket_tflite"][b]
                        for b in batch_sizes}}
-    os.remove(dense_tflite)
+    io_utils.remove_path(dense_tflite)
     return report
 
 
