@@ -80,6 +80,7 @@ def test_extending_a_finished_run_adds_rounds(idx_dir, tmp_path):
     assert _records(extended) == _records(direct)
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_directory_is_refused(idx_dir, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "apps.search", f"--data_dir={idx_dir}",

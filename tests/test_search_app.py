@@ -183,6 +183,7 @@ def test_target_remaining_lands_each_round_on_its_target(idx_dir, tmp_path):
             SearchConfig(**settings).validate()
 
 
+@pytest.mark.slow
 def test_steps_per_execution_gives_the_same_search(idx_dir, tmp_path):
     # 1000 training examples in batches of 100: 10 steps an epoch, 5 per call into the step.
     settings = dict(rounds=2, batch_size=100, dense_baseline=False, target_remaining=0.3,
@@ -204,6 +205,7 @@ def test_steps_per_execution_gives_the_same_search(idx_dir, tmp_path):
     assert model_setup.execution_steps(430, 10) == 10 and model_setup.execution_steps(2, 10) == 2
 
 
+@pytest.mark.slow
 def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_path):
     """`--seeds=0,1` runs two searches that differ only in the seed, each in its own
     directory, equal to a run with `--seed=k`, then prints the setting's mean and spread."""
@@ -229,6 +231,7 @@ def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_pa
     assert bad.returncode == 2 and "--seeds=0,x is invalid" in bad.stderr
 
 
+@pytest.mark.slow
 def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
     """IMP rewinding to w_k: round r+1 trains ticket r from w_k for `epochs` epochs, so with
     --reuse_next_round ticket r's accuracy is round r+1's and only the last ticket is

@@ -57,6 +57,7 @@ def test_sweep_rejects_unknown_tuner(idx_dir, tmp_path):
         sweep.run_sweep(_base(idx_dir), str(tmp_path / "s"), tuner="grid")
 
 
+@pytest.mark.slow
 def test_the_pareto_front_is_every_undominated_point_of_every_trial(idx_dir, tmp_path):
     import dataclasses
 
@@ -92,6 +93,7 @@ def test_a_resumed_sweep_keeps_its_base_settings(idx_dir, tmp_path):
         sweep.run_sweep(other, str(tmp_path / "sweep"), max_trials=1, seed=1)
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
     """Killed inside trial 0's second round, the sweep run again continues that trial from its
     checkpoints (it does not start it over) and then runs the rest."""

@@ -1,0 +1,103 @@
+"""Deployment ratios, one process: a ticket's speedup over the dense network in Keras and TFLite.
+
+For each model a random *unit* ticket keeps `--kept_units` of every masked layer's units (the
+output layer whole) and, for models of Dense layers only, a random *block* ticket keeps
+`--kept_blocks` of the 1x4 input blocks. Timed, interleaved, median of `--repeats`:
+- Keras (closure-compiled `tf.function`, the process's threads): the dense network, the
+  stripped unit ticket (zeros in dense kernels) and the shrunk unit ticket (`shrink`);
+- TFLite (`ai-edge-litert`, `--threads` each): the dense network, the shrunk unit ticket and
+  the block ticket converted with the sparsity optimization (`export_tflite`).
+Speedups are dense / variant, each against the dense model of its runtime, measured in the
+same run: a shared, noisy machine makes absolute times meaningless, ratios less so.
+
+    python3 -m benchmarks.deployment [--models=lenet300_100,conv4,conv6,resnet18]
+        [--batch_sizes=1,64,256] [--threads=1,2] [--kept_units=0.05] [--kept_blocks=0.05]
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.step_time import SHAPES  # noqa: E402
+from keras_lottery import models, tickets  # noqa: E402
+from keras_lottery.layers import masked_layers  # noqa: E402
+from keras_lottery.tickets.deployment import keras_runner, median_latencies  # noqa: E402
+
+
+def random_ticket(model_name, granularity, kept, seed=0):
+    """The model with fixed masks keeping `kept` of each masked layer's groups at random (at
+    least one; the last masked layer, the output, keeps all)."""
+    keras.utils.set_random_seed(seed)
+    model = models.build(model_name, SHAPES[model_name], 10, mask_rule="fixed", mask_init=1.0,
+                         mask_granularity=granularity)
+    rng = np.random.RandomState(seed)
+    for layer in masked_layers(model)[:-1]:
+        groups = int(np.prod(layer.mask_logits.shape))
+        chosen = rng.permutation(groups)[:max(1, int(round(kept * groups)))]
+        mask = np.zeros(groups, bool)
+        mask[chosen] = True
+        layer.set_ticket_mask(mask.reshape(layer.mask_logits.shape))
+    return model
+
+
+def variants(model_name, kept_units, kept_blocks, folder):
+    """`({name: Keras runner}, {name: .tflite path})` of one model."""
+    unit = random_ticket(model_name, "unit", kept_units)
+    dense = tickets.strip(random_ticket(model_name, "unit", 1.0))
+    shrunk = tickets.shrink(unit)
+    runners = {"dense": keras_runner(dense), "unit stripped": keras_runner(tickets.strip(unit)),
+               "unit shrunk": keras_runner(shrunk)}
+    files = {"dense": os.path.join(folder, "dense.tflite"),
+             "unit shrunk": os.path.join(folder, "shrunk.tflite")}
+    tickets.export_tflite(dense, files["dense"], sparse=False)
+    tickets.export_tflite(shrunk, files["unit shrunk"])
+    if all(isinstance(layer, keras.layers.Dense) for layer in masked_layers(unit)):
+        files["block sparse"] = os.path.join(folder, "block.tflite")
+        tickets.export_tflite(random_ticket(model_name, "block", kept_blocks),
+                              files["block sparse"])
+    return runners, files
+
+
+def speedups(times):
+    return {name: {b: times["dense"][b] / t for b, t in per.items()}
+            for name, per in times.items() if name != "dense"}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default="lenet300_100,conv4,conv6,resnet18")
+    parser.add_argument("--batch_sizes", default="1,64,256")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--kept_units", type=float, default=0.05)
+    parser.add_argument("--kept_blocks", type=float, default=0.05)
+    parser.add_argument("--repeats", type=int, default=21)
+    args = parser.parse_args(argv)
+    print(f"command: python3 -m benchmarks.deployment {' '.join(sys.argv[1:])}", flush=True)
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    table = {}
+    for model_name in args.models.split(","):
+        inputs = {b: np.random.RandomState(b).rand(b, *SHAPES[model_name]).astype("float32")
+                  for b in batches}
+        with tempfile.TemporaryDirectory() as folder:
+            runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder)
+            rows = {f"keras {name}": row for name, row in
+                    speedups(median_latencies(runners, inputs, args.repeats)).items()}
+            for threads in (int(t) for t in args.threads.split(",")):
+                lite = {name: tickets.TFLiteModel(path, threads) for name, path in files.items()}
+                rows.update({f"tflite x{threads} {name}": row for name, row in
+                             speedups(median_latencies(lite, inputs, args.repeats)).items()})
+        table[model_name] = rows
+        for name, row in rows.items():
+            print(f"{model_name:13s} {name:26s} " + "  ".join(
+                f"batch {b}: {row[b]:5.2f}x" for b in batches), flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    main()
