@@ -208,3 +208,32 @@ def test_supermask_figure_draws_one_curve_per_method_ordered_by_sparsity(tmp_pat
     assert cs_line.get_ydata() == pytest.approx([84, 85, 78])  # means over the seeds
     assert ss_line.get_xdata() == pytest.approx([50, 94])
     assert sorted(text.get_text() for text in axis.texts) == ["-2", "0", "0.0001", "1e-05", "1e-06"]
+
+
+def test_deployment_figure_averages_the_measured_speedups_and_sizes(tmp_path):
+    dirs = []
+    for granularity, speed in (("unit", 3.0), ("weight", 1.0)):
+        for seed in (0, 1, 2):
+            path = _write_run(tmp_path / granularity / f"seed_{seed}", "cs",
+                              [(0.1, 0.88), (0.05, 0.87)], seed=seed, mask_granularity=granularity)
+            with open(os.path.join(path, "results.json")) as handle:
+                results = json.load(handle)
+            for record in results["rounds"]:
+                record["deployment"] = {
+                    "speedup": {"keras": {"1": 1.0, "256": speed * record["round"] + 0.1 * seed},
+                                "tflite": {"1": speed + seed, "256": speed}},
+                    "file_bytes": {"tflite": 100, "dense_tflite": 1000 if speed > 1 else 100}}
+            with open(os.path.join(path, "results.json"), "w") as handle:
+                json.dump(results, handle)
+            dirs.append(path)
+    settings = replicates.group_runs(report.load_runs(dirs))
+    unit = next(s for s in settings if s.flags["mask_granularity"] == "unit")
+    rows = unit.round_statistics()
+    assert rows[1]["speedup_keras_256"] == pytest.approx((6.1, 0.1))
+    assert rows[0]["speedup_tflite_1"] == pytest.approx((4.0, 1.0))
+    assert rows[0]["tflite_size"] == pytest.approx((0.1, 0.0))
+    written = report.write_report(dirs, str(tmp_path / "out"), tensorboard=False)
+    assert str(tmp_path / "out" / "deployment.png") in written
+    older = _write_run(tmp_path / "older", "cs", [(0.1, 0.88)])  # no deployment records
+    assert "deployment.png" not in " ".join(report.write_report([older], str(tmp_path / "o2"),
+                                                                 tensorboard=False))

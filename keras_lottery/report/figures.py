@@ -25,26 +25,21 @@ import numpy as np  # noqa: E402
 
 from keras_lottery import methods  # noqa: E402
 from keras_lottery.report import replicates  # noqa: E402
+from keras_lottery.report.deployment_figures import accuracy_vs_speed  # noqa: E402
+from keras_lottery.report.figures_common import colours  # noqa: E402, F401  (the report's)
+from keras_lottery.report.figures_common import curve as _curve  # noqa: E402
+from keras_lottery.report.figures_common import errorbars as _errorbars  # noqa: E402
+from keras_lottery.report.figures_common import label as _label  # noqa: E402
+from keras_lottery.report.figures_common import legend as _legend  # noqa: E402
 from keras_lottery.report.pareto import pareto_envelope  # noqa: E402
 from keras_lottery.report.tables import method_title  # noqa: E402
-
-
-def colours(count):
-    """`count` distinct colours: tab10 up to 10, tab20 up to 20, then evenly spaced hues."""
-    if count <= 10:
-        return [plt.get_cmap("tab10")(i) for i in range(count)]
-    if count <= 20:
-        return [plt.get_cmap("tab20")(i) for i in range(count)]
-    return [plt.get_cmap("hsv")(i / count) for i in range(count)]
 
 
 def _finish(figure, axis, ylabel, title, **legend_options):
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    if len(axis.get_legend_handles_labels()[1]) > 8:  # beside the plot, not over the data
-        legend_options = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), **legend_options}
-    axis.legend(**legend_options)
+    _legend(axis, **legend_options)
     return figure
 
 
@@ -56,31 +51,6 @@ def _percent_axis(axis):
         [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
     axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-
-
-def _label(setting):
-    seeds = len(setting.runs)
-    return setting.label + (f" ({seeds} seeds)" if seeds > 1 else "")
-
-
-def _curve(setting, x_key, y_key="ticket_accuracy"):
-    """Rounds with a value: x means and spreads, y means and spreads (percent for fractions)."""
-    rows = [row for row in setting.round_statistics() if row[y_key][0] is not None]
-    x_scale = 100.0 if x_key == "remaining" else 1.0
-
-    def column(key, index, scale):
-        return np.array([np.nan if row[key][index] is None else scale * row[key][index]
-                         for row in rows], dtype=float)
-
-    return (column(x_key, 0, x_scale), column(x_key, 1, x_scale),
-            column(y_key, 0, 100.0), column(y_key, 1, 100.0))
-
-
-def _errorbars(axis, curve, colour, label, **style):
-    x, x_spread, y, y_spread = curve
-    axis.errorbar(x, y, xerr=None if np.all(np.isnan(x_spread)) else x_spread,
-                  yerr=None if np.all(np.isnan(y_spread)) else y_spread, marker="o",
-                  capsize=3, color=colour, label=label, **style)
 
 
 def accuracy_vs_remaining(settings):
@@ -272,7 +242,8 @@ def all_figures(settings):
                "search_cost": search_cost(settings),
                "supermask": supermask(settings),
                "training_curves": training_curves(settings),
-               "rounds_across_s0": rounds_across(settings)}
+               "rounds_across_s0": rounds_across(settings),
+               "deployment": accuracy_vs_speed(settings)}
     for setting in settings:
         figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)
     return {name: figure for name, figure in figures.items() if figure is not None}

@@ -34,6 +34,26 @@ def mean_and_spread(values):
     return float(np.mean(values)), spread
 
 
+#: Numbers of a ticket's `deployment` record the report averages over seeds: the speedups over
+#: the dense network (Keras at batch 256, TFLite at batch 1) and the .tflite file's size
+#: (a fraction of the dense file's).
+DEPLOYMENT_KEYS = {"speedup_keras_256": ("speedup", "keras", "256"),
+                   "speedup_tflite_1": ("speedup", "tflite", "1"),
+                   "tflite_size": ("file_bytes", "tflite", "dense_tflite")}
+
+
+def _deployment_value(record, path):
+    deployment = record.get("deployment") or {}
+    if path[0] == "file_bytes":
+        sizes = deployment.get("file_bytes") or {}
+        return sizes[path[1]] / sizes[path[2]] if sizes.get(path[1]) and sizes.get(
+            path[2]) else None
+    value = deployment
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 @dataclasses.dataclass
 class Setting:
     """One setting: its label and its runs (`(label, results)`), one per seed."""
@@ -77,6 +97,8 @@ class Setting:
             row = {"round": number, "seeds": len(records)}
             for key in ("remaining", "ticket_accuracy", "search_accuracy", "epochs"):
                 row[key] = mean_and_spread([r.get(key) for r in records])
+            for key, path in DEPLOYMENT_KEYS.items():
+                row[key] = mean_and_spread([_deployment_value(r, path) for r in records])
             rows.append(row)
         return rows
 
