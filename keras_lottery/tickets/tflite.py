@@ -16,6 +16,7 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from keras_lottery import io_utils
 from keras_lottery.layers import masked_layers
@@ -26,8 +27,13 @@ def _convert(model, sparse):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if sparse:
         converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the exported signature
-        return converter.convert()
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)  # the converter logs every step at INFO
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the exported signature
+            return converter.convert()
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def _interpreter(content, threads=1):
