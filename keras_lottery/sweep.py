@@ -24,7 +24,17 @@ from keras_lottery.report import pareto_envelope
 from keras_lottery.search.config import ConfigError, SearchConfig, settings_difference
 from keras_lottery.search.runner import RESUMABLE_CHANGES
 
-OBJECTIVE = kt.Objective("ticket_accuracy", direction="max")
+#: Trials are ranked on the ticket's validation accuracy, never on test data; the test
+#: accuracy is recorded beside it.
+OBJECTIVE = kt.Objective("ticket_validation_accuracy", direction="max")
+METRICS = ("ticket_validation_accuracy", "ticket_accuracy", "remaining")
+
+
+def _selection_accuracy(record):
+    """A round's validation accuracy for model selection: its ticket's, or (not retrained) its
+    searched network's."""
+    value = record.get("ticket_validation_accuracy")
+    return record.get("search_validation_accuracy") if value is None else value
 
 
 def _number(text, item):
@@ -118,10 +128,10 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
             # (a 5-trial LeNet sweep had reached 4 GiB of RSS by its fifth trial).
             keras.backend.clear_session(free_memory=True)
         last = results["rounds"][-1]
-        accuracy = last["ticket_accuracy"]
-        if accuracy is None:
-            accuracy = last["search_accuracy"]
-        metrics = {"ticket_accuracy": float(accuracy), "remaining": float(last["remaining"])}
+        test = last["ticket_accuracy"]
+        metrics = {"ticket_validation_accuracy": float(_selection_accuracy(last)),
+                   "ticket_accuracy": float(last["search_accuracy"] if test is None else test),
+                   "remaining": float(last["remaining"])}
         _write_hparams(os.path.join(self.project_dir, "hparams", f"trial_{trial.trial_id}"),
                        values, metrics)
         return metrics
@@ -161,7 +171,8 @@ def make_oracle(kind, max_trials, seed, space):
 
 
 def pareto_front(sweep_dir):
-    """Every finished round of every trial, and their Pareto front on (remaining, accuracy)."""
+    """Every finished round of every trial, and their Pareto front on (remaining, validation
+    accuracy); each point also carries its test accuracy, which the front never looks at."""
     points = []
     for name in sorted(os.listdir(sweep_dir)):
         path = os.path.join(sweep_dir, name, "run", search.RESULTS_FILE)
@@ -170,12 +181,14 @@ def pareto_front(sweep_dir):
         with open(path) as handle:
             results = json.load(handle)
         for record in results["rounds"]:
-            if record.get("ticket_accuracy") is not None:
+            if record.get("ticket_accuracy") is not None and _selection_accuracy(record):
                 points.append({"trial": name, "round": record["round"],
                                "remaining": record["remaining"],
+                               "validation_accuracy": _selection_accuracy(record),
                                "ticket_accuracy": record["ticket_accuracy"]})
-    front_pairs = pareto_envelope([(p["remaining"], p["ticket_accuracy"]) for p in points])
-    front = [p for p in points if (p["remaining"], p["ticket_accuracy"]) in set(front_pairs)]
+    pairs = [(p["remaining"], p["validation_accuracy"]) for p in points]
+    front_pairs = set(pareto_envelope(pairs))
+    front = [p for p, pair in zip(points, pairs) if pair in front_pairs]
     return points, sorted(front, key=lambda p: p["remaining"])
 
 
@@ -224,6 +237,9 @@ def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random"
     a worker runs trials and returns None.
     """
     base_config.validate()
+    if not base_config.validation_examples:
+        raise ConfigError("--validation_examples=0 is invalid for a sweep: trials are ranked on "
+                          "validation accuracy (never on test data); hold some images out.")
     if not methods.get(base_config.method).sweep_space:
         raise ConfigError(f"--method={base_config.method!r} has no sweep space.")
     space = parse_space(base_config.method, sweep)
@@ -239,7 +255,7 @@ def run_sweep(base_config: SearchConfig, sweep_dir, max_trials=8, tuner="random"
     for trial in ticket_tuner.oracle.trials.values():
         entry = {"trial": trial.trial_id, "status": trial.status,
                  "hyperparameters": trial.hyperparameters.values}
-        for name in ("ticket_accuracy", "remaining"):
+        for name in METRICS:
             if trial.metrics.exists(name):
                 entry[name] = trial.metrics.get_last_value(name)
         trials.append(entry)

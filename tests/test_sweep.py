@@ -34,13 +34,18 @@ def test_sweep_records_trials_failures_and_the_pareto_front(idx_dir, tmp_path, m
     assert len({(c.mask_init, c.mask_penalty) for c in calls}) == 3
     for config in calls:
         assert -0.05 <= config.mask_init <= 0.05 and 1e-8 <= config.mask_penalty <= 1e-5
-    # The front holds only points that no sparser point beats.
+    # The front holds only points that no sparser point beats on validation accuracy; the
+    # test accuracy rides along and is never what ranks them.
     front = summary["pareto_front"]
     assert front and all(p in summary["points"] for p in front)
     for point in summary["points"]:
+        assert 0 < point["validation_accuracy"] <= 1 and 0 < point["ticket_accuracy"] <= 1
         assert not any(q["remaining"] < point["remaining"] and
-                       q["ticket_accuracy"] >= point["ticket_accuracy"] for q in front
+                       q["validation_accuracy"] >= point["validation_accuracy"] for q in front
                        if point in front)
+    completed = [t for t in summary["trials"] if t["status"] == "COMPLETED"]
+    assert all("ticket_validation_accuracy" in t and "ticket_accuracy" in t for t in completed)
+    assert sweep.OBJECTIVE.name == "ticket_validation_accuracy"
     saved = json.load(open(tmp_path / "sweep" / "sweep.json"))
     assert saved["pareto_front"] == json.loads(json.dumps(front))
     assert os.listdir(tmp_path / "sweep" / "hparams")
@@ -50,11 +55,16 @@ def test_sweep_records_trials_failures_and_the_pareto_front(idx_dir, tmp_path, m
     assert calls == []
 
 
-def test_sweep_rejects_unknown_tuner(idx_dir, tmp_path):
+def test_sweep_rejects_unknown_tuner_and_no_validation_split(idx_dir, tmp_path):
+    import dataclasses
+
     from keras_lottery.search.config import ConfigError
 
     with pytest.raises(ConfigError, match="--tuner='grid'"):
         sweep.run_sweep(_base(idx_dir), str(tmp_path / "s"), tuner="grid")
+    with pytest.raises(ConfigError, match="--validation_examples=0 is invalid for a sweep"):
+        sweep.run_sweep(dataclasses.replace(_base(idx_dir), validation_examples=0),
+                        str(tmp_path / "v"))
 
 
 @pytest.mark.slow
@@ -75,9 +85,9 @@ def test_the_pareto_front_is_every_undominated_point_of_every_trial(idx_dir, tmp
     assert {(p["trial"], p["round"]) for p in points} == on_disk and len(on_disk) >= 4
 
     def dominated(p):
-        return any(q["remaining"] <= p["remaining"] and q["ticket_accuracy"] >= p["ticket_accuracy"]
-                   and (q["remaining"], q["ticket_accuracy"]) != (p["remaining"], p["ticket_accuracy"])
-                   for q in points)
+        key = "validation_accuracy"  # model selection never looks at the test set
+        return any(q["remaining"] <= p["remaining"] and q[key] >= p[key]
+                   and (q["remaining"], q[key]) != (p["remaining"], p[key]) for q in points)
 
     front = {(p["trial"], p["round"]) for p in summary["pareto_front"]}
     assert front == {(p["trial"], p["round"]) for p in points if not dominated(p)}

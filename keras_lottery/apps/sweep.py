@@ -48,11 +48,11 @@ def main(argv):
               f"{os.path.join(FLAGS.sweep_dir, 'sweep.json')}")
         return 0
     failed = [t for t in summary["trials"] if t["status"] != "COMPLETED"]
-    print(f"{len(summary['trials'])} trials, {len(failed)} failed; Pareto front "
-          "(remaining, ticket accuracy):")
+    print(f"{len(summary['trials'])} trials, {len(failed)} failed; Pareto front on validation "
+          "(remaining, validation accuracy, test accuracy):")
     for point in summary["pareto_front"]:
-        print(f"  {100 * point['remaining']:6.2f}%  {100 * point['ticket_accuracy']:.2f}%  "
-              f"({point['trial']}, round {point['round']})")
+        print(f"  {100 * point['remaining']:6.2f}%  {100 * point['validation_accuracy']:.2f}%  "
+              f"{100 * point['ticket_accuracy']:.2f}%  ({point['trial']}, round {point['round']})")
     print(f"summary: {os.path.join(FLAGS.sweep_dir, 'sweep.json')}")
     return 0
 

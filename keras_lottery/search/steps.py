@@ -83,6 +83,7 @@ class SearchRound:
         history = trainer.fit(state.model, config.epochs, self._callbacks(state), self.phase,
                               stream=2 * self.round)
         accuracy, task_loss = trainer.evaluate(state.model)  # the searched net, before its reset
+        validation = trainer.validate(state.model)
         extra = state.method.evaluate_searched(config, state.model, _masked_accuracy(state))
         masks = state.round_manager.end_round()
         remaining = tickets.remaining_fraction(masks)
@@ -96,6 +97,7 @@ class SearchRound:
         state.results["rounds"].append({
             "round": self.round, "method": config.method, "remaining": remaining,
             "search_accuracy": accuracy, "search_loss": task_loss,
+            "search_validation_accuracy": validation,
             "epochs": self.round * config.epochs, "supermask": config.supermask,
             "mask_penalty": model_setup.current_penalty(state.model, state.method),
             "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
@@ -172,6 +174,7 @@ class TicketFromNextRound:
         record = state.results["rounds"][self.round - 1]
         following = state.results["rounds"][self.round]
         record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
+                      ticket_validation_accuracy=following.get("search_validation_accuracy"),
                       ticket_source=f"round_{self.round + 1}", ticket_wall_time_s=0.0,
                       ticket_history=following.get("history", []))  # the training that was it
         state.run_dir.write_results(state.results)
@@ -223,6 +226,8 @@ class RetrainTicket:
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
         trained = config.ticket_epochs if accuracy is not None and not config.supermask else 0
         record.update(ticket_accuracy=accuracy, ticket_source="retrained",
+                      ticket_validation_accuracy=None if ticket is None
+                      else state.trainer.validate(ticket),
                       ticket_epochs_trained=trained, ticket_history=history,
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)

@@ -102,3 +102,12 @@ class PhaseTrainer:
         """`(test accuracy, test task loss)` of `model`."""
         results = model.evaluate(self.test, steps=self.dry_steps, verbose=0, return_dict=True)
         return float(results["accuracy"]), float(results["task_loss"])
+
+    def validate(self, model):
+        """`model`'s validation accuracy (what model selection may look at), or None when
+        every training image trains (`--validation_examples=0`)."""
+        if self.validation is None:
+            return None
+        results = model.evaluate(self.validation, steps=self.dry_steps, verbose=0,
+                                 return_dict=True)
+        return float(results["accuracy"])
