@@ -84,7 +84,8 @@ def train(strategy, spec):
         final_temperature=50.0, prune_scope="global", prune_fraction=0.3,
         target_remaining=spec.get("target_remaining", 0.0), target_start=0.0,
         steps_per_execution=spec.get("steps_per_execution", 1),
-        mixed_precision=spec.get("mixed_precision", "none"), rounds=1, epochs=spec["epochs"])
+        mixed_precision=spec.get("mixed_precision", "none"), rounds=1, epochs=spec["epochs"],
+        mask_granularity=spec.get("mask_granularity", "weight"))
     steps = spec["steps"]
     rng = np.random.default_rng(0)
     x = rng.random((BATCH * steps, 28, 28, 1), dtype=np.float32)

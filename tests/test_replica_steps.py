@@ -37,6 +37,11 @@ CASES = {
                                                     "batch_norm": True},
     "iss behind a synchronized BatchNormalization": {"method": "iss", "epochs": 1, "steps": 3,
                                                      "batch_norm": True},
+    # Groups of weights (issue 22): one logit per unit or per 1x4 block, penalty per weight.
+    "cs unit masks": {"method": "cs", "epochs": 2, "steps": 3, "mask_granularity": "unit"},
+    "cs block masks": {"method": "cs", "epochs": 1, "steps": 3, "mask_granularity": "block"},
+    "iss unit masks": {"method": "iss", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
+    "imp unit pruning": {"method": "imp", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
 }
 # Largest difference relative to a variable's scale that summation order explains.
 # float16 gradients of sums that nearly cancel (a bias, s after 3 steps from s0 = 0.002)
