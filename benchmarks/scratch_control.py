@@ -1,0 +1,75 @@
+"""The control every structured ticket needs (Liu et al., "Rethinking the Value of Network
+Pruning", ICLR 2019): the same small architecture, trained from scratch with the search's
+recipe, as long as a ticket trains from initialization.
+
+Given the hidden widths a unit ticket kept (e.g. LeNet 784-35-24-10), builds that dense network
+from plain Keras layers, compiles it as a search does (`search.model_setup.compile_model`: the
+flagfile's optimizer, weight decay, learning rate) and trains it on the flagfile's data for
+`ticket_epoch + ticket_epochs` epochs, once per seed; prints test accuracy, mean and spread.
+
+    python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_lenet300_fashion.cfg \\
+        --widths=35,24 --seeds=0,1,2
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_lottery import data  # noqa: E402
+from keras_lottery.apps import search as search_app  # noqa: E402
+from keras_lottery.search import model_setup  # noqa: E402
+
+
+def dense_network(input_shape, widths, num_classes):
+    """A plain fully connected network: Flatten, ReLU layers of `widths`, a logits layer."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs)
+    for index, width in enumerate(widths, start=1):
+        x = keras.layers.Dense(width, activation="relu", name=f"fc{index}")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="output")(x))
+
+
+def train(config, widths, seed):
+    """Test accuracy of `widths` trained from scratch with `config`'s recipe and `seed`."""
+    keras.utils.set_random_seed(seed)
+    splits = data.load(config.dataset, config.data_dir or None,
+                       validation_examples=config.validation_examples,
+                       train_examples=config.train_examples, seed=seed,
+                       scaling=config.input_scaling)
+    steps = data.steps_per_epoch(splits, config.batch_size)
+    model = model_setup.compile_model(
+        dense_network(splits.input_shape, widths, splits.num_classes), config, steps)
+    model.fit(data.epoch_stream(splits, config.batch_size, seed=seed, stream=0),
+              steps_per_epoch=steps, epochs=config.ticket_epoch + config.ticket_epochs,
+              verbose=0)
+    _, test = data.evaluation_pipelines(splits, config.batch_size)
+    return float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--widths", required=True, help="hidden widths, e.g. 35,24")
+    parser.add_argument("--seeds", default="0,1,2")
+    args, flags = parser.parse_known_args(argv[1:])
+    search_app.FLAGS([argv[0]] + flags)
+    config = search_app.config_from_flags()
+    widths = [int(w) for w in args.widths.split(",")]
+    print(f"command: python3 -m benchmarks.scratch_control {' '.join(argv[1:])}", flush=True)
+    accuracies = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        accuracies.append(train(config, widths, seed))
+        print(f"seed {seed}: {config.model} widths {widths} from scratch, "
+              f"{config.ticket_epoch + config.ticket_epochs} epochs: test accuracy "
+              f"{accuracies[-1]:.4f}", flush=True)
+    spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
+    print(f"mean {100 * np.mean(accuracies):.2f} +- {100 * spread:.2f} over "
+          f"{len(accuracies)} seeds")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
