@@ -67,18 +67,13 @@ class DamagedFileError(ValueError):
 def open_npz(path, what):
     """`np.load(path)` without pickle; a file that is not a whole `.npz` is a one-line
     `DamagedFileError` naming it and `what` it held (a missing file stays FileNotFoundError)."""
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
     try:
-        data = np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as data:
+            yield data
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except unreadable as error:
         raise DamagedFileError(
             f"{path} ({what}) is damaged and cannot be read ({error}); nothing was deleted: "
             "restore the file, or start the run again with --overwrite.") from None
-    with data:
-        try:
-            yield data
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-            raise DamagedFileError(
-                f"{path} ({what}) is damaged and cannot be read ({error}); nothing was "
-                "deleted: restore the file, or start the run again with --overwrite.") from None

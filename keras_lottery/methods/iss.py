@@ -95,14 +95,12 @@ class IterativeStochasticSparsification(Method):
         `--ss_eval_samples` draws, beside the thresholded ticket."""
         if not (config.supermask and config.ss_eval == "sample"):
             return {}
-        layers = masked_layers(model)
+        probabilities = {layer.name: 1.0 / (1.0 + np.exp(-layer.mask_logits.numpy()))
+                         for layer in masked_layers(model)}
         generator = np.random.default_rng(config.seed)
-        accuracies = []
-        for _ in range(config.ss_eval_samples):
-            probabilities = {layer.name: 1.0 / (1.0 + np.exp(-layer.mask_logits.numpy()))
-                             for layer in layers}
-            accuracies.append(evaluate({name: generator.random(p.shape) < p
-                                        for name, p in probabilities.items()}))
+        accuracies = [evaluate({name: generator.random(p.shape) < p
+                                for name, p in probabilities.items()})
+                      for _ in range(config.ss_eval_samples)]
         return {"sampled_accuracy": float(np.mean(accuracies)),
                 "sampled_accuracy_std": float(np.std(accuracies, ddof=1))
                 if len(accuracies) > 1 else 0.0, "sampled_masks": len(accuracies)}

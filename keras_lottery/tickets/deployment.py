@@ -76,7 +76,7 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
     stripped = strip(model)
     dense = strip(_all_kept(model))
     try:
-        small, shrunk = shrink(model, return_report=True)
+        small, shrunk = shrink(stripped, return_report=True)
     except ShrinkError as error:
         small, shrunk = None, {"error": str(error)}
     gone = small is not None and shrunk["shrunk_parameters"] < shrunk["parameters"]
@@ -103,7 +103,8 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
                              "deployed": size_report(deployed)["nonzero_macs_per_example"]},
         "file_bytes": {"dense_keras": _file_bytes(dense.save, ".keras"),
                        "stripped_keras": _file_bytes(stripped.save, ".keras"),
-                       "shrunk_keras": _file_bytes(small.save, ".keras") if gone else None,
+                       "shrunk_keras": os.path.getsize(os.path.join(directory, "shrunk.keras"))
+                       if gone else None,
                        "dense_tflite": os.path.getsize(dense_tflite) if tflite["bytes"] else None,
                        "tflite": tflite["bytes"]},
         "tflite_fully_connected": tflite["fully_connected"],

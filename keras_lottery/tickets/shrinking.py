@@ -116,7 +116,7 @@ class _Shrinker:
     def __init__(self, model, graph, keep_units):
         self.model, self.graph, self.keep_units = model, graph, keep_units
         self.protected = _merge_fed(graph) | {t._keras_history[0].name for t in model.outputs}
-        self.weights, self.sizes, self.bias_added, self.removed = {}, {}, set(), {}
+        self.weights, self.sizes, self.removed = {}, {}, {}
 
     def run(self):
         channels = {}
@@ -174,9 +174,7 @@ class _Shrinker:
         outputs = np.asarray(activation(bias[dead][None]))[0] if dead.any() else []
         constant = {int(u): (float(v), (layer.name, int(u)))
                     for u, v in zip(np.flatnonzero(dead), outputs)}
-        self.weights[layer.name] = [kernel[..., kept], bias[kept]]
-        if not layer.use_bias:
-            self.bias_added.add(layer.name)
+        self.weights[layer.name] = [kernel[..., kept], bias[kept]]  # (a bias, always)
         self.sizes[layer.name] = len(kept)
         self.removed[layer.name] = np.flatnonzero(dead).tolist()
         return _Channels(kept, kernel.shape[-1], constant)

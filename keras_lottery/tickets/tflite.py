@@ -92,7 +92,11 @@ def export_tflite(model, path, sparse=None):
         warnings.warn(f"export_tflite: block-masked layers {stayed} stayed dense in "
                       f"{path} ({', '.join(storage[n] for n in stayed)}); the converter keeps "
                       "1x4 blocks sparse only where enough of them are removed.", stacklevel=2)
-    io_utils.atomic_write(path, lambda tmp: open(tmp, "wb").write(content), suffix=".tflite")
+    def write(tmp_path):
+        with open(tmp_path, "wb") as handle:
+            handle.write(content)
+
+    io_utils.atomic_write(path, write, suffix=".tflite")
     return {"path": path, "bytes": len(content), "fully_connected": storage}
 
 
