@@ -91,6 +91,9 @@ def test_imp_prunes_units_by_their_l2_norm_and_cs_resets_each_group():
                                  * np.where(np.arange(8) % 2, 1.0, -1.0))
     methods.IterativeMagnitudePruning(0.5, "layerwise").round_end(masked_layers(model))
     assert first.ticket_mask()[0].tolist() == [False] * 4 + [True] * 4  # the largest norms
+    for scope in ("layerwise", "global"):  # the output layer's units are the classes: all kept
+        methods.IterativeMagnitudePruning(0.5, scope).round_end(masked_layers(model))
+        assert masked_layers(model)[1].ticket_mask().all(), scope
     cs = _units_model(methods.ContinuousSparsification())
     layer = masked_layers(cs)[0]
     layer.mask_logits.assign(np.linspace(-0.2, 0.2, 8, dtype="float32")[None, :])

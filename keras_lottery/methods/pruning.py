@@ -5,6 +5,9 @@ and after each round remove `round(f * surviving)` of the surviving weights with
 lowest score: of each layer (`layerwise`) or ranked over all masked layers (`global`).
 IMP scores a weight by `|w|`, random pruning by a random number. Ties are broken by
 position, so the result is deterministic. The ticket is the mask after pruning.
+
+With `mask_granularity="unit"` the last masked layer's units are the network's outputs (the
+classes), so pruning leaves them all: only hidden units are removed.
 """
 
 import numpy as np
@@ -112,6 +115,8 @@ class PruningMethod(Method):
 
     def round_end(self, layers):
         scores = self.scores(layers)
+        if layers and layers[-1].granularity.name == "unit":
+            layers = layers[:-1]  # the output layer's units are the classes: never pruned
         if self.scope == "global":
             prune_global(layers, self.fraction, scores)
         else:
