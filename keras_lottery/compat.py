@@ -166,3 +166,105 @@ def optimizer_own_variables(optimizer):
 def optimizer_trainable_variables(optimizer):
     """The variables a built Keras optimizer updates (what `apply(grads)` without them means)."""
     return optimizer._trainable_variables
+
+
+def keyed_layers(model):
+    """`(key, layer)` for every layer inside `model` once, in `flatten_layers`' order. A key is
+    the names from `model` down to the layer joined by "/" (`"block_0/attention/query"`):
+    unlike `layer.name` it does not repeat across blocks, and unlike `layer.path` it does not
+    depend on the name scope the layer was built in. A top-level layer's key is its name."""
+    import collections
+
+    found, seen = [], set()
+    queue = collections.deque((layer.name, layer) for layer in model._layers)
+    while queue:
+        key, layer = queue.popleft()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        found.append((key, layer))
+        queue.extendleft((f"{key}/{child.name}", child) for child in layer._layers)
+    return found
+
+
+def unlocked_tracking(layer):
+    """A context in which variables can be added to the built `layer` (Keras locks a layer's
+    state after `build`; `enable_lora` and `quantize` unlock it the same way)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def unlocked():
+        layer._tracker.unlock()
+        try:
+            yield
+        finally:
+            layer._tracker.lock()
+
+    return unlocked()
+
+
+def drop_seed_generator(layer, generator):
+    """Removes `generator` (a `keras.random.SeedGenerator` or None) from `layer`'s state."""
+    if generator is not None:
+        layer._seed_generators[:] = [g for g in layer._seed_generators if g is not generator]
+
+
+def refresh_call_signature(layer):
+    """Re-reads `layer.call`'s arguments after its class changed: Keras reads them once, in
+    `Layer.__init__`, to decide whether `training` is passed down."""
+    import inspect
+
+    layer._call_signature = inspect.signature(layer.call)
+    layer.call_signature_parameters = list(layer._call_signature.parameters)
+    layer._call_has_training_arg = "training" in layer.call_signature_parameters
+    layer._call_has_mask_arg = "mask" in layer.call_signature_parameters
+    layer._call_has_context_arg = {arg: arg in layer.call_signature_parameters
+                                   for arg in layer._call_context_args}
+
+
+def reset_compiled_functions(model):
+    """Drops `model`'s traced train/test/predict functions, so that the next `fit` traces
+    the layers as they are now (after a layer's class changed in place)."""
+    for name in ("train_function", "test_function", "predict_function"):
+        if hasattr(model, name):
+            setattr(model, name, None)
+
+
+def load_keras_archive(path, prepare, custom_objects=None, compile=True, safe_mode=True):
+    """`keras.saving.load_model(path)` with `prepare(model)` called between building the
+    model from its config and loading its weights (and before compiling it, so that the
+    optimizer is built over the prepared variables): Keras's own loader has no such step."""
+    import json
+    import os
+    import tempfile
+    import zipfile
+
+    from keras.src.saving import saving_lib
+
+    with tempfile.TemporaryDirectory() as directory:
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(directory)
+        with open(os.path.join(directory, "config.json")) as handle:
+            config = json.load(handle)
+        compile_config = config.get("compile_config") if compile else None
+        model = saving_lib._model_from_config(json.dumps(config), custom_objects, False,
+                                              safe_mode)
+        prepare(model)
+        if compile_config:
+            model.compile_from_config(compile_config)
+        weights = saving_lib.H5IOStore(os.path.join(directory, "model.weights.h5"), mode="r")
+        assets_path = os.path.join(directory, "assets")
+        assets = (saving_lib.DiskIOStore(assets_path, mode="r")
+                  if os.path.isdir(assets_path) else None)
+        failed, errors = set(), {}
+        try:
+            saving_lib._load_state(model, weights_store=weights, assets_store=assets,
+                                   inner_path="", visited_saveables=set(),
+                                   failed_saveables=failed, error_msgs=errors)
+        finally:
+            weights.close()
+            if assets:
+                assets.close()
+        if failed:
+            saving_lib._raise_loading_failure(errors)
+    return model

@@ -70,8 +70,9 @@ def test_sparsify_keeps_weights_and_replaces_layers(name):
 
 def test_sparsify_cs_defaults_and_exclude():
     model = _functional()
-    masked = keras_lottery.sparsify(model, mask_init=-0.02, mask_penalty=1e-6,
-                                    exclude=["output"])
+    with pytest.warns(UserWarning, match=r"leaves 1 Dense/EinsumDense kernels unmasked: \['output'\]"):
+        masked = keras_lottery.sparsify(model, mask_init=-0.02, mask_penalty=1e-6,
+                                        exclude=["output"])
     names = {layer.name for layer in masked_layers(masked)}
     assert names == {"conv", "depthwise", "hidden"}
     assert type(masked.get_layer("output")) is keras.layers.Dense
@@ -80,19 +81,31 @@ def test_sparsify_cs_defaults_and_exclude():
         np.testing.assert_array_equal(layer.mask_logits.numpy(), np.float32(-0.02))
 
 
-def test_sparsify_rejects_subclassed_models_and_unknown_names():
+def test_a_subclassed_model_without_a_config_is_masked_and_stripped_in_place_only():
     class Custom(keras.Model):
         def __init__(self):
             super().__init__()
             self.dense = keras.layers.Dense(2)
+            self.conv = keras.layers.DepthwiseConv2D(1)
 
         def call(self, x):
-            return self.dense(x)
+            return self.dense(self.conv(x)[:, 0, 0, :])
 
     custom = Custom()
-    custom(np.ones((1, 3), "float32"))
-    with pytest.raises(TypeError, match="subclassed.*keras_lottery.layers"):
+    x = np.random.default_rng(0).normal(size=(4, 1, 1, 3)).astype("float32")
+    before = custom(x).numpy()
+    with pytest.raises(ValueError, match="sparsify: cannot rebuild Custom.*in_place=True") as error:
         keras_lottery.sparsify(custom)
+    assert "\n" not in str(error.value)
+    masked = keras_lottery.sparsify(custom, method="imp", in_place=True)
+    assert masked is custom and len(masked_layers(custom)) == 2
+    np.testing.assert_array_equal(custom(x).numpy(), before)  # IMP starts dense: m = 1
+    custom.dense.set_ticket_mask(np.array([[True, False], [False, True], [True, True]]))
+    masked_output = custom(x).numpy()
+    assert keras_lottery.strip(custom, in_place=True) is custom
+    assert not masked_layers(custom) and type(custom.conv) is keras.layers.DepthwiseConv2D
+    assert len(custom.weights) == 4  # kernel and bias of each: no mask variable left
+    np.testing.assert_array_equal(custom(x).numpy(), masked_output)
     with pytest.raises(ValueError, match="does not have"):
         keras_lottery.sparsify(_functional(), exclude=["nope"])
     with pytest.raises(ValueError, match="Unknown method"):

@@ -2,6 +2,8 @@
 
     masked_layer   MaskedLayer: `w`, `s`, `beta`, `lambda`; the effective kernel `w * m`
     dense, conv    CSDense; CSConv1D, CSConv2D, CSDepthwiseConv2D
+    einsum_dense   CSEinsumDense (attention's projections)
+    in_place       mask_in_place: a built Keras layer becomes its masked class, where it is
     mask_rules     MaskRule, its registry and the `fixed` rule `1[s > 0]`
 
 The learning rules (CS's `continuous`, ISS's `stochastic`) live with their methods in
@@ -11,8 +13,12 @@ May import: `keras_lottery.compat` only.
 
 from keras_lottery.layers.conv import CSConv1D, CSConv2D, CSDepthwiseConv2D
 from keras_lottery.layers.dense import CSDense
+from keras_lottery.layers.einsum_dense import CSEinsumDense
+from keras_lottery.layers.in_place import MASKED_CLASSES, mask_in_place, maskable
 from keras_lottery.layers.mask_rules import REMOVED_LOGIT, MaskRule, get_rule, register_rule
 from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers, official_mask_scale
 
-__all__ = ["CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "MaskRule", "MaskedLayer",
-           "REMOVED_LOGIT", "get_rule", "masked_layers", "official_mask_scale", "register_rule"]
+__all__ = ["MASKED_CLASSES", "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D",
+           "CSEinsumDense", "MaskRule", "MaskedLayer", "REMOVED_LOGIT", "get_rule",
+           "mask_in_place", "maskable", "masked_layers", "official_mask_scale",
+           "register_rule"]

@@ -49,6 +49,17 @@ def _check_mask_arguments(who, mask_init, mask_penalty, mask_scale, kwargs):
                            "for the official CS scaling, 1 for none)", lambda v: v > 0))
 
 
+def set_mask_arguments(layer, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+                       mask_seed=None, mask_scale=1.0, mask_granularity="weight", kwargs=None):
+    """Checks the mask arguments (the module docstring) and sets them on `layer`: in
+    `MaskedLayer.__init__`, and on a built layer masked in place (`layers.in_place`)."""
+    layer.mask_init, layer.mask_penalty, layer.mask_scale = _check_mask_arguments(
+        type(layer).__name__, mask_init, mask_penalty, mask_scale, kwargs or {})
+    layer._mask_rule = mask_rules.get_rule(mask_rule)
+    layer.granularity = granularity.get(mask_granularity)
+    layer.mask_seed, layer.mask_granularity = mask_seed, mask_granularity
+
+
 def _finite_number(layer_name, name, value, allowed, accept=lambda number: True):
     """`value` as a float; a one-line ValueError naming the layer and `allowed` unless it is
     finite and `accept(value)`."""
@@ -75,11 +86,8 @@ class MaskedLayer(compat.ReplicaLocalLosses):
 
     def __init__(self, *args, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
                  mask_seed=None, mask_scale=1.0, mask_granularity="weight", **kwargs):
-        self.mask_init, self.mask_penalty, self.mask_scale = _check_mask_arguments(
-            type(self).__name__, mask_init, mask_penalty, mask_scale, kwargs)
-        self._mask_rule = mask_rules.get_rule(mask_rule)
-        self.granularity = granularity.get(mask_granularity)
-        self.mask_seed, self.mask_granularity = mask_seed, mask_granularity
+        set_mask_arguments(self, mask_init, mask_penalty, mask_rule, mask_seed, mask_scale,
+                           mask_granularity, kwargs)
         super().__init__(*args, **kwargs)
 
     @property
@@ -215,14 +223,20 @@ def _scalar_weight(layer, name, value):
                             aggregation="none")
 
 
+def gated_bias(layer):
+    """`layer`'s bias; with unit masks, times each unit's mask of this call, `c * m`."""
+    bias = layer.bias
+    if layer.granularity.gates_bias:
+        gate = ops.reshape(layer._group_mask, tuple(bias.shape)) * layer.mask_scale
+        bias = ops.multiply(bias, ops.cast(gate, bias.dtype))
+    return bias
+
+
 def bias_and_activation(layer, outputs, channels):
-    """`layer`'s bias (broadcast along the channel axis of its `data_format`; with unit masks,
-    times the unit's mask of this call, `c * m`) and activation."""
+    """`layer`'s bias (`gated_bias`, broadcast along the channel axis of its `data_format`)
+    and activation."""
     if layer.bias is not None:
-        bias = layer.bias
-        if layer.granularity.gates_bias:
-            gate = ops.reshape(layer._group_mask, (-1,)) * layer.mask_scale
-            bias = ops.multiply(bias, ops.cast(gate, bias.dtype))
+        bias = gated_bias(layer)
         rank = len(outputs.shape) - 2
         if getattr(layer, "data_format", "channels_last") == "channels_first":
             shape = (1, channels) + (1,) * rank

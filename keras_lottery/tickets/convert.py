@@ -1,142 +1,184 @@
-"""`sparsify` a plain Keras model into a masked one, and `strip` a masked model back.
+"""`sparsify` a Keras model into a masked one, and `strip` a masked model back.
 
-- `sparsify(model)` returns a copy of a Sequential or functional model whose
-  `Dense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` layers are masked layers
-  holding the same weights (`s = s0`, `beta = 1`).
-- `strip(model)` returns a plain Keras model whose kernels are
-  `w * b(s)`: the ticket folded into the weights, with no mask variables and
-  plain-Keras speed. For binary masks (fixed or stochastic rule, or a CS model
-  whose `sigmoid(beta * s)` has saturated) its outputs equal the masked
-  model's inference outputs bit for bit.
+Any built Keras model: Sequential, functional, subclassed, keras-hub. Every `Dense`,
+`EinsumDense`, `Conv1D`, `Conv2D` and `DepthwiseConv2D` found by walking the model's layers
+(attention's query, key, value and output projections included) is masked in place
+(`keras_lottery.layers.in_place`): the model keeps its class and its methods (a keras-hub
+`GPT2CausalLM` still `generate`s).
+
+- `sparsify(model)` returns a masked copy of `model` (the original untouched);
+  `sparsify(model, in_place=True)` masks `model` itself. Masked layers start at `s = s0`,
+  `beta = 1` and hold the model's weights.
+- `strip(model)` returns a plain copy of the same class whose kernels are `c * w * b(s)`:
+  the ticket folded into the weights, no mask variables, no keras_lottery class, plain-Keras
+  speed. For binary masks (fixed or stochastic rule, or a CS model whose `sigmoid(beta * s)`
+  has saturated) its outputs equal the masked model's inference outputs bit for bit.
 """
+
+import warnings
 
 import keras
 
 from keras_lottery import compat, methods
-from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D, MaskedLayer
+from keras_lottery.layers import MASKED_CLASSES, MaskedLayer, mask_in_place, maskable, masked_layers
+from keras_lottery.layers.in_place import check_maskable, mask_arguments_of, unmask_in_place
 
-#: Plain Keras layer class -> its masked counterpart.
-MASKED_CLASSES = {
-    keras.layers.Dense: CSDense,
-    keras.layers.Conv1D: CSConv1D,
-    keras.layers.Conv2D: CSConv2D,
-    keras.layers.DepthwiseConv2D: CSDepthwiseConv2D,
-}
+#: The registered names of the masked classes, as they appear in a model's config.
+_MASKED_NAMES = {f"keras_lottery>{masked.__name__}": plain for plain, masked in
+                 MASKED_CLASSES.items()}
 
 
-def _check_graph_model(model, who):
+def _check_model(model, who):
     if not isinstance(model, keras.Model):
         raise TypeError(f"{who} expects a keras.Model, got {type(model).__name__}.")
-    if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
-        raise TypeError(
-            f"{who} handles Sequential and functional models; {type(model).__name__} is "
-            "subclassed. Build its layers with keras_lottery.layers (CSDense, CSConv2D, ...) "
-            "instead, or wrap them in a functional model.")
     if not model.built:
         raise ValueError(f"{who}: build the model first (give it an Input or call it once).")
 
 
-def _copy_weights(source, target):
-    """Copies the weights of `source` into the masked or plain layer `target`."""
-    source_kernel = source.unmasked_kernel if isinstance(source, MaskedLayer) else None
-    if isinstance(target, MaskedLayer) and not isinstance(source, MaskedLayer):
-        values = source.get_weights()
-        target.unmasked_kernel.assign(values[0])
-        if len(values) > 1:
-            target.bias.assign(values[1])
-    elif source_kernel is not None and not isinstance(target, MaskedLayer):
-        kernel = source_kernel.numpy() * (
-            source.ticket_mask() * source.mask_scale).astype(source_kernel.dtype)
-        target.set_weights([kernel] + ([_stripped_bias(source)] if source.bias is not None else []))
-    else:
-        target.set_weights(source.get_weights())
+def _plain_config(config):
+    """`config` with every masked layer's entry turned into its plain Keras layer's."""
+    if isinstance(config, list):
+        return [_plain_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    plain = _MASKED_NAMES.get(config.get("registered_name"))
+    if plain is not None and isinstance(config.get("config"), dict):
+        entry = dict(config, module="keras.layers", class_name=plain.__name__,
+                     registered_name=None)
+        entry["config"] = {key: value for key, value in config["config"].items()
+                           if key not in MaskedLayer.MASK_ARGUMENTS}
+        return entry
+    return {key: _plain_config(value) for key, value in config.items()}
 
 
-def _stripped_bias(layer):
-    """The bias of a masked layer's ticket: with unit masks, removed units' biases are 0."""
-    bias = layer.bias.numpy()
-    if layer.granularity.gates_bias:
-        gate = (layer.mask_logits.numpy() > 0).reshape(-1) * layer.mask_scale
-        bias = bias * gate.astype(bias.dtype)
-    return bias
+def _rebuild(model, who, plain=False):
+    """A new, built, uncompiled model of `model`'s class from its config (plain layers only,
+    with `plain`), paired layer by layer with `model`'s."""
+    config = model.get_config()
+    try:
+        clone = type(model).from_config(_plain_config(config) if plain else config)
+        if not clone.built:
+            clone.build_from_config(model.get_build_config())
+    except Exception as error:  # a subclassed model without a usable get_config
+        reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
+        raise ValueError(f"{who}: cannot rebuild {type(model).__name__} from its config "
+                         f"({type(error).__name__}: {reason}); give it get_config and "
+                         "from_config, or use in_place=True.") from None
+    pairs = list(zip(compat.flatten_layers(model), compat.flatten_layers(clone)))
+    if len(pairs) != len(compat.flatten_layers(model)) or len(pairs) != len(
+            compat.flatten_layers(clone)):
+        raise ValueError(f"{who}: {type(model).__name__} rebuilt from its config has other "
+                         "layers than the model.")
+    return clone, pairs
 
 
-def _clone(model, make_layer):
-    originals = {}
+def _copy_own_variables(source, target):
+    store = {}
+    source.save_own_variables(store)
+    target.load_own_variables(store)
 
-    def clone_layer(layer):
-        new_layer = make_layer(layer)
-        originals[id(new_layer)] = layer
-        return new_layer
 
-    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
-    for layer in compat.flatten_layers(clone):
-        source = originals.get(id(layer))
-        if source is not None and source.weights:
-            _copy_weights(source, layer)
+def copy_model(model, who="copy_model"):
+    """A copy of `model` of the same class, with the same weights and masked layers."""
+    clone, pairs = _rebuild(model, who)
+    for source, target in pairs:
+        if isinstance(source, MaskedLayer) and not isinstance(target, MaskedLayer):
+            mask_in_place(target, **mask_arguments_of(source))
+        _copy_own_variables(source, target)
     return clone
 
 
 def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
-             mask_scaling=False, mask_granularity="weight"):
-    """Returns a copy of `model` with its maskable layers replaced by masked layers.
+             mask_scaling=False, mask_granularity="weight", in_place=False):
+    """Masks every Dense, EinsumDense and convolution kernel of `model`.
 
     Args:
-        model: a built Sequential or functional Keras model.
+        model: a built Keras model (Sequential, functional, subclassed, keras-hub).
         method: `"cs"` (continuous masks), `"iss"` (stochastic) or `"imp"`
             (fixed binary masks starting dense).
         mask_init: `s0` (default: 0.0 for CS, 1.0 for ISS and IMP, all kept).
         mask_penalty: `lambda` (ignored by IMP).
-        exclude: names of layers to leave plain.
+        exclude: names or keys (`"block_0/attention/query"`) of layers to leave plain;
+            a warning names the Dense and EinsumDense kernels left unmasked.
         mask_granularity: `"weight"`, `"unit"` (whole neurons and filters, which `shrink`
             removes) or `"block"` (1x4 blocks of inputs, Dense only; TFLite keeps them sparse).
         mask_scaling: CS only: scale the mask by `1/sigmoid(s0)` (the official CS
-            code's `mask_scale`), so that the copy's outputs at the start equal
-            `model`'s: a trained model stays trained. Without it, CS's start
-            `sigmoid(s0)` multiplies every kernel (by 1/2 at s0 = 0).
+            code's `mask_scale`), so that the outputs at the start equal `model`'s: a
+            trained model stays trained. Without it, CS's start `sigmoid(s0)` multiplies
+            every kernel (by 1/2 at s0 = 0).
+        in_place: mask `model` itself (recompile it before training) instead of a copy.
 
-    The copy holds the same weights; `s = s0` and `beta = 1` in every masked layer.
+    Returns the masked model, of `model`'s class. Layers with LoRA enabled or quantized are
+    refused with one line naming the layer.
     """
-    _check_graph_model(model, "sparsify")
-    method = methods.get(method)()
-    names = {layer.name for layer in compat.flatten_layers(model)}
-    unknown = sorted(set(exclude) - names)
+    _check_model(model, "sparsify")
+    mask_kwargs = methods.get(method)().layer_arguments(
+        mask_init, mask_penalty, mask_scaling=mask_scaling, mask_granularity=mask_granularity)
+    keyed = compat.keyed_layers(model)
+    known = {name for key, layer in keyed for name in (key, layer.name)}
+    unknown = sorted(set(exclude) - known)
     if unknown:
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
-    mask_kwargs = method.layer_arguments(mask_init, mask_penalty, mask_scaling=mask_scaling,
-                                         mask_granularity=mask_granularity)
-
-    def make_layer(layer):
-        masked_class = MASKED_CLASSES.get(type(layer))
-        if masked_class is None or layer.name in exclude:
-            return layer.__class__.from_config(layer.get_config())
-        config = layer.get_config()
-        config.pop("lora_rank", None)
-        config.pop("lora_alpha", None)
-        return masked_class.from_config({**config, **mask_kwargs})
-
-    return _clone(model, make_layer)
+    chosen = [i for i, (key, layer) in enumerate(keyed)
+              if maskable(layer) and not {key, layer.name} & set(exclude)]
+    for i in chosen:  # every refusal before any change
+        check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
+    _warn_unmasked(keyed, chosen)
+    target = model if in_place else copy_model(model, "sparsify")
+    layers = compat.flatten_layers(target)
+    for i in chosen:
+        mask_in_place(layers[i], keyed[i][0], **mask_kwargs)
+    compat.reset_compiled_functions(target)
+    return target
 
 
-def strip(model):
-    """Returns a plain Keras copy of `model` with every kernel set to `c * w * b(s)`.
+def _warn_unmasked(keyed, chosen):
+    kernels = (keras.layers.Dense, keras.layers.EinsumDense)
+    left = [key for i, (key, layer) in enumerate(keyed)
+            if isinstance(layer, kernels) and not isinstance(layer, MaskedLayer)
+            and i not in set(chosen)]
+    if left:
+        warnings.warn(f"sparsify leaves {len(left)} Dense/EinsumDense kernels unmasked: "
+                      f"{left}.", stacklevel=3)
 
-    The result has no mask variables and no custom layers, and is not compiled
-    (compile it as you like): saved, it loads with `keras.saving.load_model` in
-    any process, without keras_lottery, and runs at plain-Keras speed.
+
+def strip(model, in_place=False):
+    """Returns a plain Keras copy of `model` (its class) with every kernel `c * w * b(s)`.
+
+    The result has no mask variables and no keras_lottery layers, and is not compiled
+    (compile it as you like): saved, it loads with `keras.saving.load_model` in any
+    process without keras_lottery (a keras-hub model with keras-hub alone), and runs at
+    plain-Keras speed. With `in_place`, `model` itself becomes that plain model (for a
+    subclassed model that cannot be rebuilt from its config).
     """
-    _check_graph_model(model, "strip")
-
-    def make_layer(layer):
-        if isinstance(layer, MaskedLayer):
-            config = {k: v for k, v in layer.get_config().items()
-                      if k not in MaskedLayer.MASK_ARGUMENTS}
-            return layer.plain_class.from_config(config)
-        return layer.__class__.from_config(layer.get_config())
-
-    clone = _clone(model, make_layer)
-    # Keras's clone_model compiles the clone like the original (with our optimizer); a
-    # model rebuilt from the clone's config is plain and uncompiled.
-    plain = type(clone).from_config(clone.get_config())
-    plain.set_weights(clone.get_weights())
+    _check_model(model, "strip")
+    if in_place:
+        for layer in masked_layers(model):
+            unmask_in_place(layer, stripped_kernel(layer),
+                            stripped_bias(layer) if layer.bias is not None else None)
+        compat.reset_compiled_functions(model)
+        return model
+    plain, pairs = _rebuild(model, "strip", plain=True)
+    for source, target in pairs:
+        if isinstance(source, MaskedLayer):
+            values = [stripped_kernel(source)] + (
+                [stripped_bias(source)] if source.bias is not None else [])
+            target.load_own_variables({str(i): value for i, value in enumerate(values)})
+        else:
+            _copy_own_variables(source, target)
     return plain
+
+
+def stripped_kernel(layer):
+    """The kernel of a masked layer's ticket: `c * w * b(s)`."""
+    kernel = layer.unmasked_kernel.numpy()
+    return kernel * (layer.ticket_mask() * layer.mask_scale).astype(kernel.dtype)
+
+
+def stripped_bias(layer):
+    """The bias of a masked layer's ticket: with unit masks, removed units' biases are 0."""
+    bias = layer.bias.numpy()
+    if layer.granularity.gates_bias:
+        gate = (layer.mask_logits.numpy() > 0).reshape(bias.shape) * layer.mask_scale
+        bias = bias * gate.astype(bias.dtype)
+    return bias
