@@ -16,9 +16,15 @@ from keras_lottery.layers.dense import CSDense
 from keras_lottery.layers.einsum_dense import CSEinsumDense
 from keras_lottery.layers.in_place import MASKED_CLASSES, mask_in_place, maskable
 from keras_lottery.layers.mask_rules import REMOVED_LOGIT, MaskRule, get_rule, register_rule
-from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers, official_mask_scale
+from keras_lottery.layers.masked_layer import (
+                                               MaskedLayer,
+                                               masked_layers,
+                                               masked_layers_by_key,
+                                               official_mask_scale,
+)
 
 __all__ = ["MASKED_CLASSES", "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D",
            "CSEinsumDense", "MaskRule", "MaskedLayer", "REMOVED_LOGIT", "get_rule",
-           "mask_in_place", "maskable", "masked_layers", "official_mask_scale",
+           "mask_in_place", "maskable", "masked_layers", "masked_layers_by_key",
+           "official_mask_scale",
            "register_rule"]

@@ -257,3 +257,17 @@ def masked_layers(model, required_by=None):
     if required_by and not layers:
         raise ValueError(f"{required_by}: the model has no masked layers (CSDense, CSConv2D, ...).")
     return layers
+
+
+def masked_layers_by_key(model):
+    """`{key: layer}` of `model`'s masked layers in `masked_layers`' order. The key is the
+    layer's path of names from `model` (`compat.keyed_layers`): a top-level layer's name, or
+    `"block_0/attention/query"` inside other layers, unique where names repeat."""
+    found = {}
+    for key, layer in compat.keyed_layers(model):
+        if isinstance(layer, MaskedLayer):
+            if key in found:
+                raise ValueError(f"two masked layers have the key {key!r}; give them "
+                                 "different names.")
+            found[key] = layer
+    return found

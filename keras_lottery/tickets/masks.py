@@ -1,14 +1,18 @@
-"""Ticket masks: `{layer name: b(s)}` of a model, their `.npz` files, and their fraction kept."""
+"""Ticket masks: `{layer key: b(s)}` of a model, their `.npz` files, and their fraction kept.
+
+A layer's key is its path of names from the model (`masked_layers_by_key`): its name for a
+top-level layer (the keys of every file written before keys were paths), and
+`"block_0/attention/query"` inside other layers, where names repeat."""
 
 import numpy as np
 
 from keras_lottery import io_utils
-from keras_lottery.layers import masked_layers
+from keras_lottery.layers import masked_layers_by_key
 
 
 def extract_masks(model):
-    """Returns the ticket masks `{layer name: b(s) as a bool array}` of `model`."""
-    return {layer.name: layer.ticket_mask() for layer in masked_layers(model)}
+    """Returns the ticket masks `{layer key: b(s) as a bool array}` of `model`."""
+    return {key: layer.ticket_mask() for key, layer in masked_layers_by_key(model).items()}
 
 
 def remaining_fraction(masks):
@@ -34,8 +38,13 @@ def load_masks(path):
 
 
 def apply_masks(model, masks):
-    """Sets the ticket masks of `model`'s masked layers; names and shapes must match."""
-    layers = {layer.name: layer for layer in masked_layers(model)}
+    """Sets the ticket masks of `model`'s masked layers; keys and shapes must match. Masks
+    keyed by layer name (files from before keys were paths) are matched by name when the
+    names are unique."""
+    layers = masked_layers_by_key(model)
+    names = {layer.name: layer for layer in layers.values()}
+    if set(masks) != set(layers) and set(masks) == set(names) and len(names) == len(layers):
+        layers = names
     missing = sorted(set(layers) - set(masks))
     unknown = sorted(set(masks) - set(layers))
     if missing or unknown:
