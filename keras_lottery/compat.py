@@ -187,6 +187,12 @@ def keyed_layers(model):
     return found
 
 
+def own_variables(layer):
+    """The variables `layer` created itself, not those of the layers inside it (Keras's
+    `layer.weights` includes both)."""
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
 def unlocked_tracking(layer):
     """A context in which variables can be added to the built `layer` (Keras locks a layer's
     state after `build`; `enable_lora` and `quantize` unlock it the same way)."""

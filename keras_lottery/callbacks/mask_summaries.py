@@ -4,12 +4,12 @@ of `s`), on the search's timeline of cumulative epochs."""
 import tensorflow as tf
 
 from keras_lottery.callbacks.clock import RoundClock
-from keras_lottery.layers import masked_layers
+from keras_lottery.layers import masked_layers, masked_layers_by_key
 from keras_lottery.tickets import masks as masks_lib
 
 
 def remaining_fractions(model):
-    """`({layer name: fraction kept}, overall fraction kept)` by the ticket masks."""
+    """`({layer key: fraction kept}, overall fraction kept)` by the ticket masks."""
     masks = masks_lib.extract_masks(model)
     return ({name: float(mask.mean()) for name, mask in masks.items()},
             masks_lib.remaining_fraction(masks))
@@ -59,8 +59,8 @@ class MaskSummaries(RoundClock):
         overall = self._write_scalars(self._global_step)
         if self.histograms:
             with self._writer.as_default(step=epoch + self.epoch_offset):
-                for layer in masked_layers(self.model):
-                    tf.summary.histogram(f"mask_logits/{layer.name}", layer.mask_logits.numpy())
+                for key, layer in masked_layers_by_key(self.model).items():
+                    tf.summary.histogram(f"mask_logits/{key}", layer.mask_logits.numpy())
         self._writer.flush()
         if logs is not None:
             logs["remaining"] = overall

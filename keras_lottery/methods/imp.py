@@ -15,7 +15,8 @@ class IterativeMagnitudePruning(PruningMethod):
         scope: `"layerwise"` (each layer loses its own fraction) or `"global"`
             (one magnitude threshold over all masked layers).
         layer_fractions: `{layer name: fraction}` overriding `fraction` per layer
-            in layerwise pruning (e.g. 0.15 for convolutions, 0.1 for the output).
+            in layerwise pruning (e.g. 0.15 for convolutions, 0.1 for the output); a
+            name that repeats across blocks (`query`) sets every layer of that name.
         conv_fraction, dense_fraction, output_fraction: layerwise rates of every
             convolution, every dense layer and the last masked layer.
     """

@@ -11,7 +11,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_lottery.layers import REMOVED_LOGIT, MaskRule, masked_layers, register_rule
+from keras_lottery.layers import (
+    REMOVED_LOGIT,
+    MaskRule,
+    masked_layers_by_key,
+    register_rule,
+)
 from keras_lottery.layers.mask_rules import binary_mask
 from keras_lottery.methods.base import Method, Setting, at_least
 
@@ -95,8 +100,8 @@ class IterativeStochasticSparsification(Method):
         `--ss_eval_samples` draws, beside the thresholded ticket."""
         if not (config.supermask and config.ss_eval == "sample"):
             return {}
-        probabilities = {layer.name: 1.0 / (1.0 + np.exp(-layer.mask_logits.numpy()))
-                         for layer in masked_layers(model)}
+        probabilities = {key: 1.0 / (1.0 + np.exp(-layer.mask_logits.numpy()))
+                         for key, layer in masked_layers_by_key(model).items()}
         generator = np.random.default_rng(config.seed)
         accuracies = [evaluate({name: generator.random(p.shape) < p
                                 for name, p in probabilities.items()})

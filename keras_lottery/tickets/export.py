@@ -40,7 +40,7 @@ def size_report(model):
     """
     layers, kept_total, maskable_total = [], 0, 0
     dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
-    for layer in compat.flatten_layers(model):
+    for key, layer in compat.keyed_layers(model):
         if isinstance(layer, keras.Model):
             continue
         if isinstance(layer, MaskedLayer):
@@ -53,7 +53,7 @@ def size_report(model):
             mask = kernel != 0
             others = layer.weights[1:]
         else:
-            for variable in layer.weights:
+            for variable in compat.own_variables(layer):  # a container's own, not its children's
                 size = int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
                 dense_bytes += size
                 ticket_bytes += size
@@ -64,7 +64,7 @@ def size_report(model):
         dense_bytes += kernel.size * itemsize + other_bytes
         ticket_bytes += kept * itemsize + (kernel.size + 7) // 8 + other_bytes
         positions = _spatial_positions(layer)
-        entry = {"name": layer.name, "type": type(layer).__name__, "kept": kept,
+        entry = {"name": key, "type": type(layer).__name__, "kept": kept,
                  "total": int(kernel.size), "remaining": kept / kernel.size if kernel.size else 1.0}
         if positions is not None:
             entry["nonzero_macs_per_example"] = kept * positions
