@@ -3,12 +3,14 @@
 Every builder takes the input shape, the number of classes, `unmasked` (names
 of layers built as plain Keras layers, without `s`) and the mask arguments
 (`mask_init` = `s0`, `mask_penalty` = `lambda`, `mask_rule`), and returns an
-uncompiled `keras.Model` that outputs logits.
+uncompiled `keras.Model` that outputs logits. Text models also take the
+`vocabulary_size` of their token ids.
 """
 
 import keras
 
-from keras_lottery.layers import CSConv2D, CSDense
+from keras_lottery import compat
+from keras_lottery.layers import CSConv2D, CSDense, mask_in_place, maskable
 
 _BUILDERS = {}
 
@@ -27,7 +29,7 @@ def available_models():
     return sorted(_BUILDERS)
 
 
-def build(name, input_shape, num_classes, unmasked=(), **mask_kwargs):
+def build(name, input_shape, num_classes, unmasked=(), vocabulary_size=None, **mask_kwargs):
     """Builds the registered model `name`; raises a one-line ValueError if unknown.
 
     Layers named in `unmasked` are plain `Dense`/`Conv2D` layers (no `s`, never
@@ -35,8 +37,9 @@ def build(name, input_shape, num_classes, unmasked=(), **mask_kwargs):
     """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; expected one of {available_models()}.")
-    factory = _LayerFactory(set(unmasked), mask_kwargs)
+    factory = _LayerFactory(set(unmasked), mask_kwargs, vocabulary_size)
     model = _BUILDERS[name](tuple(input_shape), int(num_classes), factory)
+    factory.mask_attention()
     unknown = sorted(set(unmasked) - factory.names)
     if unknown:
         raise ValueError(
@@ -48,10 +51,27 @@ def build(name, input_shape, num_classes, unmasked=(), **mask_kwargs):
 class _LayerFactory:
     """Makes masked layers, or plain Keras layers for the names in `unmasked`."""
 
-    def __init__(self, unmasked, mask_kwargs):
+    def __init__(self, unmasked, mask_kwargs, vocabulary_size=None):
         self.unmasked = unmasked
         self.mask_kwargs = mask_kwargs
+        self.vocabulary_size = vocabulary_size
         self.names = set()
+        self.attention_layers = []
+
+    def attention(self, num_heads, key_dim, name, masked=True, **kwargs):
+        """A `MultiHeadAttention` whose query, key, value and output projections are masked
+        in place once the model is built (`mask_attention`)."""
+        self.names.add(name)
+        layer = keras.layers.MultiHeadAttention(num_heads, key_dim, name=name, **kwargs)
+        if masked and name not in self.unmasked:
+            self.attention_layers.append(layer)
+        return layer
+
+    def mask_attention(self):
+        for attention in self.attention_layers:
+            for key, layer in compat.keyed_layers(attention):
+                if maskable(layer):
+                    mask_in_place(layer, f"{attention.name}/{key}", **self.mask_kwargs)
 
     def dense(self, units, name, masked=True, **kwargs):
         self.names.add(name)
@@ -167,3 +187,31 @@ def vgg16(input_shape, num_classes, layers):
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="vgg16")
+
+
+@register("transformer_tiny")
+def transformer_tiny(input_shape, num_classes, layers):
+    """A 2-block transformer encoder for token ids: width 64, 4 heads of 16, feed-forward 128.
+
+    Embedding (0 pads and is masked out), then per block `block<b>_attention` (its 4
+    projections masked) and `block<b>_ff1`/`block<b>_ff2`, each with a residual add and
+    post-layer-normalization; mean over the tokens, a linear `output`. No position embedding:
+    a verse's genre is read from its words, and the model stays plain Keras once stripped.
+    """
+    if not layers.vocabulary_size:
+        raise ValueError("transformer_tiny reads token ids: it needs a text data set "
+                         "(--dataset=kjv_genres).")
+    tokens = keras.Input(input_shape, dtype="int32")
+    x = keras.layers.Embedding(layers.vocabulary_size, 64, mask_zero=True,
+                               name="embedding")(tokens)
+    for block in range(2):
+        attended = layers.attention(4, 16, name=f"block{block}_attention")(x, x)
+        x = keras.layers.LayerNormalization(name=f"block{block}_norm1")(
+            keras.layers.Add(name=f"block{block}_add1")([x, attended]))
+        hidden = layers.dense(128, activation="relu", name=f"block{block}_ff1")(x)
+        hidden = layers.dense(64, name=f"block{block}_ff2")(hidden)
+        x = keras.layers.LayerNormalization(name=f"block{block}_norm2")(
+            keras.layers.Add(name=f"block{block}_add2")([x, hidden]))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
+    return keras.Model(tokens, outputs, name="transformer_tiny")

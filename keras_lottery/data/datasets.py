@@ -1,4 +1,4 @@
-"""Data sets as `tf.data` pipelines: Fashion-MNIST, MNIST and CIFAR-10.
+"""Data sets as `tf.data` pipelines: Fashion-MNIST, MNIST, CIFAR-10 and `kjv_genres` (text).
 
 `load(name, data_dir)` returns `Splits` (train / validation / test numpy
 arrays, normalised per channel with training-set statistics); `keras_lottery.data.pipelines`
@@ -13,6 +13,8 @@ Sources, in order:
 - `cifar10`: the *binary* version in `data_dir` (`data_batch_1.bin` ..
   `data_batch_5.bin`, `test_batch.bin`, optionally inside
   `cifar-10-batches-bin/`), tfds. The pickle version is never read.
+- `kjv_genres`: verses of the King James Bible as token ids, 6 groups of books
+  (`keras_lottery.data.text`): Debian's `bible-kjv-text`, or `kjv.txt` in `data_dir`.
 tfds needs a download or a prepared tfds directory (`data_dir` doubles as it).
 """
 
@@ -21,6 +23,9 @@ import gzip
 import os
 
 import numpy as np
+
+from keras_lottery.data import text
+from keras_lottery.data.errors import DataError
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 VALIDATION_EXAMPLES = 5000
@@ -36,13 +41,10 @@ _IDX_FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataError(ValueError):
-    """A data set that is missing, truncated or of the wrong shape."""
-
-
 @dataclasses.dataclass
 class Splits:
-    """Images (float32, NHWC) and integer labels of one data set."""
+    """Images (float32, NHWC) or token ids (int32, with `vocabulary_size`) and integer labels
+    of one data set."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -51,6 +53,7 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    vocabulary_size: int = None
 
     @property
     def input_shape(self):
@@ -186,6 +189,7 @@ _LOADERS = {
     "fashion_mnist": (_load_fashion_mnist, 10),
     "mnist": (_load_mnist, 10),
     "cifar10": (_load_cifar10, 10),
+    "kjv_genres": (None, len(text.GROUPS)),  # text: its own split and no pixel scaling
 }
 
 
@@ -205,7 +209,8 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     The validation split is `validation_examples` images held out from the
     training set (a fixed permutation drawn from `seed`; 0 holds out none);
     `train_examples` keeps only that many of the remaining training images (for
-    quick runs). `scaling`: `"standardize"` (per-channel mean 0 and std 1 from
+    quick runs). `kjv_genres` has its own fixed split by chapter (`validation_examples`
+    and `scaling` do not apply to it). `scaling`: `"standardize"` (per-channel mean 0 and std 1 from
     the training images) or `"unit"` (pixel values / 255, in [0, 1]).
     """
     if scaling not in SCALINGS:
@@ -213,6 +218,9 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     if name not in _LOADERS:
         raise DataError(f"Unknown dataset {name!r}; expected one of {available_datasets()}.")
     loader, num_classes = _LOADERS[name]
+    if name == "kjv_genres":
+        *arrays, vocabulary = text.load_kjv_genres(data_dir, train_examples, seed)
+        return Splits(*arrays, num_classes, vocabulary_size=vocabulary)
     (x_train, y_train), (x_test, y_test) = loader(data_dir)
     x_train, x_test = _as_nhwc(x_train), _as_nhwc(x_test)
     y_train, y_test = np.asarray(y_train, np.int32), np.asarray(y_test, np.int32)

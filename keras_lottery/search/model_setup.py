@@ -65,7 +65,7 @@ def make_optimizer(config, steps_per_epoch=None):
     return optimizers.MaskOptimizer(weights_optimizer, mask_optimizer)
 
 
-def build_model(config, input_shape, num_classes):
+def build_model(config, input_shape, num_classes, vocabulary_size=None):
     """The search model: masked layers with the method's rule, `s0` and `lambda` (built from
     `--model`, or the model file `--init_from` made masked by `sparsify`)."""
     if config.init_from:
@@ -76,7 +76,8 @@ def build_model(config, input_shape, num_classes):
             mask_granularity=config.mask_granularity)
         try:
             model = models.build(config.model, input_shape, num_classes,
-                                 unmasked=config.unmasked_layers, **arguments)
+                                 unmasked=config.unmasked_layers,
+                                 vocabulary_size=vocabulary_size, **arguments)
         except ValueError as error:  # a layer the settings do not fit, named by the error
             raise ConfigError(f"--model={config.model} cannot be built with these settings: "
                               f"{error}") from None

@@ -65,7 +65,8 @@ def load_run(run_dir, round=None):  # noqa: A002  (the paper's word for it)
     initial = snapshots.load_snapshot(paths["w_0"])
     start = initial if config.ticket_epoch == 0 else snapshots.load_snapshot(paths["start"])
     masks = load_masks(paths["masks"])
-    searched = build_model(config, tuple(shape["input_shape"]), shape["num_classes"])
+    searched = build_model(config, tuple(shape["input_shape"]), shape["num_classes"],
+                           shape.get("vocabulary_size"))
     model = build_ticket(searched, masks, start)
     return RunTicket(model, masks, start, initial, config,
                      results["rounds"][finished.index(round_index)])

@@ -97,7 +97,8 @@ def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callb
     trainer = _trainer(config, strategy, run_dir, dry_steps, extra_callbacks)
     with strategy.scope():
         model = model_setup.build_model(config, trainer.splits.input_shape,
-                                        trainer.splits.num_classes)
+                                        trainer.splits.num_classes,
+                                        trainer.splits.vocabulary_size)
         trainer.compile(model)
     aside = run_dir.set_aside() if config.overwrite else None
     results = previous or {"environment": environment(), "flags": config.to_dict(),
@@ -105,6 +106,8 @@ def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callb
     results["flags"]["rounds"] = config.rounds  # a search may be extended
     results["model"] = {"input_shape": list(trainer.splits.input_shape),  # for load_run
                         "num_classes": int(trainer.splits.num_classes)}
+    if trainer.splits.vocabulary_size:
+        results["model"]["vocabulary_size"] = int(trainer.splits.vocabulary_size)
     state = SearchState(config, method, run_dir, results, model, snapshots.snapshot(model),
                         _round_manager(config, method, run_dir), trainer)
     if run_dir.chief and not os.path.exists(run_dir.initial_weights_path()):

@@ -35,28 +35,32 @@ def _check_model(model, who):
         raise ValueError(f"{who}: build the model first (give it an Input or call it once).")
 
 
-def _plain_config(config):
-    """`config` with every masked layer's entry turned into its plain Keras layer's."""
+def _map_masked_configs(config, change):
+    """`config` with `change(entry)` in place of every masked layer's entry."""
     if isinstance(config, list):
-        return [_plain_config(item) for item in config]
+        return [_map_masked_configs(item, change) for item in config]
     if not isinstance(config, dict):
         return config
-    plain = _MASKED_NAMES.get(config.get("registered_name"))
-    if plain is not None and isinstance(config.get("config"), dict):
-        entry = dict(config, module="keras.layers", class_name=plain.__name__,
-                     registered_name=None)
-        entry["config"] = {key: value for key, value in config["config"].items()
-                           if key not in MaskedLayer.MASK_ARGUMENTS}
-        return entry
-    return {key: _plain_config(value) for key, value in config.items()}
+    if config.get("registered_name") in _MASKED_NAMES and isinstance(config.get("config"), dict):
+        return change(config)
+    return {key: _map_masked_configs(value, change) for key, value in config.items()}
 
 
-def _rebuild(model, who, plain=False):
-    """A new, built, uncompiled model of `model`'s class from its config (plain layers only,
-    with `plain`), paired layer by layer with `model`'s."""
+def _plain_entry(entry):
+    """A masked layer's config entry as its plain Keras layer's."""
+    plain = _MASKED_NAMES[entry["registered_name"]]
+    return dict(entry, module="keras.layers", class_name=plain.__name__, registered_name=None,
+                config={key: value for key, value in entry["config"].items()
+                        if key not in MaskedLayer.MASK_ARGUMENTS})
+
+
+def _rebuild(model, who, change=None):
+    """A new, built, uncompiled model of `model`'s class from its config (each masked layer's
+    entry passed through `change`), paired layer by layer with `model`'s."""
     config = model.get_config()
     try:
-        clone = type(model).from_config(_plain_config(config) if plain else config)
+        clone = type(model).from_config(_map_masked_configs(config, change) if change
+                                        else config)
         if not clone.built:
             clone.build_from_config(model.get_build_config())
     except Exception as error:  # a subclassed model without a usable get_config
@@ -64,12 +68,11 @@ def _rebuild(model, who, plain=False):
         raise ValueError(f"{who}: cannot rebuild {type(model).__name__} from its config "
                          f"({type(error).__name__}: {reason}); give it get_config and "
                          "from_config, or use in_place=True.") from None
-    pairs = list(zip(compat.flatten_layers(model), compat.flatten_layers(clone)))
-    if len(pairs) != len(compat.flatten_layers(model)) or len(pairs) != len(
-            compat.flatten_layers(clone)):
+    layers, clone_layers = compat.flatten_layers(model), compat.flatten_layers(clone)
+    if len(layers) != len(clone_layers):
         raise ValueError(f"{who}: {type(model).__name__} rebuilt from its config has other "
                          "layers than the model.")
-    return clone, pairs
+    return clone, list(zip(layers, clone_layers))
 
 
 def _copy_own_variables(source, target):
@@ -78,13 +81,21 @@ def _copy_own_variables(source, target):
     target.load_own_variables(store)
 
 
-def copy_model(model, who="copy_model"):
-    """A copy of `model` of the same class, with the same weights and masked layers."""
-    clone, pairs = _rebuild(model, who)
+def copy_model(model, who="copy_model", mask_overrides=None, copy_weights=True):
+    """A copy of `model` of the same class with the same masked layers (their mask
+    arguments updated by `mask_overrides`, e.g. `{"mask_rule": "fixed"}`), and with the
+    same weights unless `copy_weights=False` (fresh initialization)."""
+    overrides = dict(mask_overrides or {})
+
+    def change(entry):
+        return dict(entry, config={**entry["config"], **overrides})
+
+    clone, pairs = _rebuild(model, who, change if overrides else None)
     for source, target in pairs:
         if isinstance(source, MaskedLayer) and not isinstance(target, MaskedLayer):
-            mask_in_place(target, **mask_arguments_of(source))
-        _copy_own_variables(source, target)
+            mask_in_place(target, **{**mask_arguments_of(source), **overrides})
+        if copy_weights:
+            _copy_own_variables(source, target)
     return clone
 
 
@@ -158,7 +169,7 @@ def strip(model, in_place=False):
                             stripped_bias(layer) if layer.bias is not None else None)
         compat.reset_compiled_functions(model)
         return model
-    plain, pairs = _rebuild(model, "strip", plain=True)
+    plain, pairs = _rebuild(model, "strip", _plain_entry)
     for source, target in pairs:
         if isinstance(source, MaskedLayer):
             values = [stripped_kernel(source)] + (

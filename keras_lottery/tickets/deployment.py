@@ -11,14 +11,13 @@ import os
 import tempfile
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from keras_lottery import io_utils
 from keras_lottery.layers import masked_layers
-from keras_lottery.tickets.convert import strip
+from keras_lottery.tickets.convert import copy_model, strip
 from keras_lottery.tickets.export import size_report
 from keras_lottery.tickets.shrinking import ShrinkError, shrink
 from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
@@ -112,9 +111,7 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
     if "error" in tflite:
         report["tflite_error"] = tflite["error"]
     if repeats and tflite["bytes"]:
-        shape = tuple(model.inputs[0].shape[1:])
-        inputs = {b: np.random.RandomState(b).rand(b, *shape).astype("float32")
-                  for b in batch_sizes}
+        inputs = {b: _example_inputs(model, b) for b in batch_sizes}
         times = median_latencies(
             {"dense": keras_runner(dense), "ticket": keras_runner(deployed),
              "dense_tflite": TFLiteModel(dense_tflite), "ticket_tflite": TFLiteModel(
@@ -127,10 +124,19 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
     return report
 
 
+def _example_inputs(model, batch):
+    """`batch` random inputs for `model`: floats in [0, 1), or token ids 1..9 for a model
+    that reads integers (a text model)."""
+    shape, dtype = tuple(model.inputs[0].shape[1:]), str(model.inputs[0].dtype)
+    generator = np.random.RandomState(batch)
+    if "int" in dtype:
+        return generator.randint(1, 10, size=(batch, *shape)).astype(dtype)
+    return generator.rand(batch, *shape).astype("float32")
+
+
 def _all_kept(model):
     """A copy of masked `model` whose masks keep every weight (the dense network)."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model, "export_deployment")
     for layer in masked_layers(copy):
         layer.set_ticket_mask(np.ones(layer.mask_logits.shape, bool))
     return copy

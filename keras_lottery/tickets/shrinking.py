@@ -75,8 +75,13 @@ def _inputs_of(model):
         names = [layer.name for layer in model.layers]
         return [(layer, names[i - 1:i]) for i, layer in enumerate(model.layers)]
     by_name = {layer.name: layer for layer in model.layers}
+    entries = model.get_config()["layers"]
+    operations = [entry for entry in entries if entry["config"]["name"] not in by_name]
+    if operations:  # e.g. the padding mask an Embedding(mask_zero=True) computes
+        raise ShrinkError(f"shrink follows layers only; the model also computes operation "
+                          f"{operations[0]['config']['name']!r} between them.")
     return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
-            for entry in model.get_config()["layers"]]
+            for entry in entries]
 
 
 def _history_names(value):

@@ -101,7 +101,8 @@ def export_tflite(model, path, sparse=None):
 
 
 class TFLiteModel:
-    """A `.tflite` file run by `ai-edge-litert`: `model(x)` for a float32 batch of any size.
+    """A `.tflite` file run by `ai-edge-litert`: `model(x)` for a batch of any size (cast to
+    the model's input type: float32 images, int32 token ids).
 
     Args:
         path_or_content: the file, or its bytes.
@@ -119,7 +120,7 @@ class TFLiteModel:
         self._batch = None
 
     def __call__(self, x):
-        x = np.asarray(x, "float32")
+        x = np.asarray(x, self._input["dtype"])
         if x.shape[0] != self._batch:
             self.interpreter.resize_tensor_input(self._input["index"], x.shape)
             self.interpreter.allocate_tensors()
