@@ -26,11 +26,14 @@ def test_example_runs(example, tmp_path):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ticket keeps" in done.stdout
+    if example == "keras_hub_transformer.py":
+        assert "BertTextClassifier: 14 kernels masked" in done.stdout
+        assert sorted(os.listdir(tmp_path / "bert_ticket")) == ["masked.keras", "ticket.keras"]
     if example == "sparsify_existing_model.py":
         assert sorted(os.listdir(tmp_path / "ticket_export")) == [
             "masks.npz", "report.json", "ticket.keras"]
 
 
 def test_examples_are_all_tested():
-    assert EXAMPLES == ["custom_model.py", "custom_training_loop.py",
+    assert EXAMPLES == ["custom_model.py", "custom_training_loop.py", "keras_hub_transformer.py",
                         "sparsify_existing_model.py", "ticket_of_trained_model.py"]
