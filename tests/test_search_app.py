@@ -1,6 +1,5 @@
 """The search app end to end on a tiny data set made by the test."""
 
-import glob
 import json
 import os
 import subprocess
@@ -47,10 +46,10 @@ def test_search_writes_results_tickets_and_tensorboard(idx_dir, tmp_path):
     assert report["remaining"] == pytest.approx(saved["rounds"][-1]["remaining"])
     assert saved["rounds"][-1]["ticket_report"]["kept_weights"] == report["kept_weights"]
     assert os.path.exists(out / "ticket" / "ticket.keras")
-    for run in ("round_1", "round_2", "round_1_ticket", "round_2_ticket", "dense"):
-        assert glob.glob(str(out / "tensorboard" / run / "**" / "events.out.tfevents.*"),
-                         recursive=True), run
-    assert glob.glob(str(out / "tensorboard" / "round_1" / "masks" / "events.*"))
+    # Four runs, one event file each: no sub-runs, nothing at the root.
+    assert sorted(os.listdir(out / "tensorboard")) == ["dense", "search", "summary", "tickets"]
+    for run in ("dense", "search", "summary", "tickets"):
+        assert len(os.listdir(out / "tensorboard" / run)) == 1, run
 
 
 def test_tensorboard_has_mask_summaries(idx_dir, tmp_path):
@@ -59,12 +58,19 @@ def test_tensorboard_has_mask_summaries(idx_dir, tmp_path):
     out = tmp_path / "run"
     search.run(_tiny(idx_dir, out, rounds=1, ticket_epochs=0, dense_baseline=False))
     accumulator = event_accumulator.EventAccumulator(
-        str(out / "tensorboard" / "round_1" / "masks"), size_guidance={"tensors": 0})
+        str(out / "tensorboard" / "search"), size_guidance={"tensors": 0})
     accumulator.Reload()
     tags = set(accumulator.Tags()["tensors"])
     for tag in ("mask/temperature", "mask/remaining", "mask/penalty", "mask/remaining/fc1",
-                "mask_logits/fc1"):
+                "mask/beta_s/fc1", "mask/settled/removed", "accuracy/train",
+                "accuracy/validation"):
         assert tag in tags, (tag, tags)
+    # The histogram holds beta * s inside [-10, 10]; the settled groups are counted.
+    histogram = tf.make_ndarray(accumulator.Tensors("mask/beta_s/fc1")[-1].tensor_proto)
+    assert histogram[:, 0].min() >= -10 and histogram[:, 1].max() <= 10
+    settled = [float(tf.make_ndarray(e.tensor_proto))
+               for e in accumulator.Tensors("mask/settled/removed")]
+    assert settled[-1] + histogram[:, 2].sum() <= 784 * 300 + 300 * 100 + 100 * 10
     betas = [float(tf.make_ndarray(event.tensor_proto))
              for event in accumulator.Tensors("mask/temperature")]
     assert betas[-1] == pytest.approx(200.0)
@@ -251,8 +257,9 @@ def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
     assert [r["ticket_source"] for r in rounds] == ["round_2", "round_3", "retrained"]
     assert [r["ticket_epochs_trained"] for r in rounds] == [0, 0, 2]
     assert [r["ticket_epochs_trained"] for r in separate["rounds"]] == [2, 2, 2]
-    assert not os.path.exists(tmp_path / "reused" / "tensorboard" / "round_1_ticket")
-    assert os.path.exists(tmp_path / "separate" / "tensorboard" / "round_1_ticket")
+    trained = {run: [step for step, _ in _scalars(tmp_path / run / "tensorboard" / "tickets")[
+        "accuracy/train"]] for run in ("reused", "separate")}
+    assert trained == {"reused": [5, 6], "separate": [1, 2, 3, 4, 5, 6]}  # only ticket 3 trained
     # Settings under which round r+1 is not ticket r's retraining retrain every ticket.
     other = search.run(_tiny(idx_dir, tmp_path / "other", **{**settings, "ticket_epochs": 1}))
     assert [r["ticket_source"] for r in other["rounds"]] == ["retrained"] * 3
@@ -364,31 +371,34 @@ def _scalars(directory):
 
 
 def test_tensorboard_one_timeline_a_summary_run_and_hparams(idx_dir, tmp_path):
-    """Rounds sit on one timeline of cumulative epochs; the `summary` run has one point per
-    round; tickets log their test accuracy; the root holds the HParams and the flags."""
+    """Rounds sit on one timeline of cumulative epochs in the `search` run, tickets on theirs
+    in `tickets`; the `summary` run has one point per round (the dense accuracy at each, a
+    reference line), the HParams with their metrics, the flags and the layout."""
     from tensorboard.backend.event_processing import event_accumulator
 
     out = tmp_path / "run"
     results = search.run(_tiny(idx_dir, out, rounds=3, epochs=2, train_examples=1000))
     board = out / "tensorboard"
-    for r in (1, 2, 3):
-        steps = [step for step, _ in _scalars(board / f"round_{r}" / "train")["epoch_loss"]]
-        assert steps == [2 * (r - 1), 2 * (r - 1) + 1]
-        masks = _scalars(board / f"round_{r}" / "masks")["mask/remaining"]
-        assert masks[0][0] > (r - 1) * 2 * 13  # global steps (13 steps per epoch here)
-        ticket = _scalars(board / f"round_{r}_ticket")["test/accuracy"]
-        assert ticket == [(1, pytest.approx(results["rounds"][r - 1]["ticket_accuracy"]))]
+    searched = _scalars(board / "search")
+    assert [step for step, _ in searched["loss/train"]] == [1, 2, 3, 4, 5, 6]
+    assert len(searched["accuracy/validation"]) == 6
+    remaining = searched["mask/remaining"]
+    assert remaining[-1][0] >= 3 * 2 * 13  # global steps (13 steps per epoch here)
+    ticket = _scalars(board / "tickets")
+    assert [step for step, _ in ticket["accuracy/train"]] == [1, 2, 3]  # 1 epoch a ticket
+    assert ticket["test/accuracy"] == [(r, pytest.approx(results["rounds"][r - 1]["ticket_accuracy"]))
+                                       for r in (1, 2, 3)]
     summary = _scalars(board / "summary")
-    # One event file for the whole summary run (a writer per point made one file per point).
-    assert len([f for f in os.listdir(board / "summary") if "tfevents" in f]) == 1
     for key in ("remaining", "search_accuracy", "ticket_accuracy"):
-        assert [step for step, _ in summary[f"summary/{key}"]] == [1, 2, 3]
-        assert [v for _, v in summary[f"summary/{key}"]] == pytest.approx(
+        assert [step for step, _ in summary[f"results/{key}"]] == [1, 2, 3]
+        assert [v for _, v in summary[f"results/{key}"]] == pytest.approx(
             [record[key] for record in results["rounds"]])
-    assert summary["summary/dense_accuracy"] == [
-        (1, pytest.approx(results["dense"]["test_accuracy"]))]
-    root = event_accumulator.EventAccumulator(str(board))
-    root.Reload()
-    plugins = root.PluginTagToContent("hparams")
-    assert "_hparams_/session_start_info" in plugins
-    assert "flags" in root.PluginTagToContent("text")
+    assert summary["results/search_epochs"] == [(1, 2.0), (2, 4.0), (3, 6.0)]
+    assert summary["results/dense_accuracy"] == [
+        (r, pytest.approx(results["dense"]["test_accuracy"])) for r in (1, 2, 3)]
+    run = event_accumulator.EventAccumulator(str(board / "summary"))
+    run.Reload()
+    plugins = run.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(plugins)
+    assert "flags" in run.PluginTagToContent("text")
+    assert run.PluginTagToContent("custom_scalars")

@@ -2,7 +2,9 @@
 one per module.
 
     round_manager         RoundManager, end_round: where every round ends, for every method
-    mask_summaries        MaskSummaries: beta, kept fractions, penalty, histograms of s
+    mask_summaries        MaskSummaries: beta, kept fractions, penalty, histograms of beta*s
+    epoch_scalars         EpochScalars: a phase's epoch logs, train/validation as tags
+    summary_files         one TensorBoard event file per run and process
     target_remaining      TargetRemaining: a round's ticket keeps an exact fraction
     stop_on_non_finite    StopOnNonFinite: stops at the first NaN loss and says where
     timeline_tensorboard  TimelineTensorBoard: Keras's TensorBoard on the search's timeline
@@ -13,6 +15,7 @@ and is named here too.
 May import: `layers`, `methods`, `tickets`, `compat`.
 """
 
+from keras_lottery.callbacks.epoch_scalars import EpochScalars
 from keras_lottery.callbacks.mask_summaries import MaskSummaries, remaining_fractions
 from keras_lottery.callbacks.round_manager import RoundManager, end_round, reset_optimizer_state
 from keras_lottery.callbacks.stop_on_non_finite import StopOnNonFinite, TrainingDiverged
@@ -21,7 +24,8 @@ from keras_lottery.callbacks.timeline_tensorboard import TimelineTensorBoard
 from keras_lottery.methods.cs import TemperatureCallback, TemperatureSchedule, set_temperature
 
 __all__ = [
-    "MaskSummaries", "RoundManager", "StopOnNonFinite", "TargetRemaining", "TemperatureCallback",
+    "EpochScalars", "MaskSummaries", "RoundManager", "StopOnNonFinite", "TargetRemaining",
+    "TemperatureCallback",
     "TemperatureSchedule", "TimelineTensorBoard", "TrainingDiverged", "end_round",
     "remaining_fractions", "reset_optimizer_state", "round_targets", "set_temperature",
 ]

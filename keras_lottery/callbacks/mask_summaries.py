@@ -1,8 +1,10 @@
 """`MaskSummaries`: the mask state in TensorBoard (`beta`, kept fractions, penalty, histograms
-of `s`), on the search's timeline of cumulative epochs."""
+of `beta * s`), on the search's timeline of cumulative steps and epochs."""
 
+import numpy as np
 import tensorflow as tf
 
+from keras_lottery.callbacks import summary_files
 from keras_lottery.callbacks.clock import RoundClock
 from keras_lottery.layers import masked_layers, masked_layers_by_key
 from keras_lottery.tickets import masks as masks_lib
@@ -18,10 +20,19 @@ def remaining_fractions(model):
 class MaskSummaries(RoundClock):
     """Writes the mask state to TensorBoard every `update_freq` steps and every epoch.
 
-    Scalars: `mask/temperature` (beta), `mask/remaining` overall and
-    `mask/remaining/<layer>`, `mask/penalty` (`lambda * ||m||_1`); histograms
-    of `s` per layer at epoch ends. Also adds `remaining` to the epoch logs.
+    Scalars, at the global training step: `mask/temperature` (beta), `mask/remaining`
+    overall and `mask/remaining/<layer key>`, `mask/penalty` (`lambda * ||m||_1`). At epoch
+    ends (step: the cumulative epoch): per layer a histogram `mask/beta_s/<layer key>` of the
+    logits that still decide the ticket, `beta * s` inside `[-window, window]` (`sigmoid` is
+    within 5e-5 of 0 or 1 outside it: those groups have settled), and the counts of settled
+    groups `mask/settled/removed` and `mask/settled/kept`. Without the window, the groups a
+    reset parked at `beta_T * s_T` (thousands below 0) would squeeze the ones near 0 into one
+    bar. Also adds `remaining` to the epoch logs. One event file per run and process
+    (`summary_files`).
     """
+
+    #: Half width of the histograms' window of `beta * s`.
+    window = 10.0
 
     def __init__(self, log_dir, update_freq=100, histograms=True, epoch_offset=0):
         super().__init__()
@@ -30,15 +41,14 @@ class MaskSummaries(RoundClock):
         self.histograms = histograms
         #: Epochs trained before this fit (earlier rounds): summaries sit on one timeline.
         self.epoch_offset = int(epoch_offset)
-        self._writer = None
 
     @property
     def _global_step(self):
         return self._step + self.epoch_offset * self._steps_per_epoch
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._writer = tf.summary.create_file_writer(self.log_dir)
+    @property
+    def _writer(self):
+        return summary_files.writer(self.log_dir)
 
     def _write_scalars(self, step):
         layers = masked_layers(self.model)
@@ -58,13 +68,22 @@ class MaskSummaries(RoundClock):
     def on_epoch_end(self, epoch, logs=None):
         overall = self._write_scalars(self._global_step)
         if self.histograms:
-            with self._writer.as_default(step=epoch + self.epoch_offset):
-                for key, layer in masked_layers_by_key(self.model).items():
-                    tf.summary.histogram(f"mask_logits/{key}", layer.mask_logits.numpy())
+            self._write_histograms(epoch + 1 + self.epoch_offset)
         self._writer.flush()
         if logs is not None:
             logs["remaining"] = overall
 
+    def _write_histograms(self, step):
+        removed = kept = 0
+        with self._writer.as_default(step=step):
+            for key, layer in masked_layers_by_key(self.model).items():
+                beta_s = float(layer.temperature.numpy()) * layer.mask_logits.numpy().ravel()
+                inside = np.abs(beta_s) <= self.window
+                removed += int(np.sum(beta_s < -self.window))
+                kept += int(np.sum(beta_s > self.window))
+                tf.summary.histogram(f"mask/beta_s/{key}", beta_s[inside])
+            tf.summary.scalar("mask/settled/removed", removed)
+            tf.summary.scalar("mask/settled/kept", kept)
+
     def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
+        self._writer.flush()

@@ -115,6 +115,6 @@ def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callb
     _restore(state, strategy)
     run_dir.write_results(results)
     if previous is None and run_dir.chief and not dry_steps:
-        tensorboard.write_search_hparams(run_dir.tensorboard(), results["flags"])
+        tensorboard.write_search_hparams(run_dir.tensorboard("summary"), results["flags"])
     RunDirectory.discard(aside)
     return state

@@ -71,9 +71,9 @@ class SearchRound:
             target = cb.round_targets(config.target_remaining, config.rounds)[self.round - 1]
             schedule.append(cb.TargetRemaining(target, start=config.target_start))
         offset = (self.round - 1) * config.epochs  # one timeline of cumulative search epochs
-        logs = [cb.MaskSummaries(state.run_dir.tensorboard(self.phase, "masks"),
+        logs = [cb.MaskSummaries(state.run_dir.tensorboard("search"),
                                  epoch_offset=offset)] if state.trainer.chief else []
-        return schedule + logs + state.trainer.tensorboard(self.phase, offset) + [
+        return schedule + logs + state.trainer.tensorboard("search", offset) + [
             state.round_manager]
 
     def run(self, state):
@@ -106,8 +106,9 @@ class SearchRound:
             **extra,
         })
         run_dir.write_results(state.results)  # the commit point of the step
-        trainer.write_scalars("summary", self.round, {"summary/remaining": remaining,
-                                                      "summary/search_accuracy": accuracy})
+        trainer.write_scalars("summary", self.round, {
+            "results/remaining": remaining, "results/search_accuracy": accuracy,
+            "results/search_epochs": self.round * config.epochs})
         io_utils.remove_path(run_dir.round_model_path(self.round - 1))
         run_dir.clear_phase(self.phase)
 
@@ -146,11 +147,12 @@ class DenseBaseline:
         masks = tickets.load_masks(state.run_dir.masks_path(1))
         all_ones = {name: np.ones_like(mask) for name, mask in masks.items()}
         dense = trainer.ticket_model(state.model, all_ones, state.initial_weights)
-        history = trainer.fit(dense, epochs, trainer.tensorboard(self.phase), self.phase,
+        history = trainer.fit(dense, epochs, trainer.tensorboard("dense"), self.phase,
                               stream=0)
         accuracy, _ = trainer.evaluate(dense)
-        trainer.write_scalars(self.phase, epochs, {"test/accuracy": accuracy})
-        trainer.write_scalars("summary", 1, {"summary/dense_accuracy": accuracy})
+        trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
+        for round_index in range(1, config.rounds + 1):  # a reference line beside the rounds
+            trainer.write_scalars("summary", round_index, {"results/dense_accuracy": accuracy})
         state.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
                                   "wall_time_s": round(time.time() - started, 1),
                                   "history": history}
@@ -179,7 +181,7 @@ class TicketFromNextRound:
                       ticket_history=following.get("history", []))  # the training that was it
         state.run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round,
-                                    {"summary/ticket_accuracy": record["ticket_accuracy"]})
+                                    {"results/ticket_accuracy": record["ticket_accuracy"]})
         log_round(state, record)
 
 
@@ -204,10 +206,12 @@ class RetrainTicket:
             return None, None, []
         log(f"round {self.round}/{config.rounds}: retraining the ticket")
         ticket = trainer.ticket_model(state.model, masks, state.round_manager.ticket_weights)
-        history = trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard(self.phase),
+        offset = (self.round - 1) * config.ticket_epochs  # the tickets' own timeline
+        history = trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard("tickets", offset),
                               self.phase, stream=2 * self.round + 1)
         accuracy, _ = trainer.evaluate(ticket)
-        trainer.write_scalars(self.phase, config.ticket_epochs, {"test/accuracy": accuracy})
+        trainer.write_scalars("tickets", offset + config.ticket_epochs,
+                              {"test/accuracy": accuracy})
         return ticket, accuracy, history
 
     def run(self, state):
@@ -231,7 +235,7 @@ class RetrainTicket:
                       ticket_epochs_trained=trained, ticket_history=history,
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)
-        state.trainer.write_scalars("summary", self.round, {"summary/ticket_accuracy": accuracy})
+        state.trainer.write_scalars("summary", self.round, {"results/ticket_accuracy": accuracy})
         run_dir.clear_phase(self.phase)
         log_round(state, record)
 

@@ -55,10 +55,11 @@ class PhaseTrainer:
             return self.compile(build_ticket(model, masks, start_weights))
 
     def tensorboard(self, name, epoch_offset=0):
-        """Keras's TensorBoard callback for run `name`, its epochs shifted by `epoch_offset`
-        (the chief writes logs, nobody else)."""
-        return [cb.TimelineTensorBoard(self.run_dir.tensorboard(name), epoch_offset)
-                ] if self.chief else []
+        """The epoch logs of a phase into TensorBoard run `name` (`search`, `tickets`,
+        `dense`), its epochs shifted by `epoch_offset` (the chief writes logs, nobody else;
+        a dry run nothing)."""
+        return [cb.EpochScalars(self.run_dir.tensorboard(name), epoch_offset)
+                ] if self.chief and not self.dry_steps else []
 
     def write_scalars(self, name, step, values):
         """`{tag: value}` at `step` into TensorBoard run `name` (`summary`: one point per
