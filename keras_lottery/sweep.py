@@ -15,8 +15,6 @@ import os
 
 import keras
 import keras_tuner as kt
-import tensorflow as tf
-from tensorboard.plugins.hparams import api as hparams_api
 
 from keras_lottery import io_utils, methods, search
 from keras_lottery.callbacks import TrainingDiverged
@@ -98,13 +96,6 @@ def define_space(hp, space):
     return values
 
 
-def _write_hparams(log_dir, values, metrics):
-    with tf.summary.create_file_writer(log_dir).as_default():
-        hparams_api.hparams(values)
-        for name, value in metrics.items():
-            tf.summary.scalar(name, value, step=0)
-
-
 class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
     """A keras-tuner tuner whose trials are `keras_lottery.search.run` calls."""
 
@@ -132,8 +123,9 @@ class TicketSearchTuner(kt.engine.base_tuner.BaseTuner):
         metrics = {"ticket_validation_accuracy": float(_selection_accuracy(last)),
                    "ticket_accuracy": float(last["search_accuracy"] if test is None else test),
                    "remaining": float(last["remaining"])}
-        _write_hparams(os.path.join(self.project_dir, "hparams", f"trial_{trial.trial_id}"),
-                       values, metrics)
+        # Each trial's search wrote its own HParams session with every flag and its results
+        # (`trial_<id>/run/tensorboard/summary`): `tensorboard --logdir` on the sweep's
+        # directory ranks the trials in one table.
         return metrics
 
     def on_trial_begin(self, trial):

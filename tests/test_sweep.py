@@ -48,7 +48,9 @@ def test_sweep_records_trials_failures_and_the_pareto_front(idx_dir, tmp_path, m
     assert sweep.OBJECTIVE.name == "ticket_validation_accuracy"
     saved = json.load(open(tmp_path / "sweep" / "sweep.json"))
     assert saved["pareto_front"] == json.loads(json.dumps(front))
-    assert os.listdir(tmp_path / "sweep" / "hparams")
+    for trial in completed:  # one HParams table: each trial's search wrote its session
+        summary_run = tmp_path / "sweep" / f"trial_{trial['trial']}" / "run" / "tensorboard" / "summary"
+        assert len(os.listdir(summary_run)) == 1
     # Running the sweep again continues it: no finished trial is redone.
     calls.clear()
     sweep.run_sweep(_base(idx_dir), str(tmp_path / "sweep"), max_trials=3, seed=1)

@@ -89,7 +89,7 @@ def _run(flagfile, out, corpus, *extra):
 
 
 @pytest.mark.parametrize("flagfile, rounds", [
-    ("cs_transformer_kjv.cfg", 1),
+    pytest.param("cs_transformer_kjv.cfg", 1, marks=pytest.mark.slow),
     pytest.param("imp_transformer_kjv.cfg", 2, marks=pytest.mark.slow)])
 def test_the_text_flagfiles_run_end_to_end_on_a_slice(flagfile, rounds, tmp_path):
     corpus = _write_corpus(tmp_path)

@@ -180,8 +180,9 @@ class TicketFromNextRound:
                       ticket_source=f"round_{self.round + 1}", ticket_wall_time_s=0.0,
                       ticket_history=following.get("history", []))  # the training that was it
         state.run_dir.write_results(state.results)
-        state.trainer.write_scalars("summary", self.round,
-                                    {"results/ticket_accuracy": record["ticket_accuracy"]})
+        state.trainer.write_scalars("summary", self.round, {
+            "results/ticket_accuracy": record["ticket_accuracy"],
+            "results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         log_round(state, record)
 
 
@@ -235,7 +236,9 @@ class RetrainTicket:
                       ticket_epochs_trained=trained, ticket_history=history,
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)
-        state.trainer.write_scalars("summary", self.round, {"results/ticket_accuracy": accuracy})
+        state.trainer.write_scalars("summary", self.round, {
+            "results/ticket_accuracy": accuracy,
+            "results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         run_dir.clear_phase(self.phase)
         log_round(state, record)
 

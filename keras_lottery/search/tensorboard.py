@@ -9,7 +9,8 @@ A search's TensorBoard directory holds four runs, one event file each per proces
 - `tickets`: each round's retrained ticket, on a timeline of cumulative ticket epochs, with
   `test/accuracy` at its last epoch;
 - `dense`: the dense baseline, with its `test/accuracy`;
-- `summary`: per round r (step r) `results/ticket_accuracy`, `results/search_accuracy`,
+- `summary`: per round r (step r) `results/ticket_accuracy` (and its
+  `results/ticket_validation_accuracy`, what sweeps select on), `results/search_accuracy`,
   `results/remaining`, `results/search_epochs`, and `results/dense_accuracy` at every round
   (a reference line); the search's HParams with these as its metrics; the flags as a text
   table; and the custom scalars layout (`LAYOUT`): one chart per question, results first.
@@ -30,7 +31,8 @@ METRICS = (("results/ticket_accuracy", "ticket test accuracy"),
            ("results/remaining", "remaining fraction"),
            ("results/search_accuracy", "search test accuracy"),
            ("results/dense_accuracy", "dense test accuracy"),
-           ("results/search_epochs", "search epochs"))
+           ("results/search_epochs", "search epochs"),
+           ("results/ticket_validation_accuracy", "ticket validation accuracy (selection)"))
 
 
 def _chart(title, *tags):
