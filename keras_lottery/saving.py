@@ -22,7 +22,7 @@ import zipfile
 import keras
 
 from keras_lottery import compat, io_utils
-from keras_lottery.layers import MaskedLayer, mask_in_place
+from keras_lottery.layers import MaskedLayer, mask_in_place, masked_layers_by_key
 from keras_lottery.layers.in_place import mask_arguments_of
 
 #: The archive member that lists the masked layers: `{"masked_layers": {key: arguments}}`.
@@ -32,14 +32,7 @@ MANIFEST = "keras_lottery.json"
 def masked_layer_arguments(model):
     """`{key: mask arguments}` of every masked layer of `model`; a ValueError if two layers
     share a key."""
-    found = {}
-    for key, layer in compat.keyed_layers(model):
-        if isinstance(layer, MaskedLayer):
-            if key in found:
-                raise ValueError(f"two masked layers have the key {key!r}; give them "
-                                 "different names.")
-            found[key] = mask_arguments_of(layer)
-    return found
+    return {key: mask_arguments_of(layer) for key, layer in masked_layers_by_key(model).items()}
 
 
 def save_model(model, path):
