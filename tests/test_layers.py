@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_lottery.layers import CSConv2D, CSDense, masked_layers
+from keras_lottery.layers import CSConv2D, CSDense, CSEinsumDense, masked_layers
 
 
 def sigmoid(z):
@@ -81,6 +81,33 @@ def test_get_config_round_trip():
     assert clone.get_config() == config
     conv = CSConv2D(4, (3, 1), padding="same", mask_init=0.2)
     assert CSConv2D.from_config(conv.get_config()).get_config() == conv.get_config()
+
+
+@pytest.mark.parametrize("granularity, shape", [("weight", (6, 2, 3)), ("unit", (1, 2, 3))])
+def test_einsum_dense_masks_attention_shaped_kernels_and_round_trips(granularity, shape, tmp_path):
+    """`CSEinsumDense` as attention's query: `abc,cde->abde`; a unit is one (head, dim)."""
+    layer = CSEinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de", mask_init=0.5,
+                          mask_penalty=1e-3, mask_granularity=granularity, name="query")
+    model = keras.Sequential([keras.Input((4, 6)), layer])
+    assert tuple(layer.mask_logits.shape) == shape
+    x = np.random.default_rng(0).normal(size=(2, 4, 6)).astype("float32")
+    removed = np.ones(shape, bool)
+    removed.reshape(-1)[0] = False
+    layer.set_ticket_mask(np.broadcast_to(removed, layer.unmasked_kernel.shape))
+    layer.temperature.assign(1e4)  # saturated: m is exactly b(s)
+    kernel = layer.unmasked_kernel.numpy() * layer.ticket_mask()
+    bias = layer.bias.numpy() * (removed.reshape(2, 3) if granularity == "unit" else 1)
+    np.testing.assert_allclose(model(x), np.einsum("abc,cde->abde", x, kernel) + bias,
+                               rtol=1e-5, atol=1e-6)
+    config = layer.get_config()
+    assert CSEinsumDense.from_config(config).get_config() == config
+    model.save(str(tmp_path / "einsum.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "einsum.keras"))
+    np.testing.assert_array_equal(loaded.layers[0].mask_logits.numpy(), layer.mask_logits.numpy())
+    np.testing.assert_array_equal(loaded(x), model(x))
+    with pytest.raises(ValueError, match="block.*Dense layers|takes 'weight' or 'unit'"):
+        keras.Sequential([keras.Input((4, 6)), CSEinsumDense(
+            "abc,cde->abde", (None, 2, 3), mask_granularity="block")])
 
 
 def test_keras_save_and_load_round_trip(tmp_path):

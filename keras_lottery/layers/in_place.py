@@ -46,8 +46,7 @@ def check_maskable(layer, key=None, **mask_arguments):
     if getattr(layer, "quantization_mode", None) is not None:
         raise ValueError(f"{who} is quantized ({layer.quantization_mode}); mask the float "
                          "model, then quantize the stripped ticket.")
-    kernel_shape = tuple(getattr(layer, "_kernel", None).shape if hasattr(layer, "_kernel")
-                         else layer.kernel.shape)
+    kernel_shape = tuple((layer._kernel if hasattr(layer, "_kernel") else layer.kernel).shape)
     plain = type(layer)
     state = {name: vars(layer)[name] for name in _MASK_STATE if name in vars(layer)}
     try:  # the masked class's view of the layer, for its argument and granularity checks
