@@ -228,3 +228,20 @@ def test_in_place_refusals_name_the_layer_and_change_nothing():
     assert not masked_layers(model) and len(model.weights) == weights  # nothing half-masked
     assert len(masked_layers(keras_lottery.sparsify(model, mask_granularity="unit",
                                                     exclude=["transposed"]))) == 1
+
+
+def test_two_layers_with_one_key_are_an_error_not_an_overwrite():
+    class Twins(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.first = keras.layers.Dense(3, name="twin")
+            self.second = keras.layers.Dense(2, name="twin")
+
+        def call(self, x):
+            return self.second(self.first(x))
+
+    model = Twins()
+    model(np.zeros((1, 4), "float32"))
+    keras_lottery.sparsify(model, in_place=True)
+    with pytest.raises(ValueError, match="two masked layers have the key 'twin'"):
+        tickets.extract_masks(model)
