@@ -2,7 +2,8 @@
 
 Runs a short quickstart search (or takes a finished run), serves its `tensorboard/` on
 127.0.0.1 and photographs the dashboards with Debian's `chromium` (headless) into
-`docs/tensorboard/`: `custom_scalars.png`, `hparams.png`, `histograms.png`, `scalars.png`.
+`docs/tensorboard/`: `time_series.png`, `custom_scalars.png`, `scalars.png`, `hparams.png`,
+`histograms.png`.
 
     apt-get install -y chromium
     python3 docs/tensorboard_screenshots.py [--run_dir=runs/quickstart] [--out=docs/tensorboard]
@@ -20,8 +21,9 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Dashboard -> the URL fragment that opens it (results unsmoothed, the legacy dashboards).
 PAGES = {
+    "time_series": "#timeseries",
     "custom_scalars": "#custom_scalars&_smoothingWeight=0",
-    "scalars": "#scalars&_smoothingWeight=0&tagFilter=results",
+    "scalars": "#scalars&_smoothingWeight=0&tagFilter=Results",
     "hparams": "#hparams",
     "histograms": "#histograms&tagFilter=beta_s",
 }

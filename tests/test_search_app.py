@@ -390,11 +390,11 @@ def test_tensorboard_one_timeline_a_summary_run_and_hparams(idx_dir, tmp_path):
                                        for r in (1, 2, 3)]
     summary = _scalars(board / "summary")
     for key in ("remaining", "search_accuracy", "ticket_accuracy"):
-        assert [step for step, _ in summary[f"results/{key}"]] == [1, 2, 3]
-        assert [v for _, v in summary[f"results/{key}"]] == pytest.approx(
+        assert [step for step, _ in summary[f"Results/{key}"]] == [1, 2, 3]
+        assert [v for _, v in summary[f"Results/{key}"]] == pytest.approx(
             [record[key] for record in results["rounds"]])
-    assert summary["results/search_epochs"] == [(1, 2.0), (2, 4.0), (3, 6.0)]
-    assert summary["results/dense_accuracy"] == [
+    assert summary["Results/search_epochs"] == [(1, 2.0), (2, 4.0), (3, 6.0)]
+    assert summary["Results/dense_accuracy"] == [
         (r, pytest.approx(results["dense"]["test_accuracy"])) for r in (1, 2, 3)]
     run = event_accumulator.EventAccumulator(str(board / "summary"))
     run.Reload()

@@ -59,19 +59,19 @@ def test_tensorboard_serves_four_runs_linked_hparams_and_the_layout(served_run):
     port = served_run
     assert sorted(_get(port, "/data/runs")) == ["dense", "search", "summary", "tickets"]
     tags = _get(port, "/data/plugin/scalars/tags")
-    assert {"results/ticket_accuracy", "results/remaining", "results/dense_accuracy",
-            "results/search_accuracy", "results/search_epochs"} <= set(tags["summary"])
+    assert {"Results/ticket_accuracy", "Results/remaining", "Results/dense_accuracy",
+            "Results/search_accuracy", "Results/search_epochs"} <= set(tags["summary"])
     assert {"accuracy/train", "accuracy/validation", "mask/remaining", "mask/temperature",
             "mask/penalty", "mask/remaining/fc1"} <= set(tags["search"])
     assert {"accuracy/train", "test/accuracy"} <= set(tags["tickets"])
     assert not [tag for run in tags.values() for tag in run if "vs_iterations" in tag]
-    points = _get(port, "/data/plugin/scalars/scalars?run=summary&tag=results/ticket_accuracy")
+    points = _get(port, "/data/plugin/scalars/scalars?run=summary&tag=Results/ticket_accuracy")
     assert [point[1] for point in points] == [1, 2]  # step = round
     histograms = _get(port, "/data/plugin/histograms/tags")
     assert {"mask/beta_s/fc1", "mask/beta_s/output"} <= set(histograms["search"])
     experiment = _get(port, "/data/plugin/hparams/experiment", {"experimentName": ""})
     metrics = [info["name"]["tag"] for info in experiment["metricInfos"]]
-    assert metrics[:2] == ["results/ticket_accuracy", "results/remaining"]
+    assert metrics[:2] == ["Results/ticket_accuracy", "Results/remaining"]
     names = [info["name"] for info in experiment["hparamInfos"]]
     assert names[:5] == ["01_method", "02_model", "03_dataset", "04_mask_granularity",
                          "05_mask_init"]
@@ -79,4 +79,4 @@ def test_tensorboard_serves_four_runs_linked_hparams_and_the_layout(served_run):
     titles = [category["title"] for category in layout["category"]]
     assert titles[0].startswith("Results per round")
     first = layout["category"][0]["chart"][0]["multiline"]["tag"]
-    assert first == ["^results/(ticket|search|dense)_accuracy$"]
+    assert first == ["^Results/(ticket|search|dense)_accuracy$"]

@@ -107,8 +107,8 @@ class SearchRound:
         })
         run_dir.write_results(state.results)  # the commit point of the step
         trainer.write_scalars("summary", self.round, {
-            "results/remaining": remaining, "results/search_accuracy": accuracy,
-            "results/search_epochs": self.round * config.epochs})
+            "Results/remaining": remaining, "Results/search_accuracy": accuracy,
+            "Results/search_epochs": self.round * config.epochs})
         io_utils.remove_path(run_dir.round_model_path(self.round - 1))
         run_dir.clear_phase(self.phase)
 
@@ -152,7 +152,7 @@ class DenseBaseline:
         accuracy, _ = trainer.evaluate(dense)
         trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
         for round_index in range(1, config.rounds + 1):  # a reference line beside the rounds
-            trainer.write_scalars("summary", round_index, {"results/dense_accuracy": accuracy})
+            trainer.write_scalars("summary", round_index, {"Results/dense_accuracy": accuracy})
         state.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
                                   "wall_time_s": round(time.time() - started, 1),
                                   "history": history}
@@ -181,8 +181,8 @@ class TicketFromNextRound:
                       ticket_history=following.get("history", []))  # the training that was it
         state.run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
-            "results/ticket_accuracy": record["ticket_accuracy"],
-            "results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
+            "Results/ticket_accuracy": record["ticket_accuracy"],
+            "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         log_round(state, record)
 
 
@@ -237,8 +237,8 @@ class RetrainTicket:
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
-            "results/ticket_accuracy": accuracy,
-            "results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
+            "Results/ticket_accuracy": accuracy,
+            "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         run_dir.clear_phase(self.phase)
         log_round(state, record)
 

@@ -9,9 +9,9 @@ A search's TensorBoard directory holds four runs, one event file each per proces
 - `tickets`: each round's retrained ticket, on a timeline of cumulative ticket epochs, with
   `test/accuracy` at its last epoch;
 - `dense`: the dense baseline, with its `test/accuracy`;
-- `summary`: per round r (step r) `results/ticket_accuracy` (and its
-  `results/ticket_validation_accuracy`, what sweeps select on), `results/search_accuracy`,
-  `results/remaining`, `results/search_epochs`, and `results/dense_accuracy` at every round
+- `summary`: per round r (step r) `Results/ticket_accuracy` (and its
+  `Results/ticket_validation_accuracy`, what sweeps select on), `Results/search_accuracy`,
+  `Results/remaining`, `Results/search_epochs`, and `Results/dense_accuracy` at every round
   (a reference line); the search's HParams with these as its metrics; the flags as a text
   table; and the custom scalars layout (`LAYOUT`): one chart per question, results first.
 """
@@ -27,12 +27,12 @@ from keras_lottery.callbacks import summary_files
 FIRST_HPARAMS = ("method", "model", "dataset", "mask_granularity", "mask_init", "mask_penalty",
                  "initial_temperature", "final_temperature", "rounds", "epochs", "seed")
 #: The search's metrics in the HParams tab: `(tag in the summary run, display name)`.
-METRICS = (("results/ticket_accuracy", "ticket test accuracy"),
-           ("results/remaining", "remaining fraction"),
-           ("results/search_accuracy", "search test accuracy"),
-           ("results/dense_accuracy", "dense test accuracy"),
-           ("results/search_epochs", "search epochs"),
-           ("results/ticket_validation_accuracy", "ticket validation accuracy (selection)"))
+METRICS = (("Results/ticket_accuracy", "ticket test accuracy"),
+           ("Results/remaining", "remaining fraction"),
+           ("Results/search_accuracy", "search test accuracy"),
+           ("Results/dense_accuracy", "dense test accuracy"),
+           ("Results/search_epochs", "search epochs"),
+           ("Results/ticket_validation_accuracy", "ticket validation accuracy (selection)"))
 
 
 def _chart(title, *tags):
@@ -43,9 +43,9 @@ def _chart(title, *tags):
 LAYOUT = layout_pb2.Layout(category=[
     layout_pb2.Category(title="Results per round (x: round; set smoothing to 0)", chart=[
         _chart("Test accuracy: ticket, searched network, dense network",
-               r"^results/(ticket|search|dense)_accuracy$"),
-        _chart("Remaining fraction of the ticket", r"^results/remaining$"),
-        _chart("Search epochs so far", r"^results/search_epochs$")]),
+               r"^Results/(ticket|search|dense)_accuracy$"),
+        _chart("Remaining fraction of the ticket", r"^Results/remaining$"),
+        _chart("Search epochs so far", r"^Results/search_epochs$")]),
     layout_pb2.Category(title="The search", chart=[
         _chart("Remaining fraction (x: training step)", r"^mask/remaining$"),
         _chart("Remaining fraction per layer (x: training step)", r"^mask/remaining/"),
