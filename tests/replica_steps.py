@@ -55,7 +55,13 @@ class _Penalties(keras.callbacks.Callback):
         self.values.append(sum(l.mask_penalty_value() for l in masked_layers(self.model)))
 
 
+#: The token ids of the transformer case: 12 per example, below VOCABULARY.
+TOKENS, VOCABULARY = (12,), 40
+
+
 def _model(config, batch_norm):
+    if config.model == "transformer_tiny":  # attention's projections masked in place
+        return model_setup.build_model(config, TOKENS, 10, vocabulary_size=VOCABULARY)
     model = model_setup.build_model(config, (28, 28, 1), 10)
     if batch_norm:  # a cross-replica merge in the middle of every forward pass
         model = keras.Sequential([keras.Input((28, 28, 1)),
@@ -77,7 +83,7 @@ def _named(variables, when):
 def train(strategy, spec):
     method = spec["method"]
     config = SearchConfig(
-        method=method, model="lenet300_100", batch_size=BATCH, optimizer="sgd",
+        method=method, model=spec.get("model", "lenet300_100"), batch_size=BATCH, optimizer="sgd",
         learning_rate=0.05, momentum=0.9, weight_decay=1e-4,
         mask_init=1.0 if method == "iss" else 0.002, mask_penalty=1e-5,
         mask_optimizer="sgd", mask_learning_rate=5.0 if method == "iss" else 1.0,
@@ -88,7 +94,10 @@ def train(strategy, spec):
         mask_granularity=spec.get("mask_granularity", "weight"))
     steps = spec["steps"]
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH * steps, 28, 28, 1), dtype=np.float32)
+    if config.model == "transformer_tiny":
+        x = rng.integers(1, VOCABULARY, (BATCH * steps, *TOKENS)).astype(np.int32)
+    else:
+        x = rng.random((BATCH * steps, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH * steps)
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "none":

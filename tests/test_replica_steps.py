@@ -42,6 +42,8 @@ CASES = {
     "cs block masks": {"method": "cs", "epochs": 1, "steps": 3, "mask_granularity": "block"},
     "iss unit masks": {"method": "iss", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
     "imp unit pruning": {"method": "imp", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
+    # Any model (issue 23): a transformer whose attention projections are masked in place.
+    "cs transformer": {"method": "cs", "epochs": 1, "steps": 3, "model": "transformer_tiny"},
 }
 # Largest difference relative to a variable's scale that summation order explains.
 # float16 gradients of sums that nearly cancel (a bias, s after 3 steps from s0 = 0.002)
@@ -49,6 +51,11 @@ CASES = {
 # the penalty (float32), the loss scale and the tickets are still compared exactly.
 TOLERANCE = {"mixed_float16": 0.25}
 FLOAT32_TOLERANCE = 2e-6
+# Attention's softmax and two LayerNormalizations per block amplify the summation order: after
+# 3 steps a LayerNorm bias differs by 1.6e-5 of its (small) scale and `s` by 2.2e-6, while the
+# loss, the penalty (to 1e-9) and the ticket are equal. A penalty counted on one replica only,
+# or twice, moves `s` by percents.
+MODEL_TOLERANCE = {"transformer_tiny": 5e-5}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,8 @@ def results():
 def test_mirrored_steps_equal_single_device(results, case):
     result = results[case]
     assert result["replicas"] == [1, 2]
-    tolerance = TOLERANCE.get(CASES[case].get("mixed_precision"), FLOAT32_TOLERANCE)
+    tolerance = TOLERANCE.get(CASES[case].get("mixed_precision"),
+                              MODEL_TOLERANCE.get(CASES[case].get("model"), FLOAT32_TOLERANCE))
     differences = dict(result["differences"])
     counters = [k for k in differences if k.endswith(("iteration@optimizer",
                                                       "dynamic_scale@optimizer"))]
