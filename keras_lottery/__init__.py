@@ -3,7 +3,9 @@
 The library is a house of rooms; each imports only from the rooms listed before it:
 
     compat, io_utils  the floor: Keras internals (each pinned by a test), atomic files
-    layers            the one masking mechanism: MaskedLayer, CSDense, CSConv2D, ...; mask rules
+    layers            the one masking mechanism: MaskedLayer, CSDense, CSEinsumDense, CSConv2D,
+                      ...; mask rules; mask_in_place (a built layer masked where it sits)
+    saving            save_model/load_model for layers masked inside other layers
     methods           one module per method: cs (the continuous rule, beta's annealing and
                       the reset min(beta_T*s_T, s0)), iss, imp, random_pruning
     tickets           masks, ticket models, weight snapshots, sparsify/strip, export
@@ -16,7 +18,8 @@ The library is a house of rooms; each imports only from the rooms listed before 
     sweep             keras-tuner sweeps of searches
     apps              the command-line apps (absl)
 
-`sparsify(model)` / `strip(model)` convert plain Keras models to masked ones and back.
+`sparsify(model)` / `strip(model)` convert any Keras model to a masked one and back (a copy,
+or `in_place=True`).
 """
 
 from keras_lottery import (
@@ -27,6 +30,7 @@ from keras_lottery import (
                            methods,
                            models,
                            optimizers,
+                           saving,
                            search,
                            tickets,
 )
@@ -38,7 +42,7 @@ from keras_lottery.callbacks import (
                            TemperatureSchedule,
                            end_round,
 )
-from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D
+from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D, CSEinsumDense
 from keras_lottery.methods import native
 from keras_lottery.search import ConfigError, SearchConfig, load_run
 from keras_lottery.tickets import shrink, sparsify, strip
@@ -47,10 +51,9 @@ from keras_lottery.tickets import snapshots as weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "ConfigError", "MaskSummaries",
-    "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
+    "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "CSEinsumDense", "ConfigError",
+    "MaskSummaries", "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
     "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
-    "methods", "models", "native", "optimizers", "search", "shrink", "sparsify", "strip",
-    "tickets",
-    "weights",
+    "methods", "models", "native", "optimizers", "saving", "search", "shrink", "sparsify",
+    "strip", "tickets", "weights",
 ]

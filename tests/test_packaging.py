@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -34,11 +35,17 @@ def test_every_app_has_a_console_command_a_short_name_and_a_bazel_binary():
 def venv(tmp_path_factory):
     """A fresh venv (seeing this machine's TensorFlow) with `pip install .` of the repository."""
     directory = tmp_path_factory.mktemp("venv")
+    # Built from a copy: setuptools writes build/ beside the sources, and two test workers
+    # building in one checkout would race.
+    source = tmp_path_factory.mktemp("source") / "keras_lottery"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "docs"))
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(directory)],
                    check=True, timeout=300)
     installed = subprocess.run(
         [str(directory / "bin" / "pip"), "install", "--no-deps", "--no-build-isolation",
-         "--no-warn-script-location", ROOT], capture_output=True, text=True, timeout=600)
+         "--no-warn-script-location", str(source)], capture_output=True, text=True,
+        timeout=600)
     assert installed.returncode == 0, installed.stderr[-3000:]
     return directory
 

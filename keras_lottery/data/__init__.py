@@ -1,7 +1,9 @@
 """Room `data`: the data sets of a search and their `tf.data` pipelines.
 
     datasets   load(name, data_dir) -> Splits: Fashion-MNIST (IDX files, the Debian package,
-               tfds), MNIST, CIFAR-10 (binary batches, tfds); DataError
+               tfds), MNIST, CIFAR-10 (binary batches, tfds), kjv_genres
+    text       kjv_genres: King James verses as token ids, 6 groups of books, split by chapter
+    errors     DataError
     pipelines  epoch_stream (a phase's training batches, resumable), evaluation_pipelines,
                the crop-and-flip augmentation
 
