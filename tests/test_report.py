@@ -52,7 +52,8 @@ def test_report_writes_figures_and_a_table_that_matches_them(runs, tmp_path):
     out = tmp_path / "report"
     written = report.write_report(runs, str(out))
     names = sorted(os.path.basename(p) for p in written)
-    assert names == ["accuracy_vs_remaining.png", "remaining_per_layer_cs_a.png",
+    assert names == ["accuracy_vs_remaining.png", "kept_per_layer.png",
+                     "remaining_per_layer_cs_a.png",
                      "remaining_per_layer_csm.png", "remaining_per_layer_imp.png",
                      "remaining_per_layer_ss.png", "results.md", "search_cost.png",
                      "supermask.png"]
@@ -237,3 +238,17 @@ def test_deployment_figure_averages_the_measured_speedups_and_sizes(tmp_path):
     older = _write_run(tmp_path / "older", "cs", [(0.1, 0.88)])  # no deployment records
     assert "deployment.png" not in " ".join(report.write_report([older], str(tmp_path / "o2"),
                                                                  tensorboard=False))
+
+
+def test_kept_per_layer_draws_each_settings_last_ticket_layer_by_layer(tmp_path):
+    from keras_lottery.report.layer_figures import kept_per_layer
+
+    runs = [_write_run(tmp_path / f"cs_{seed}", "cs", [(0.2, 0.8), (0.1, 0.85 + seed / 100)],
+                       seed=seed) for seed in (0, 1)]
+    runs.append(_write_run(tmp_path / "imp", "imp", [(0.5, 0.8)]))
+    settings = replicates.group_runs(report.load_runs(runs))
+    figure = kept_per_layer(settings)
+    axis = figure.axes[0]
+    assert [tick.get_text() for tick in axis.get_yticklabels()] == ["fc1", "output"]
+    widths = sorted(round(bar.get_width(), 6) for bar in axis.patches)
+    assert widths == [5.0, 10.0, 25.0, 50.0]  # last rounds: cs 10% (fc1 half), imp 50%

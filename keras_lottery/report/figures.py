@@ -6,6 +6,8 @@
 - `search_cost`: ticket accuracy against cumulative search epochs.
 - `remaining_per_layer_<setting>`: every layer's remaining fraction after each
   round, one figure per setting.
+- `kept_per_layer` (`layer_figures`): each setting's last ticket, layer by layer.
+- `deployment` (`deployment_figures`): accuracy against measured speedup and file size.
 - `supermask`: supermask accuracy against sparsity (paper Fig. 2, right).
 - `training_curves`: the search's validation accuracy and weights remaining per epoch,
   rounds on one timeline, mean and spread band over seeds (paper Fig. 2, left).
@@ -31,6 +33,7 @@ from keras_lottery.report.figures_common import curve as _curve  # noqa: E402
 from keras_lottery.report.figures_common import errorbars as _errorbars  # noqa: E402
 from keras_lottery.report.figures_common import label as _label  # noqa: E402
 from keras_lottery.report.figures_common import legend as _legend  # noqa: E402
+from keras_lottery.report.layer_figures import kept_per_layer  # noqa: E402
 from keras_lottery.report.pareto import pareto_envelope  # noqa: E402
 from keras_lottery.report.tables import method_title  # noqa: E402
 
@@ -243,7 +246,8 @@ def all_figures(settings):
                "supermask": supermask(settings),
                "training_curves": training_curves(settings),
                "rounds_across_s0": rounds_across(settings),
-               "deployment": accuracy_vs_speed(settings)}
+               "deployment": accuracy_vs_speed(settings),
+               "kept_per_layer": kept_per_layer(settings)}
     for setting in settings:
         figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)
     return {name: figure for name, figure in figures.items() if figure is not None}

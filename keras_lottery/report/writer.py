@@ -10,6 +10,9 @@ over its seeds and the spread (sample standard deviation).
 - `search_cost.png`: ticket accuracy against cumulative search epochs.
 - `remaining_per_layer_<setting>.png`: every layer's remaining fraction, one
   figure per setting.
+- `kept_per_layer.png`: each setting's last ticket, layer by layer, side by side.
+- `deployment.png`: accuracy against measured speedup and file size (runs with
+  `deployment` records).
 - `supermask.png`: for supermask runs, mask accuracy against sparsity (Fig. 2).
 - `results.md`: one row per setting and round (mean ± spread), then one row
   per run and round.
