@@ -43,7 +43,8 @@ def kept_per_layer(settings):
     axis.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names, fontsize=7)
     axis.invert_yaxis()  # input at the top
     axis.set_xscale("log")
-    axis.set_xlabel("weights kept by the last ticket (%), mean and spread over seeds", fontsize=8)
+    axis.set_xlabel("weights kept by the last ticket (%), mean and spread over seeds; "
+                    "a layer with none kept is drawn at 0.001", fontsize=8)
     axis.set_title("Which layers the tickets keep")
     axis.grid(alpha=0.3, axis="x")
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
