@@ -16,6 +16,7 @@ Only what the public API cannot do lives here:
   thread instead, so each replica's loss holds its own penalty exactly once.
 """
 
+import contextlib
 import threading
 
 from keras.src.backend.common.stateless_scope import in_stateless_scope
@@ -193,20 +194,15 @@ def own_variables(layer):
     return list(layer._trainable_variables) + list(layer._non_trainable_variables)
 
 
+@contextlib.contextmanager
 def unlocked_tracking(layer):
     """A context in which variables can be added to the built `layer` (Keras locks a layer's
     state after `build`; `enable_lora` and `quantize` unlock it the same way)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def unlocked():
-        layer._tracker.unlock()
-        try:
-            yield
-        finally:
-            layer._tracker.lock()
-
-    return unlocked()
+    layer._tracker.unlock()
+    try:
+        yield
+    finally:
+        layer._tracker.lock()
 
 
 def drop_seed_generator(layer, generator):

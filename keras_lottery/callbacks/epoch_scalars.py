@@ -9,6 +9,7 @@ optimizer's `learning_rate`. `remaining` and `temperature` are `MaskSummaries`' 
 """
 
 import keras
+import tensorflow as tf
 
 from keras_lottery.callbacks import summary_files
 
@@ -37,8 +38,6 @@ class EpochScalars(keras.callbacks.Callback):
         self.epoch_offset = int(epoch_offset)
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
         values = epoch_tags(logs)
         rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
         if rate is not None:

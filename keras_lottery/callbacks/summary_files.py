@@ -21,11 +21,6 @@ def writer(log_dir):
     return _WRITERS[key]
 
 
-def flush_all():
-    for file_writer in _WRITERS.values():
-        file_writer.flush()
-
-
 def close_all():
     """Closes every writer (a later `writer(d)` starts a new file in `d`)."""
     for file_writer in _WRITERS.values():

@@ -136,7 +136,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
     _warn_unmasked(keyed, chosen)
     target = model if in_place else copy_model(model, "sparsify")
-    layers = compat.flatten_layers(target)
+    layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
     for i in chosen:
         mask_in_place(layers[i], keyed[i][0], **mask_kwargs)
     compat.reset_compiled_functions(target)
