@@ -5,6 +5,7 @@
     einsum_dense   CSEinsumDense (attention's projections)
     in_place       mask_in_place: a built Keras layer becomes its masked class, where it is
     mask_rules     MaskRule, its registry and the `fixed` rule `1[s > 0]`
+    costs          MACs per weight of a layer; `lambda` per layer priced by them (penalty_cost)
 
 The learning rules (CS's `continuous`, ISS's `stochastic`) live with their methods in
 `keras_lottery.methods` and register into `mask_rules` when it is imported.

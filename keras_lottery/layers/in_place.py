@@ -98,7 +98,7 @@ def unmask_in_place(layer, kernel, bias=None):
         layer.unmasked_kernel.assign(kernel)
         if bias is not None:
             layer.bias.assign(bias)
-        for name in _MASK_STATE + ("group_size", "_group_mask"):
+        for name in _MASK_STATE + ("group_size", "_group_mask", "seen_input_shape"):
             vars(layer).pop(name, None)
         layer.__class__ = layer.plain_class
         if not hasattr(type(layer), "kernel"):  # DepthwiseConv2D: w is `kernel` again

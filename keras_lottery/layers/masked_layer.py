@@ -182,6 +182,9 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         self._kernel = variable
 
     def call(self, inputs, training=None):
+        # The static input shape of the last call (read by `layers.costs` for layers that
+        # other layers call, as attention calls its projections): Python, no graph op.
+        object.__setattr__(self, "seen_input_shape", tuple(inputs.shape))
         return self._forward(inputs, self.masked_kernel(training))
 
     def remember_group_mask(self, mask):  # read back by `bias_and_activation` in this call

@@ -122,6 +122,9 @@ def _cross_problems(config):
         problems.append(("target_remaining", config.target_remaining,
                          f"--method={method.name} sets sparsity with --prune_fraction and "
                          "--rounds; use a method that learns its mask"))
+    if config.penalty_cost != "weights" and not method.uses_penalty:
+        problems.append(("penalty_cost", config.penalty_cost, f"--method={method.name} has "
+                         "no penalty to weigh; leave it at 'weights'"))
     if config.supermask and not method.learns_supermask:
         problems.append(("supermask", True, "the supermask setting learns a mask: use a "
                          "method that learns one"))

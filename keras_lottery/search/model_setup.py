@@ -8,7 +8,7 @@ never touches the mask logits `s`; with `--mask_optimizer` or
 import keras
 
 from keras_lottery import methods, models, optimizers
-from keras_lottery.layers import masked_layers
+from keras_lottery.layers import costs, masked_layers_by_key
 from keras_lottery.search import distribute
 from keras_lottery.search.config import ConfigError
 from keras_lottery.tickets import snapshots, sparsify
@@ -81,6 +81,10 @@ def build_model(config, input_shape, num_classes, vocabulary_size=None):
         except ValueError as error:  # a layer the settings do not fit, named by the error
             raise ConfigError(f"--model={config.model} cannot be built with these settings: "
                               f"{error}") from None
+        try:
+            costs.weigh_penalty(model, config.penalty_cost)
+        except ValueError as error:
+            raise ConfigError(f"--penalty_cost={config.penalty_cost}: {error}") from None
     if config.supermask:
         snapshots.freeze_weights(model)
     return model
@@ -112,7 +116,8 @@ def initial_model(config, input_shape, num_classes):
         return sparsify(original, method=config.method, mask_init=config.mask_init,
                         mask_penalty=config.mask_penalty, exclude=config.unmasked_layers,
                         mask_scaling=config.mask_scaling,
-                        mask_granularity=config.mask_granularity)
+                        mask_granularity=config.mask_granularity,
+                        penalty_cost=config.penalty_cost)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
 
@@ -140,9 +145,11 @@ def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None)
 
 
 def current_penalty(model, method):
-    """The `lambda` the model's masked layers use now (their `penalty_weight` variable), or
+    """The `lambda` the model's masked layers use now (their `penalty_weight` variables:
+    one number, or `{key: lambda_l}` when they differ, as with `--penalty_cost=macs`), or
     None for a method without a penalty (IMP)."""
-    layers = masked_layers(model)
+    layers = masked_layers_by_key(model)
     if not method.uses_penalty or not layers:
         return None
-    return float(layers[0].penalty_weight.numpy())
+    values = {key: float(layer.penalty_weight.numpy()) for key, layer in layers.items()}
+    return values.popitem()[1] if len(set(values.values())) == 1 else values

@@ -9,7 +9,7 @@ and the guide's flag table is checked against them (tests/test_flagfiles.py).
 import math
 
 from keras_lottery import data, methods, models
-from keras_lottery.layers import granularity
+from keras_lottery.layers import costs, granularity
 from keras_lottery.methods.base import Setting, at_least
 from keras_lottery.search import distribute
 
@@ -81,6 +81,12 @@ SHARED = (
     Setting("mask_penalty", 1e-6,
             "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
             group="method", check=at_least(0)),
+    Setting("penalty_cost", "weights",
+            "What the penalty counts per mask group: weights (the paper: lambda per weight) or "
+            "macs (multiply-accumulates: each layer's lambda is scaled by how often it applies "
+            "its kernel per example, so that the total at full density is unchanged; an "
+            "extension that makes unit masks prune what costs time).",
+            group="method", choices=costs.PENALTY_COSTS),
     Setting("target_remaining", 0.0,
             "The last round's ticket keeps exactly this fraction of the weights (e.g. 0.05; round"
             " r of R aims at target**(r/R)); 0 turns it off.",

@@ -20,7 +20,14 @@ import warnings
 import keras
 
 from keras_lottery import compat, methods
-from keras_lottery.layers import MASKED_CLASSES, MaskedLayer, mask_in_place, maskable, masked_layers
+from keras_lottery.layers import (
+    MASKED_CLASSES,
+    MaskedLayer,
+    costs,
+    mask_in_place,
+    maskable,
+    masked_layers,
+)
 from keras_lottery.layers.in_place import check_maskable, mask_arguments_of, unmask_in_place
 
 #: The registered names of the masked classes, as they appear in a model's config.
@@ -100,7 +107,8 @@ def copy_model(model, who="copy_model", mask_overrides=None, copy_weights=True):
 
 
 def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
-             mask_scaling=False, mask_granularity="weight", in_place=False):
+             mask_scaling=False, mask_granularity="weight", in_place=False,
+             penalty_cost="weights"):
     """Masks every Dense, EinsumDense and convolution kernel of `model`.
 
     Args:
@@ -118,6 +126,9 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
             trained model stays trained. Without it, CS's start `sigmoid(s0)` multiplies
             every kernel (by 1/2 at s0 = 0).
         in_place: mask `model` itself (recompile it before training) instead of a copy.
+        penalty_cost: `"weights"` (the paper: `lambda` per weight) or `"macs"`: each layer's
+            `lambda` is scaled by its multiply-accumulates per weight
+            (`keras_lottery.layers.costs`).
 
     Returns the masked model, of `model`'s class. Layers with LoRA enabled or quantized are
     refused with one line naming the layer.
@@ -134,12 +145,24 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
               if maskable(layer) and not {key, layer.name} & set(exclude)]
     for i in chosen:  # every refusal before any change
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
+    if penalty_cost not in costs.PENALTY_COSTS:
+        raise ValueError(f"penalty_cost must be one of {list(costs.PENALTY_COSTS)}, got "
+                         f"{penalty_cost!r}.")
     _warn_unmasked(keyed, chosen)
     target = model if in_place else copy_model(model, "sparsify")
     layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
     for i in chosen:
         mask_in_place(layers[i], keyed[i][0], **mask_kwargs)
     compat.reset_compiled_functions(target)
+    try:
+        costs.weigh_penalty(target, penalty_cost, keys=[keyed[i][0] for i in chosen])
+    except ValueError:
+        if in_place:  # a refusal leaves `model` as it was
+            for i in chosen:
+                unmask_in_place(layers[i], layers[i].unmasked_kernel,
+                                layers[i].bias if layers[i].bias is not None else None)
+            compat.reset_compiled_functions(target)
+        raise
     return target
 
 

@@ -7,26 +7,9 @@ import keras
 import numpy as np
 
 from keras_lottery import compat, io_utils
-from keras_lottery.layers import MaskedLayer
+from keras_lottery.layers import MaskedLayer, costs
 from keras_lottery.tickets.convert import MASKED_CLASSES, strip
 from keras_lottery.tickets.masks import extract_masks, save_masks
-
-
-def _spatial_positions(layer):
-    """Output positions at which `layer` applies its kernel once per example."""
-    try:
-        shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(layer, keras.layers.Dense):
-        dims = shape[1:-1]
-    elif getattr(layer, "data_format", "channels_last") == "channels_first":
-        dims = shape[2:]
-    else:
-        dims = shape[1:-1]
-    if any(d is None for d in dims):
-        return None
-    return int(np.prod(dims)) if dims else 1
 
 
 def size_report(model):
@@ -63,7 +46,7 @@ def size_report(model):
         other_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in others)
         dense_bytes += kernel.size * itemsize + other_bytes
         ticket_bytes += kept * itemsize + (kernel.size + 7) // 8 + other_bytes
-        positions = _spatial_positions(layer)
+        positions = costs.kernel_positions(layer)
         entry = {"name": key, "type": type(layer).__name__, "kept": kept,
                  "total": int(kernel.size), "remaining": kept / kernel.size if kernel.size else 1.0}
         if positions is not None:

@@ -1,0 +1,142 @@
+"""What a layer's weights cost in computation, and `lambda` weighed by it.
+
+`kernel_positions(layer)` is how often per example a layer applies its whole kernel: 1 for a
+Dense layer on vectors, `H' * W'` for a convolution with an `H' x W'` output, `T` for a
+Dense or attention projection on `T` tokens. A kernel of `n` weights costs
+`n * positions` multiply-accumulates (MACs) per example.
+
+`weigh_penalty(model, "macs")` gives each masked layer `l` its own
+``lambda_l = lambda * positions_l * W / M``, with `W` the masked weights and `M` their MACs
+per example over the whole model: the penalty of a unit then counts the MACs it costs instead
+of its weights, and at full density the total penalty is the same as with `"weights"` (the
+paper's), so a flagfile's `lambda` keeps its scale. On a network of Dense layers on vectors
+both costs are equal. This is an extension, not the paper's method: the CS authors' follow-up
+(Yuan, Savarese and Maire, ICLR 2021) budgets FLOPs in the same spirit.
+"""
+
+import keras
+import numpy as np
+
+#: What the penalty counts per mask group: its weights (the paper) or its multiply-accumulates.
+PENALTY_COSTS = ("weights", "macs")
+
+
+def _kernel_shape(layer):
+    kernel = getattr(layer, "unmasked_kernel", None)
+    if kernel is None:
+        kernel = layer.kernel
+    return tuple(int(d) for d in kernel.shape)
+
+
+def _contracted_size(layer, kernel_shape):
+    """How many inputs one output value of a Dense or EinsumDense layer sums over."""
+    equation = getattr(layer, "equation", None)
+    if equation is None:  # Dense: kernel (inputs, units)
+        return kernel_shape[0]
+    inputs, output = equation.split("->")
+    letters = inputs.split(",")[1]
+    return int(np.prod([kernel_shape[i] for i, c in enumerate(letters) if c not in output]))
+
+
+def _output_channels(layer, kernel_shape):
+    """How many output values one application of a convolution's kernel writes."""
+    if hasattr(layer, "depth_multiplier"):  # DepthwiseConv: channels x multiplier
+        return kernel_shape[-2] * kernel_shape[-1]
+    return kernel_shape[-1]
+
+
+def _known(shape):
+    shape = tuple(shape or ())[1:]
+    return shape if shape and all(d is not None for d in shape) else None
+
+
+def _build_input_shape(layer):
+    shapes = list((getattr(layer, "_build_shapes_dict", None) or {}).values())
+    return shapes[0] if len(shapes) == 1 else None
+
+
+def kernel_positions(layer):
+    """How many times per example `layer` applies its whole kernel (its MACs per example over
+    its kernel size); None when the shapes that tell it are unknown (a variable length).
+
+    A Dense or EinsumDense layer is read from its input (`inputs per example / inputs per
+    output value`), a convolution from its output (`outputs per example / channels`): from
+    the symbolic tensors of a functional graph, or else from the input shape of the masked
+    layer's last call or the shape it was built with, so layers inside other layers
+    (attention's projections) are read too.
+    """
+    kernel_shape = _kernel_shape(layer)
+    dense_like = isinstance(layer, keras.layers.Dense) or hasattr(layer, "equation")
+    try:
+        shape = _known((layer.input if dense_like else layer.output).shape)
+    except (AttributeError, ValueError):  # no graph, or called more than once
+        shape = None
+    if shape is None:
+        built = getattr(layer, "seen_input_shape", None)
+        if _known(built) is None:
+            built = _build_input_shape(layer)
+        if built is not None and not dense_like and _known(built) is not None:
+            built = layer.compute_output_shape(built)
+        shape = _known(built)
+    if shape is None:
+        return None
+    size = int(np.prod(shape))
+    return size // (_contracted_size(layer, kernel_shape) if dense_like
+                    else _output_channels(layer, kernel_shape))
+
+
+def penalty_factors(layers, cost="weights"):
+    """`{key: factor}` that multiplies each layer's `lambda` for `cost`, for `{key: layer}`
+    (masked or plain layers with a kernel): 1 for `"weights"`; `positions_l * W / M` for
+    `"macs"` (module docstring). A ValueError names a bad cost, or a layer whose positions
+    cannot be read."""
+    if cost not in PENALTY_COSTS:
+        raise ValueError(f"penalty cost must be one of {list(PENALTY_COSTS)}, got {cost!r}.")
+    if cost == "weights" or not layers:
+        return {key: 1.0 for key in layers}
+    positions, sizes = {}, {}
+    for key, layer in layers.items():
+        positions[key] = kernel_positions(layer)
+        if positions[key] is None:
+            raise ValueError(f"layer {key!r}: cannot weigh lambda by multiply-accumulates, "
+                             "its shape per example is unknown (a variable length); use the "
+                             "cost 'weights'.")
+        sizes[key] = int(np.prod(_kernel_shape(layer)))
+    scale = sum(sizes.values()) / sum(positions[k] * sizes[k] for k in layers)
+    return {key: positions[key] * scale for key in layers}
+
+
+def _call_once(model):
+    """Calls `model` on zeros shaped like its inputs (batch 1), so that every masked layer
+    records the input shape of a call; False when the model has no fixed-shape inputs."""
+    try:
+        inputs = model.input
+    except (AttributeError, ValueError):
+        return False
+    if any(d is None for tensor in keras.tree.flatten(inputs) for d in tensor.shape[1:]):
+        return False
+    model(keras.tree.map_structure(
+        lambda t: np.zeros((1,) + tuple(t.shape)[1:], dtype=t.dtype), inputs), training=False)
+    return True
+
+
+def weigh_penalty(model, cost="weights", keys=None):
+    """Scales the `lambda` (`mask_penalty` and `penalty_weight`) of `model`'s masked layers
+    (or of those under `keys`) by their `penalty_factors` for `cost`, computed over those
+    layers. Call it once, on layers that hold the same `lambda` (`sparsify(...,
+    penalty_cost=...)` and `apps.search` do). A layer whose positions only a call can tell
+    (one that another layer calls) is read after one call of `model` on zeros.
+    Returns the factors."""
+    from keras_lottery.layers.masked_layer import masked_layers_by_key
+
+    layers = masked_layers_by_key(model)
+    if keys is not None:
+        layers = {key: layers[key] for key in keys}
+    if cost == "macs" and any(kernel_positions(layer) is None for layer in layers.values()):
+        _call_once(model)
+    factors = penalty_factors(layers, cost)
+    for key, layer in layers.items():
+        if factors[key] != 1.0:
+            layer.mask_penalty = float(layer.mask_penalty * factors[key])
+            layer.penalty_weight.assign(layer.mask_penalty)
+    return factors
