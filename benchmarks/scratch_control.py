@@ -3,12 +3,17 @@ Pruning", ICLR 2019): the same small architecture, trained from scratch with the
 recipe, as long as a ticket trains from initialization.
 
 Given the hidden widths a unit ticket kept (e.g. LeNet 784-35-24-10), builds that dense network
-from plain Keras layers, compiles it as a search does (`search.model_setup.compile_model`: the
-flagfile's optimizer, weight decay, learning rate) and trains it on the flagfile's data for
+from plain Keras layers; or, given a shrunk ticket (`--architecture=.../shrunk.keras`, any
+model `shrink` wrote: a Conv-4 with the filters its ticket kept), the same architecture with
+fresh weights (`keras.models.clone_model`, each layer's own initializer, reseeded per seed).
+Compiles it as a search does (`search.model_setup.compile_model`: the flagfile's optimizer,
+weight decay, learning rate) and trains it on the flagfile's data for
 `ticket_epoch + ticket_epochs` epochs, once per seed; prints test accuracy, mean and spread.
 
     python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_lenet300_fashion.cfg \\
         --widths=35,24 --seeds=0,1,2
+    python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_conv4_fashion.cfg \\
+        --architecture=runs/unit_conv4/seed_0/ticket/round_2/shrunk.keras --seeds=0,1,2
 """
 
 import argparse
@@ -34,16 +39,21 @@ def dense_network(input_shape, widths, num_classes):
     return keras.Model(inputs, keras.layers.Dense(num_classes, name="output")(x))
 
 
-def train(config, widths, seed):
-    """Test accuracy of `widths` trained from scratch with `config`'s recipe and `seed`."""
+def fresh_copy(path):
+    """The architecture saved at `path` with newly initialized weights."""
+    return keras.models.clone_model(keras.saving.load_model(path, compile=False))
+
+
+def train(config, build, seed):
+    """Test accuracy of `build(splits)` trained from scratch with `config`'s recipe and
+    `seed` (the seed also draws the initial weights)."""
     keras.utils.set_random_seed(seed)
     splits = data.load(config.dataset, config.data_dir or None,
                        validation_examples=config.validation_examples,
                        train_examples=config.train_examples, seed=seed,
                        scaling=config.input_scaling)
     steps = data.steps_per_epoch(splits, config.batch_size)
-    model = model_setup.compile_model(
-        dense_network(splits.input_shape, widths, splits.num_classes), config, steps)
+    model = model_setup.compile_model(build(splits), config, steps)
     model.fit(data.epoch_stream(splits, config.batch_size, seed=seed, stream=0),
               steps_per_epoch=steps, epochs=config.ticket_epoch + config.ticket_epochs,
               verbose=0)
@@ -53,17 +63,31 @@ def train(config, widths, seed):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--widths", required=True, help="hidden widths, e.g. 35,24")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--widths", help="hidden widths of a fully connected net, e.g. 35,24")
+    which.add_argument("--architecture", help="a saved model (shrunk.keras) to retrain afresh")
     parser.add_argument("--seeds", default="0,1,2")
     args, flags = parser.parse_known_args(argv[1:])
     search_app.FLAGS([argv[0]] + flags)
     config = search_app.config_from_flags()
-    widths = [int(w) for w in args.widths.split(",")]
+    if args.architecture:
+        if not os.path.isfile(args.architecture):
+            sys.exit(f"error: --architecture={args.architecture!r}: no such file")
+        described = args.architecture
+
+        def build(splits):
+            return fresh_copy(args.architecture)
+    else:
+        widths = [int(w) for w in args.widths.split(",")]
+        described = f"{config.model} widths {widths}"
+
+        def build(splits):
+            return dense_network(splits.input_shape, widths, splits.num_classes)
     print(f"command: python3 -m benchmarks.scratch_control {' '.join(argv[1:])}", flush=True)
     accuracies = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        accuracies.append(train(config, widths, seed))
-        print(f"seed {seed}: {config.model} widths {widths} from scratch, "
+        accuracies.append(train(config, build, seed))
+        print(f"seed {seed}: {described} from scratch, "
               f"{config.ticket_epoch + config.ticket_epochs} epochs: test accuracy "
               f"{accuracies[-1]:.4f}", flush=True)
     spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0

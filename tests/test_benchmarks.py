@@ -31,3 +31,23 @@ def test_search_cost_finds_the_first_sparse_and_accurate_ticket(tmp_path):
     assert "round" not in search_cost.cost_table([never], dense=0.88)[0]
     with pytest.raises(SystemExit, match="dense baseline"):
         search_cost.cost_table([never])
+
+
+def test_scratch_control_retrains_a_shrunk_architecture_from_fresh_weights(tmp_path):
+    import keras
+    import numpy as np
+
+    from benchmarks import scratch_control
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    outputs = keras.layers.Dense(2, name="output")(keras.layers.Flatten()(x))
+    trained = keras.Model(inputs, outputs)
+    trained.get_layer("conv").kernel.assign(np.full((3, 3, 1, 3), 0.5, "float32"))
+    path = str(tmp_path / "shrunk.keras")
+    trained.save(path)
+    fresh = scratch_control.fresh_copy(path)
+    assert [w.shape for w in fresh.weights] == [w.shape for w in trained.weights]
+    assert not np.allclose(fresh.get_layer("conv").kernel.numpy(), 0.5)
+    with pytest.raises(SystemExit, match="error: --architecture='missing.keras': no such file"):
+        scratch_control.main(["scratch_control", "--architecture=missing.keras"])
