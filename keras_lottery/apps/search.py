@@ -57,12 +57,12 @@ def config_from_flags(flag_values=FLAGS):
     """The `SearchConfig` the parsed flags describe; raises ConfigError on a malformed list."""
     settings = {name: flag_values[name].value for name in SearchConfig.field_names()}
     settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
-    try:
-        settings["lr_decay_epochs"] = tuple(int(e) for e in settings["lr_decay_epochs"])
-    except ValueError:
-        raise ConfigError(
-            f"--lr_decay_epochs={','.join(settings['lr_decay_epochs'])} is invalid: expected "
-            "comma-separated integers.") from None
+    for name in ("lr_decay_epochs", "latency_batch_sizes"):
+        try:
+            settings[name] = tuple(int(e) for e in settings[name])
+        except ValueError:
+            raise ConfigError(f"--{name}={','.join(settings[name])} is invalid: expected "
+                              "comma-separated integers.") from None
     return SearchConfig(**settings)
 
 

@@ -185,6 +185,11 @@ SHARED = (
     Setting("latency_repeats", 15,
             "Interleaved repeats of the speedup measurement (median); 0 measures none.",
             group="run", check=at_least(0, integer=True)),
+    Setting("latency_batch_sizes", (1, 256),
+            "Comma-separated batch sizes at which the speedups are measured.",
+            group="run", check=lambda sizes: None if sizes and all(
+                isinstance(b, int) and b >= 1 for b in sizes) else
+            "must be one or more integers >= 1"),
     Setting("seed", 0,
             "Random seed.",
             group="run"),

@@ -225,7 +225,8 @@ class RetrainTicket:
             report = tickets.export(ticket, run_dir.ticket_dir(self.round))
             if config.deployment and not state.trainer.dry_steps:
                 record["deployment"] = export_deployment(
-                    ticket, run_dir.ticket_dir(self.round), repeats=config.latency_repeats)
+                    ticket, run_dir.ticket_dir(self.round), repeats=config.latency_repeats,
+                    batch_sizes=config.latency_batch_sizes)
             if self.round == config.rounds:  # ticket/ holds the last round's too
                 io_utils.copy_files(run_dir.ticket_dir(self.round), run_dir.ticket_dir())
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
