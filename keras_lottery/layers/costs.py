@@ -17,6 +17,8 @@ both costs are equal. This is an extension, not the paper's method: the CS autho
 import keras
 import numpy as np
 
+from keras_lottery.layers.einsum_dense import kernel_axes
+
 #: What the penalty counts per mask group: its weights (the paper) or its multiply-accumulates.
 PENALTY_COSTS = ("weights", "macs")
 
@@ -33,9 +35,8 @@ def _contracted_size(layer, kernel_shape):
     equation = getattr(layer, "equation", None)
     if equation is None:  # Dense: kernel (inputs, units)
         return kernel_shape[0]
-    inputs, output = equation.split("->")
-    letters = inputs.split(",")[1]
-    return int(np.prod([kernel_shape[i] for i, c in enumerate(letters) if c not in output]))
+    contracted, _ = kernel_axes(equation)
+    return int(np.prod([kernel_shape[i] for i in contracted]))
 
 
 def _output_channels(layer, kernel_shape):

@@ -14,7 +14,7 @@ from keras import ops
 from keras_lottery.layers.masked_layer import MaskedLayer, gated_bias
 
 
-def _kernel_axes(equation):
+def kernel_axes(equation):
     """`(contracted, output)`: which kernel axes are summed over and which reach the output."""
     inputs, output = equation.split("->")
     kernel = inputs.split(",")[1]
@@ -36,7 +36,7 @@ class CSEinsumDense(MaskedLayer, keras.layers.EinsumDense):
     def unit_axes(self):
         """How many trailing kernel axes index a unit (a ValueError if units are not trailing,
         or if the bias does not span them, for unit masks)."""
-        contracted, output = _kernel_axes(self.equation)
+        contracted, output = kernel_axes(self.equation)
         rank = len(contracted) + len(output)
         if output != list(range(rank - len(output), rank)):
             raise ValueError(f"{self.name}: mask_granularity='unit' needs the kernel's output "
@@ -49,7 +49,7 @@ class CSEinsumDense(MaskedLayer, keras.layers.EinsumDense):
 
     @property
     def takes_blocks(self):  # a matrix kernel "i,ij": 1x4 blocks of inputs, as for Dense
-        return _kernel_axes(self.equation) == ([0], [1])
+        return kernel_axes(self.equation) == ([0], [1])
 
     def _forward(self, inputs, kernel):
         outputs = ops.einsum(self.equation, inputs, kernel)
