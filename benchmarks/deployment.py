@@ -12,6 +12,11 @@ same run: a shared, noisy machine makes absolute times meaningless, ratios less 
 
     python3 -m benchmarks.deployment [--models=lenet300_100,conv4,conv6,resnet18]
         [--batch_sizes=1,64,256] [--threads=1,2] [--kept_units=0.05] [--kept_blocks=0.05]
+
+With `--shrunk=PATH,...` (one model in `--models`) the unit tickets are real ones instead: the
+`shrunk.keras` files a search wrote (`ticket/round_<r>/shrunk.keras`), each timed against the
+dense network of that model, which is how REPRODUCTION.md's tickets are re-measured on an idle
+machine.
 """
 
 import argparse
@@ -46,17 +51,25 @@ def random_ticket(model_name, granularity, kept, seed=0):
     return model
 
 
-def variants(model_name, kept_units, kept_blocks, folder):
-    """`({name: Keras runner}, {name: .tflite path})` of one model."""
+def variants(model_name, kept_units, kept_blocks, folder, shrunk_files=()):
+    """`({name: Keras runner}, {name: .tflite path})` of one model: random tickets, or the
+    saved shrunk tickets `shrunk_files` (named by their paths)."""
     unit = random_ticket(model_name, "unit", kept_units)
     dense = tickets.strip(random_ticket(model_name, "unit", 1.0))
-    shrunk = tickets.shrink(unit)
-    runners = {"dense": keras_runner(dense), "unit stripped": keras_runner(tickets.strip(unit)),
-               "unit shrunk": keras_runner(shrunk)}
-    files = {"dense": os.path.join(folder, "dense.tflite"),
-             "unit shrunk": os.path.join(folder, "shrunk.tflite")}
+    runners = {"dense": keras_runner(dense)}
+    files = {"dense": os.path.join(folder, "dense.tflite")}
     tickets.export_tflite(dense, files["dense"], sparse=False)
-    tickets.export_tflite(shrunk, files["unit shrunk"])
+    if shrunk_files:
+        shrunk = {path: keras.saving.load_model(path, compile=False) for path in shrunk_files}
+    else:
+        runners["unit stripped"] = keras_runner(tickets.strip(unit))
+        shrunk = {"unit shrunk": tickets.shrink(unit)}
+    for index, (name, model) in enumerate(shrunk.items()):
+        runners[name] = keras_runner(model)
+        files[name] = os.path.join(folder, f"shrunk_{index}.tflite")
+        tickets.export_tflite(model, files[name])
+    if shrunk_files:
+        return runners, files
     if all(isinstance(layer, keras.layers.Dense) for layer in masked_layers(unit)):
         files["block sparse"] = os.path.join(folder, "block.tflite")
         tickets.export_tflite(random_ticket(model_name, "block", kept_blocks),
@@ -77,7 +90,14 @@ def main(argv=None):
     parser.add_argument("--kept_units", type=float, default=0.05)
     parser.add_argument("--kept_blocks", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--shrunk", default="", help="saved shrunk tickets of the one model")
     args = parser.parse_args(argv)
+    shrunk_files = [path for path in args.shrunk.split(",") if path]
+    if shrunk_files and len(args.models.split(",")) != 1:
+        sys.exit(f"error: --shrunk needs one model in --models, got {args.models!r}")
+    missing = [path for path in shrunk_files if not os.path.isfile(path)]
+    if missing:
+        sys.exit(f"error: --shrunk: no such file {missing[0]!r}")
     print(f"command: python3 -m benchmarks.deployment {' '.join(sys.argv[1:])}", flush=True)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     table = {}
@@ -85,7 +105,8 @@ def main(argv=None):
         inputs = {b: np.random.RandomState(b).rand(b, *SHAPES[model_name]).astype("float32")
                   for b in batches}
         with tempfile.TemporaryDirectory() as folder:
-            runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder)
+            runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder,
+                                      shrunk_files)
             rows = {f"keras {name}": row for name, row in
                     speedups(median_latencies(runners, inputs, args.repeats)).items()}
             for threads in (int(t) for t in args.threads.split(",")):

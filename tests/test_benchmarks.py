@@ -51,3 +51,20 @@ def test_scratch_control_retrains_a_shrunk_architecture_from_fresh_weights(tmp_p
     assert not np.allclose(fresh.get_layer("conv").kernel.numpy(), 0.5)
     with pytest.raises(SystemExit, match="error: --architecture='missing.keras': no such file"):
         scratch_control.main(["scratch_control", "--architecture=missing.keras"])
+
+
+def test_deployment_benchmark_times_saved_shrunk_tickets_against_dense(tmp_path):
+    from benchmarks import deployment
+    from keras_lottery import tickets
+
+    path = str(tmp_path / "shrunk.keras")
+    tickets.shrink(deployment.random_ticket("lenet300_100", "unit", 0.1)).save(path)
+    table = deployment.main(["--models=lenet300_100", f"--shrunk={path}", "--batch_sizes=1",
+                             "--threads=1", "--repeats=1"])
+    rows = table["lenet300_100"]
+    assert set(rows) == {f"keras {path}", f"tflite x1 {path}"}
+    assert all(row[1] > 0 for row in rows.values())
+    with pytest.raises(SystemExit, match="--shrunk needs one model"):
+        deployment.main(["--models=lenet300_100,conv4", f"--shrunk={path}"])
+    with pytest.raises(SystemExit, match="no such file 'gone.keras'"):
+        deployment.main(["--models=conv4", "--shrunk=gone.keras"])
