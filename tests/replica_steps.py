@@ -5,7 +5,8 @@ before TensorFlow initialises). Argument: a JSON list of runs, each an object wi
     method        cs, iss or imp
     epochs        epochs of `steps` steps each (one `fit`, one round)
     steps         training steps per epoch (global batch 60)
-    steps_per_execution, mixed_precision, target_remaining   as in SearchConfig
+    steps_per_execution, mixed_precision, target_remaining, mask_granularity, model,
+    penalty_cost  as in SearchConfig
     batch_norm    put a synchronized BatchNormalization (a cross-replica merge
                   inside the forward pass) in front of the masked layers
 
@@ -91,7 +92,8 @@ def train(strategy, spec):
         target_remaining=spec.get("target_remaining", 0.0), target_start=0.0,
         steps_per_execution=spec.get("steps_per_execution", 1),
         mixed_precision=spec.get("mixed_precision", "none"), rounds=1, epochs=spec["epochs"],
-        mask_granularity=spec.get("mask_granularity", "weight"))
+        mask_granularity=spec.get("mask_granularity", "weight"),
+        penalty_cost=spec.get("penalty_cost", "weights"))
     steps = spec["steps"]
     rng = np.random.default_rng(0)
     if config.model == "transformer_tiny":

@@ -44,6 +44,9 @@ CASES = {
     "imp unit pruning": {"method": "imp", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
     # Any model (issue 23): a transformer whose attention projections are masked in place.
     "cs transformer": {"method": "cs", "epochs": 1, "steps": 3, "model": "transformer_tiny"},
+    # lambda per layer priced in multiply-accumulates (read from one call of the model).
+    "cs transformer, lambda in MACs": {"method": "cs", "epochs": 1, "steps": 3,
+                                       "model": "transformer_tiny", "penalty_cost": "macs"},
 }
 # Largest difference relative to a variable's scale that summation order explains.
 # float16 gradients of sums that nearly cancel (a bias, s after 3 steps from s0 = 0.002)
