@@ -121,18 +121,18 @@ def _call_once(model):
     return True
 
 
-def weigh_penalty(model, cost="weights", keys=None):
+def weigh_penalty(model, cost="weights", layers=None):
     """Scales the `lambda` (`mask_penalty` and `penalty_weight`) of `model`'s masked layers
-    (or of those under `keys`) by their `penalty_factors` for `cost`, computed over those
-    layers. Call it once, on layers that hold the same `lambda` (`sparsify(...,
+    (or of `layers`, `{key: masked layer}`) by their `penalty_factors` for `cost`, computed
+    over those layers. Call it once, on layers that hold the same `lambda` (`sparsify(...,
     penalty_cost=...)` and `apps.search` do). A layer whose positions only a call can tell
     (one that another layer calls) is read after one call of `model` on zeros.
     Returns the factors."""
     from keras_lottery.layers.masked_layer import masked_layers_by_key
 
-    layers = masked_layers_by_key(model)
-    if keys is not None:
-        layers = {key: layers[key] for key in keys}
+    if cost == "weights":  # the paper's price: nothing to change
+        return {key: 1.0 for key in (masked_layers_by_key(model) if layers is None else layers)}
+    layers = masked_layers_by_key(model) if layers is None else layers
     if cost == "macs" and any(kernel_positions(layer) is None for layer in layers.values()):
         _call_once(model)
     factors = penalty_factors(layers, cost)

@@ -155,7 +155,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         mask_in_place(layers[i], keyed[i][0], **mask_kwargs)
     compat.reset_compiled_functions(target)
     try:
-        costs.weigh_penalty(target, penalty_cost, keys=[keyed[i][0] for i in chosen])
+        costs.weigh_penalty(target, penalty_cost, {keyed[i][0]: layers[i] for i in chosen})
     except ValueError:
         if in_place:  # a refusal leaves `model` as it was
             for i in chosen:
