@@ -35,12 +35,12 @@ from keras_lottery.layers import masked_layers  # noqa: E402
 from keras_lottery.tickets.deployment import keras_runner, median_latencies  # noqa: E402
 
 
-def random_ticket(model_name, granularity, kept, seed=0):
-    """The model with fixed masks keeping `kept` of each masked layer's groups at random (at
-    least one; the last masked layer, the output, keeps all)."""
+def random_ticket(model_name, granularity, kept, seed=0, shape=None):
+    """The model (on inputs of `shape`, default the benchmark's) with fixed masks keeping `kept`
+    of each masked layer's groups at random (at least one; the output layer keeps all)."""
     keras.utils.set_random_seed(seed)
-    model = models.build(model_name, SHAPES[model_name], 10, mask_rule="fixed", mask_init=1.0,
-                         mask_granularity=granularity)
+    model = models.build(model_name, shape or SHAPES[model_name], 10, mask_rule="fixed",
+                         mask_init=1.0, mask_granularity=granularity)
     rng = np.random.RandomState(seed)
     for layer in masked_layers(model)[:-1]:
         groups = int(np.prod(layer.mask_logits.shape))
@@ -51,26 +51,23 @@ def random_ticket(model_name, granularity, kept, seed=0):
     return model
 
 
-def variants(model_name, kept_units, kept_blocks, folder, shrunk_files=()):
+def variants(model_name, kept_units, kept_blocks, folder, shrunk=None):
     """`({name: Keras runner}, {name: .tflite path})` of one model: random tickets, or the
-    saved shrunk tickets `shrunk_files` (named by their paths)."""
-    unit = random_ticket(model_name, "unit", kept_units)
-    dense = tickets.strip(random_ticket(model_name, "unit", 1.0))
+    saved shrunk tickets `shrunk` (`{path: model}`, all on one input shape)."""
+    shape = tuple(next(iter(shrunk.values())).inputs[0].shape[1:]) if shrunk else None
+    dense = tickets.strip(random_ticket(model_name, "unit", 1.0, shape=shape))
     runners = {"dense": keras_runner(dense)}
     files = {"dense": os.path.join(folder, "dense.tflite")}
     tickets.export_tflite(dense, files["dense"], sparse=False)
-    if shrunk_files:
-        shrunk = {path: keras.saving.load_model(path, compile=False) for path in shrunk_files}
-    else:
+    unit = None if shrunk else random_ticket(model_name, "unit", kept_units)
+    if unit is not None:
         runners["unit stripped"] = keras_runner(tickets.strip(unit))
-        shrunk = {"unit shrunk": tickets.shrink(unit)}
-    for index, (name, model) in enumerate(shrunk.items()):
+    for index, (name, model) in enumerate((shrunk or {"unit shrunk": tickets.shrink(unit)}).items()):
         runners[name] = keras_runner(model)
         files[name] = os.path.join(folder, f"shrunk_{index}.tflite")
         tickets.export_tflite(model, files[name])
-    if shrunk_files:
-        return runners, files
-    if all(isinstance(layer, keras.layers.Dense) for layer in masked_layers(unit)):
+    if unit is not None and all(isinstance(layer, keras.layers.Dense)
+                                for layer in masked_layers(unit)):
         files["block sparse"] = os.path.join(folder, "block.tflite")
         tickets.export_tflite(random_ticket(model_name, "block", kept_blocks),
                               files["block sparse"])
@@ -98,15 +95,17 @@ def main(argv=None):
     missing = [path for path in shrunk_files if not os.path.isfile(path)]
     if missing:
         sys.exit(f"error: --shrunk: no such file {missing[0]!r}")
+    shrunk = {path: keras.saving.load_model(path, compile=False) for path in shrunk_files}
     print(f"command: python3 -m benchmarks.deployment {' '.join(sys.argv[1:])}", flush=True)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     table = {}
     for model_name in args.models.split(","):
-        inputs = {b: np.random.RandomState(b).rand(b, *SHAPES[model_name]).astype("float32")
-                  for b in batches}
+        shape = tuple(next(iter(shrunk.values())).inputs[0].shape[1:]) if shrunk else (
+            SHAPES[model_name])
+        inputs = {b: np.random.RandomState(b).rand(b, *shape).astype("float32") for b in batches}
         with tempfile.TemporaryDirectory() as folder:
             runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder,
-                                      shrunk_files)
+                                      shrunk)
             rows = {f"keras {name}": row for name, row in
                     speedups(median_latencies(runners, inputs, args.repeats)).items()}
             for threads in (int(t) for t in args.threads.split(",")):
