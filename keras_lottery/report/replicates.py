@@ -148,12 +148,18 @@ def short_labels(directories):
             return ["/".join(p[-d:]) for p, d in zip(parts, depths)]
 
 
+def _seed_parent(directory):
+    """The setting's directory of a lone run: `unit/seed_0` is labelled `unit`."""
+    head, tail = os.path.split(os.path.normpath(directory))
+    return head if tail.startswith("seed_") and head else directory
+
+
 def group_runs(runs):
     """Groups `(label, results)` by setting, in the order settings first appear.
 
     A setting is labelled by its runs' common parent directory (`ablation/ours` for
-    `ablation/ours/seed_0` ...), or by its first run and the count of the others when
-    that parent is shared with another setting. Directories are read from
+    `ablation/ours/seed_0` ..., and for a lone `seed_<k>` run), or by its first run and the
+    count of the others when that parent is shared with another setting. Directories are read from
     `results["run_dir"]` (set by `report.load_runs`), else the labels are used.
     """
     groups = {}
@@ -163,7 +169,7 @@ def group_runs(runs):
     parents = []
     for runs_of_setting in members:
         directories = [results.get("run_dir", label) for label, results in runs_of_setting]
-        parents.append(directories[0] if len(directories) == 1
+        parents.append(_seed_parent(directories[0]) if len(directories) == 1
                        else os.path.commonpath(directories) if all(
                            os.path.isabs(d) == os.path.isabs(directories[0]) for d in directories)
                        else "")
