@@ -51,15 +51,14 @@ def random_ticket(model_name, granularity, kept, seed=0, shape=None):
     return model
 
 
-def variants(model_name, kept_units, kept_blocks, folder, shrunk=None):
-    """`({name: Keras runner}, {name: .tflite path})` of one model: random tickets, or the
-    saved shrunk tickets `shrunk` (`{path: model}`, all on one input shape)."""
-    shape = tuple(next(iter(shrunk.values())).inputs[0].shape[1:]) if shrunk else None
+def variants(model_name, kept_units, kept_blocks, folder, shrunk=None, shape=None):
+    """`({name: Keras runner}, {name: .tflite path})` of one model on inputs of `shape`:
+    random tickets, or the saved shrunk tickets `shrunk` (`{path: model}`)."""
     dense = tickets.strip(random_ticket(model_name, "unit", 1.0, shape=shape))
     runners = {"dense": keras_runner(dense)}
     files = {"dense": os.path.join(folder, "dense.tflite")}
     tickets.export_tflite(dense, files["dense"], sparse=False)
-    unit = None if shrunk else random_ticket(model_name, "unit", kept_units)
+    unit = None if shrunk else random_ticket(model_name, "unit", kept_units, shape=shape)
     if unit is not None:
         runners["unit stripped"] = keras_runner(tickets.strip(unit))
     for index, (name, model) in enumerate((shrunk or {"unit shrunk": tickets.shrink(unit)}).items()):
@@ -69,7 +68,7 @@ def variants(model_name, kept_units, kept_blocks, folder, shrunk=None):
     if unit is not None and all(isinstance(layer, keras.layers.Dense)
                                 for layer in masked_layers(unit)):
         files["block sparse"] = os.path.join(folder, "block.tflite")
-        tickets.export_tflite(random_ticket(model_name, "block", kept_blocks),
+        tickets.export_tflite(random_ticket(model_name, "block", kept_blocks, shape=shape),
                               files["block sparse"])
     return runners, files
 
@@ -105,7 +104,7 @@ def main(argv=None):
         inputs = {b: np.random.RandomState(b).rand(b, *shape).astype("float32") for b in batches}
         with tempfile.TemporaryDirectory() as folder:
             runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder,
-                                      shrunk)
+                                      shrunk, shape)
             rows = {f"keras {name}": row for name, row in
                     speedups(median_latencies(runners, inputs, args.repeats)).items()}
             for threads in (int(t) for t in args.threads.split(",")):

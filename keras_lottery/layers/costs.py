@@ -86,13 +86,18 @@ def kernel_positions(layer):
                     else _output_channels(layer, kernel_shape))
 
 
+def check_cost(cost):
+    """A one-line ValueError unless `cost` is one of `PENALTY_COSTS`."""
+    if cost not in PENALTY_COSTS:
+        raise ValueError(f"penalty_cost must be one of {list(PENALTY_COSTS)}, got {cost!r}.")
+
+
 def penalty_factors(layers, cost="weights"):
     """`{key: factor}` that multiplies each layer's `lambda` for `cost`, for `{key: layer}`
     (masked or plain layers with a kernel): 1 for `"weights"`; `positions_l * W / M` for
     `"macs"` (module docstring). A ValueError names a bad cost, or a layer whose positions
     cannot be read."""
-    if cost not in PENALTY_COSTS:
-        raise ValueError(f"penalty cost must be one of {list(PENALTY_COSTS)}, got {cost!r}.")
+    check_cost(cost)
     if cost == "weights" or not layers:
         return {key: 1.0 for key in layers}
     positions, sizes = {}, {}
@@ -109,16 +114,15 @@ def penalty_factors(layers, cost="weights"):
 
 def _call_once(model):
     """Calls `model` on zeros shaped like its inputs (batch 1), so that every masked layer
-    records the input shape of a call; False when the model has no fixed-shape inputs."""
+    records the input shape of a call; nothing when the model has no fixed-shape inputs."""
     try:
         inputs = model.input
     except (AttributeError, ValueError):
-        return False
+        return
     if any(d is None for tensor in keras.tree.flatten(inputs) for d in tensor.shape[1:]):
-        return False
+        return
     model(keras.tree.map_structure(
         lambda t: np.zeros((1,) + tuple(t.shape)[1:], dtype=t.dtype), inputs), training=False)
-    return True
 
 
 def weigh_penalty(model, cost="weights", layers=None):
@@ -130,8 +134,6 @@ def weigh_penalty(model, cost="weights", layers=None):
     Returns the factors."""
     from keras_lottery.layers.masked_layer import masked_layers_by_key
 
-    if cost == "weights":  # the paper's price: nothing to change
-        return {key: 1.0 for key in (masked_layers_by_key(model) if layers is None else layers)}
     layers = masked_layers_by_key(model) if layers is None else layers
     if cost == "macs" and any(kernel_positions(layer) is None for layer in layers.values()):
         _call_once(model)

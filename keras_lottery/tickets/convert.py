@@ -145,9 +145,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
               if maskable(layer) and not {key, layer.name} & set(exclude)]
     for i in chosen:  # every refusal before any change
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
-    if penalty_cost not in costs.PENALTY_COSTS:
-        raise ValueError(f"penalty_cost must be one of {list(costs.PENALTY_COSTS)}, got "
-                         f"{penalty_cost!r}.")
+    costs.check_cost(penalty_cost)
     _warn_unmasked(keyed, chosen)
     target = model if in_place else copy_model(model, "sparsify")
     layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
@@ -159,8 +157,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     except ValueError:
         if in_place:  # a refusal leaves `model` as it was
             for i in chosen:
-                unmask_in_place(layers[i], layers[i].unmasked_kernel,
-                                layers[i].bias if layers[i].bias is not None else None)
+                unmask_in_place(layers[i], layers[i].unmasked_kernel, layers[i].bias)
             compat.reset_compiled_functions(target)
         raise
     return target
