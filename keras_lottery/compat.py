@@ -232,6 +232,33 @@ def reset_compiled_functions(model):
             setattr(model, name, None)
 
 
+def build_input_shape(layer):
+    """The input shape `layer` was built with (Keras records it in `build`), or None when it
+    was built from several inputs or not at all."""
+    shapes = list((getattr(layer, "_build_shapes_dict", None) or {}).values())
+    return tuple(shapes[0]) if len(shapes) == 1 and shapes[0] is not None else None
+
+
+def retrace_compiled_functions(model):
+    """Makes `model`'s next steps trace the layers anew, from within `fit` (whose loop reads
+    `model.train_function` after the callbacks' `on_train_begin`: it is rebuilt, not
+    dropped); evaluation and prediction trace again on their next call."""
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+    for name in ("test_function", "predict_function"):
+        if hasattr(model, name):
+            setattr(model, name, None)
+
+
+def sync_backend_state(model):
+    """Lets a callback's `assign` reach the next training step on JAX: Keras's JAX `fit`
+    keeps the model's state outside its variables during an epoch and reads it back only
+    after `jax_state_sync` (keras-team/keras#19054). Nothing on other backends."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
 def load_keras_archive(path, prepare, custom_objects=None, compile=True, safe_mode=True):
     """`keras.saving.load_model(path)` with `prepare(model)` called between building the
     model from its config and loading its weights (and before compiling it, so that the

@@ -224,3 +224,60 @@ def test_target_remaining_shifts_logits_to_keep_exactly_the_target_and_keeps_the
     assert round_targets(0.04, 2) == pytest.approx([0.2, 0.04])
     with pytest.raises(ValueError, match="fraction"):
         TargetRemaining(1.5)
+
+
+class Temperatures(keras.callbacks.Callback):
+    """`beta` as the next training step reads it, after every batch."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer, self.values = layer, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(float(np.asarray(self.layer.current_temperature())))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_shared_layer_anneals_on_the_schedule_however_often_it_is_called(jit_compile):
+    # One CSDense applied to two inputs (a siamese model) and one applied once follow the
+    # same schedule 1 -> 256 over 8 steps: beta_4 = 16, not 256.
+    def build(calls):
+        shared = CSDense(3, mask_init=0.01)
+        inputs = keras.Input((2,))
+        outputs = [shared(inputs) for _ in range(calls)]
+        model = keras.Model(inputs, keras.layers.Add()(outputs) if calls > 1 else outputs[0])
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=jit_compile)
+        return model, shared
+
+    x, y = np.ones((8 * BATCH, 2), "float32"), np.zeros((8 * BATCH, 3), "float32")
+    temperatures = []
+    for calls in (1, 2):
+        model, layer = build(calls)
+        record = Temperatures(layer)
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[TemperatureCallback(final_temperature=256.0), record])
+        temperatures.append(record.values)
+    expected = [256.0 ** (t / 8) for t in range(1, 9)]
+    np.testing.assert_allclose(temperatures[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(temperatures[1], expected, rtol=1e-5)
+    assert temperatures[1][3] == pytest.approx(16.0, rel=1e-5)
+
+
+def test_a_training_call_writes_no_state():
+    for layer in (CSDense(4, mask_init=0.3, mask_penalty=1e-3, mask_granularity="unit"),
+                  CSDense(4, mask_init=0.3, mask_penalty=1e-3)):
+        layer.build((None, 3))
+        layer.temperature_rate.assign(2.0)  # a rate set, as during a round
+        before = {v.path: np.array(v.numpy()) for v in layer.weights}
+        attributes = set(vars(layer))
+        x = np.ones((2, 3), "float32")
+        first = layer(x, training=True)
+        second = layer(x, training=True)
+        np.testing.assert_array_equal(first, second)
+        assert {v.path: np.array(v.numpy()) for v in layer.weights}.keys() == before.keys()
+        for variable in layer.weights:
+            np.testing.assert_array_equal(variable.numpy(), before[variable.path])
+        # Added losses are collected per call (Keras's add_loss does the same); no other
+        # attribute appears.
+        assert {a for a in vars(layer) if "losses" not in a} == {
+            a for a in attributes if "losses" not in a}

@@ -17,6 +17,11 @@ def remaining_fractions(model):
             masks_lib.remaining_fraction(masks))
 
 
+def _temperature(layer):
+    """`beta` of `layer` at this step (as its next training step reads it), a float."""
+    return float(np.asarray(layer.current_temperature()))
+
+
 class MaskSummaries(RoundClock):
     """Writes the mask state to TensorBoard every `update_freq` steps and every epoch.
 
@@ -54,7 +59,7 @@ class MaskSummaries(RoundClock):
         layers = masked_layers(self.model)
         per_layer, overall = remaining_fractions(self.model)
         with self._writer.as_default(step=step):
-            tf.summary.scalar("mask/temperature", float(layers[0].temperature.numpy()))
+            tf.summary.scalar("mask/temperature", _temperature(layers[0]))
             tf.summary.scalar("mask/remaining", overall)
             tf.summary.scalar("mask/penalty", sum(l.mask_penalty_value() for l in layers))
             for name, fraction in per_layer.items():
@@ -77,7 +82,7 @@ class MaskSummaries(RoundClock):
         removed = kept = 0
         with self._writer.as_default(step=step):
             for key, layer in masked_layers_by_key(self.model).items():
-                beta_s = float(layer.temperature.numpy()) * layer.mask_logits.numpy().ravel()
+                beta_s = _temperature(layer) * layer.mask_logits.numpy().ravel()
                 inside = np.abs(beta_s) <= self.window
                 removed += int(np.sum(beta_s < -self.window))
                 kept += int(np.sum(beta_s > self.window))

@@ -15,14 +15,14 @@ class _MaskedConv(MaskedLayer):
 
     kind = "conv"
 
-    def _forward(self, inputs, kernel):
+    def _forward(self, inputs, kernel, gate):
         padding = self.padding
         if padding == "causal":
             inputs = ops.pad(inputs, self._compute_causal_padding())
             padding = "valid"
         outputs = ops.conv(inputs, kernel, strides=list(self.strides), padding=padding,
                            dilation_rate=self.dilation_rate, data_format=self.data_format)
-        return bias_and_activation(self, outputs, self.filters)
+        return bias_and_activation(self, outputs, self.filters, gate)
 
 
 @keras.saving.register_keras_serializable(package="keras_lottery")
@@ -47,9 +47,9 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
     kind = "conv"
     unit_axes = 2  # an output channel is (input channel, multiplier)
 
-    def _forward(self, inputs, kernel):
+    def _forward(self, inputs, kernel, gate):
         outputs = ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
                                      dilation_rate=self.dilation_rate,
                                      data_format=self.data_format)
         channels = self.depth_multiplier * self._get_input_channel(inputs.shape)
-        return bias_and_activation(self, outputs, channels)
+        return bias_and_activation(self, outputs, channels, gate)

@@ -17,7 +17,9 @@ both costs are equal. This is an extension, not the paper's method: the CS autho
 import keras
 import numpy as np
 
+from keras_lottery import compat
 from keras_lottery.layers.einsum_dense import kernel_axes
+from keras_lottery.layers.masked_layer import masked_layers_by_key
 
 #: What the penalty counts per mask group: its weights (the paper) or its multiply-accumulates.
 PENALTY_COSTS = ("weights", "macs")
@@ -51,15 +53,11 @@ def _known(shape):
     return shape if shape and all(d is not None for d in shape) else None
 
 
-def _build_input_shape(layer):
-    shapes = list((getattr(layer, "_build_shapes_dict", None) or {}).values())
-    return shapes[0] if len(shapes) == 1 else None
-
-
-def kernel_positions(layer):
+def kernel_positions(layer, input_shape=None):
     """How many times per example `layer` applies its whole kernel (its MACs per example over
     its kernel size); None when the shapes that tell it are unknown (a variable length).
 
+    `input_shape`, when given, is the shape of the layer's input in a call.
     A Dense or EinsumDense layer is read from its input (`inputs per example / inputs per
     output value`), a convolution from its output (`outputs per example / channels`): from
     the symbolic tensors of a functional graph, or else from the input shape of the masked
@@ -73,9 +71,7 @@ def kernel_positions(layer):
     except (AttributeError, ValueError):  # no graph, or called more than once
         shape = None
     if shape is None:
-        built = getattr(layer, "seen_input_shape", None)
-        if _known(built) is None:
-            built = _build_input_shape(layer)
+        built = input_shape if _known(input_shape) else compat.build_input_shape(layer)
         if built is not None and not dense_like and _known(built) is not None:
             built = layer.compute_output_shape(built)
         shape = _known(built)
@@ -86,23 +82,65 @@ def kernel_positions(layer):
                     else _output_channels(layer, kernel_shape))
 
 
+def _input_shapes_of_one_call(model, layers):
+    """`{id(layer): input shape}` of `layers` in one call of `model` on zeros shaped like its
+    inputs (batch 1): for layers that other layers call on shapes their `build` did not
+    fix (attention's output projection). Each layer's `call` is wrapped for that call only;
+    empty when the model has no fixed-shape inputs."""
+    try:
+        inputs = model.input
+    except (AttributeError, ValueError):
+        return {}
+    if any(d is None for tensor in keras.tree.flatten(inputs) for d in tensor.shape[1:]):
+        return {}
+    seen = {}
+
+    def recording(layer):
+        call = layer.call
+
+        def wrapper(x, *args, **kwargs):
+            seen[id(layer)] = tuple(x.shape)
+            return call(x, *args, **kwargs)
+        return wrapper
+
+    for layer in layers:
+        object.__setattr__(layer, "call", recording(layer))
+    try:
+        model(keras.tree.map_structure(
+            lambda t: np.zeros((1,) + tuple(t.shape)[1:], dtype=t.dtype), inputs),
+            training=False)
+    finally:
+        for layer in layers:
+            vars(layer).pop("call", None)
+    return seen
+
+
 def check_cost(cost):
     """A one-line ValueError unless `cost` is one of `PENALTY_COSTS`."""
     if cost not in PENALTY_COSTS:
         raise ValueError(f"penalty_cost must be one of {list(PENALTY_COSTS)}, got {cost!r}.")
 
 
-def penalty_factors(layers, cost="weights"):
+def positions_by_key(model, layers):
+    """`{key: kernel_positions}` of `{key: layer}` (layers of `model`); those only a call can
+    tell (layers that other layers call) are read in one call of `model` on zeros."""
+    unknown = [layer for layer in layers.values() if kernel_positions(layer) is None]
+    shapes = _input_shapes_of_one_call(model, unknown) if unknown else {}
+    return {key: kernel_positions(layer, shapes.get(id(layer))) for key, layer in layers.items()}
+
+
+def penalty_factors(layers, cost="weights", positions=None):
     """`{key: factor}` that multiplies each layer's `lambda` for `cost`, for `{key: layer}`
     (masked or plain layers with a kernel): 1 for `"weights"`; `positions_l * W / M` for
-    `"macs"` (module docstring). A ValueError names a bad cost, or a layer whose positions
+    `"macs"` (module docstring), with `positions` from `positions_by_key` if given. A ValueError names a bad cost, or a layer whose positions
     cannot be read."""
     check_cost(cost)
     if cost == "weights" or not layers:
         return {key: 1.0 for key in layers}
-    positions, sizes = {}, {}
+    if positions is None:
+        positions = {key: kernel_positions(layer) for key, layer in layers.items()}
+    sizes = {}
     for key, layer in layers.items():
-        positions[key] = kernel_positions(layer)
         if positions[key] is None:
             raise ValueError(f"layer {key!r}: cannot weigh lambda by multiply-accumulates, "
                              "its shape per example is unknown (a variable length); use the "
@@ -112,32 +150,17 @@ def penalty_factors(layers, cost="weights"):
     return {key: positions[key] * scale for key in layers}
 
 
-def _call_once(model):
-    """Calls `model` on zeros shaped like its inputs (batch 1), so that every masked layer
-    records the input shape of a call; nothing when the model has no fixed-shape inputs."""
-    try:
-        inputs = model.input
-    except (AttributeError, ValueError):
-        return
-    if any(d is None for tensor in keras.tree.flatten(inputs) for d in tensor.shape[1:]):
-        return
-    model(keras.tree.map_structure(
-        lambda t: np.zeros((1,) + tuple(t.shape)[1:], dtype=t.dtype), inputs), training=False)
-
-
 def weigh_penalty(model, cost="weights", layers=None):
     """Scales the `lambda` (`mask_penalty` and `penalty_weight`) of `model`'s masked layers
     (or of `layers`, `{key: masked layer}`) by their `penalty_factors` for `cost`, computed
     over those layers. Call it once, on layers that hold the same `lambda` (`sparsify(...,
     penalty_cost=...)` and `apps.search` do). A layer whose positions only a call can tell
-    (one that another layer calls) is read after one call of `model` on zeros.
+    (one that another layer calls) is read in one call of `model` on zeros.
     Returns the factors."""
-    from keras_lottery.layers.masked_layer import masked_layers_by_key
-
     layers = masked_layers_by_key(model) if layers is None else layers
-    if cost == "macs" and any(kernel_positions(layer) is None for layer in layers.values()):
-        _call_once(model)
-    factors = penalty_factors(layers, cost)
+    check_cost(cost)
+    positions = positions_by_key(model, layers) if cost == "macs" else None
+    factors = penalty_factors(layers, cost, positions)
     for key, layer in layers.items():
         if factors[key] != 1.0:
             layer.mask_penalty = float(layer.mask_penalty * factors[key])

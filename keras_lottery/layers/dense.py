@@ -19,5 +19,5 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     kind = "dense"
     takes_blocks = True  # 1x4 blocks of inputs, TFLite's sparse fully connected layout
 
-    def _forward(self, inputs, kernel):
-        return bias_and_activation(self, ops.matmul(inputs, kernel), self.units)
+    def _forward(self, inputs, kernel, gate):
+        return bias_and_activation(self, ops.matmul(inputs, kernel), self.units, gate)

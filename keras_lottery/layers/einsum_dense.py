@@ -51,10 +51,10 @@ class CSEinsumDense(MaskedLayer, keras.layers.EinsumDense):
     def takes_blocks(self):  # a matrix kernel "i,ij": 1x4 blocks of inputs, as for Dense
         return kernel_axes(self.equation) == ([0], [1])
 
-    def _forward(self, inputs, kernel):
+    def _forward(self, inputs, kernel, gate):
         outputs = ops.einsum(self.equation, inputs, kernel)
         if self.bias is not None:
-            outputs = ops.add(outputs, gated_bias(self))
+            outputs = ops.add(outputs, gated_bias(self, gate))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs

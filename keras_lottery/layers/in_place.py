@@ -9,6 +9,7 @@ the masked classes compute with `w * m` through the `kernel` property over `_ker
 import keras
 
 from keras_lottery import compat
+from keras_lottery.layers import annealing
 from keras_lottery.layers.conv import CSConv1D, CSConv2D, CSDepthwiseConv2D
 from keras_lottery.layers.dense import CSDense
 from keras_lottery.layers.einsum_dense import CSEinsumDense
@@ -98,7 +99,7 @@ def unmask_in_place(layer, kernel, bias=None):
         layer.unmasked_kernel.assign(kernel)
         if bias is not None:
             layer.bias.assign(bias)
-        for name in _MASK_STATE + ("group_size", "_group_mask", "seen_input_shape"):
+        for name in _MASK_STATE + ("group_size", annealing.CLOCK_ATTRIBUTE):
             vars(layer).pop(name, None)
         layer.__class__ = layer.plain_class
         if not hasattr(type(layer), "kernel"):  # DepthwiseConv2D: w is `kernel` again

@@ -45,18 +45,20 @@ class MaskRule:
         return self.mask(layer, training), None
 
     def masked_kernel(self, layer, kernel, training=False):
-        """Returns `(w * m, lambda * penalty)` for a training or inference step; `m` is
-        computed per group and expanded to the kernel (`layer.expand_mask`).
+        """Returns `(w * m, lambda * penalty, m)` for a training or inference step; `m` is
+        computed per group (one value per logit) and expanded to the kernel
+        (`layer.expand_mask`).
 
         `kernel` is `w` as the layer computes with it (cast to the compute
         dtype); the scaled penalty is None when the rule adds none. Rules may
-        override this to fuse the mask, the product and the penalty.
+        override this to fuse the mask, the product and the penalty; a fused rule
+        returns `m` as None where nothing reads it (weight granularity gates no bias).
         """
         mask, penalty = self.mask_and_penalty(layer, training)
-        layer.remember_group_mask(mask)  # a unit's mask also gates its bias
         if penalty is not None:  # lambda * (weights per group) * sum over groups
             penalty = ops.multiply(layer.penalty_weight * layer.group_size, penalty)
-        return ops.multiply(kernel, ops.cast(layer.expand_mask(mask), kernel.dtype)), penalty
+        kernel = ops.multiply(kernel, ops.cast(layer.expand_mask(mask), kernel.dtype))
+        return kernel, penalty, mask
 
 
 def binary_mask(logits):

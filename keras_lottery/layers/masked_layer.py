@@ -28,7 +28,7 @@ import numpy as np
 from keras import ops
 
 from keras_lottery import compat
-from keras_lottery.layers import granularity, mask_rules
+from keras_lottery.layers import annealing, granularity, mask_rules
 
 
 def official_mask_scale(mask_init):
@@ -154,20 +154,26 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         return self._kernel
 
     def masked_kernel(self, training=False):
-        """The effective kernel `c * w * m` (`c`: `mask_scale`); in training, also adds the
-        penalty `lambda * ||c * m||_1` (as the official code) and advances `beta`."""
+        """`(c * w * m, gate)`: the effective kernel (`c`: `mask_scale`) and the groups' mask
+        `c * m` that gates the bias (unit masks), else None. In training it also adds the
+        penalty `lambda * ||c * m||_1` (as the official code). Writes no state: `beta` is
+        read from the layer's clock (`layers.annealing`), so calls per step do not matter."""
         kernel = self._kernel.value
         if self.mask_scale != 1.0:
             kernel = ops.multiply(kernel, ops.cast(self.mask_scale, kernel.dtype))
-        kernel, penalty = self._mask_rule.masked_kernel(self, kernel, bool(training))
+        kernel, penalty, mask = self._mask_rule.masked_kernel(self, kernel, bool(training))
         if penalty is not None:
             # Once per replica; Keras scales it by 1/replicas like every added loss.
             self.add_replica_loss(ops.multiply(penalty, self.mask_scale)
                                   if self.mask_scale != 1.0 else penalty)
-        if training and self._mask_rule.uses_temperature:
-            # After this step's mask has read beta: beta_{t+1} = beta_t * rate.
-            self.temperature.assign(self.temperature * self.temperature_rate)
-        return kernel
+        gate = None
+        if self.granularity.gates_bias and getattr(self, "bias", None) is not None:
+            gate = ops.multiply(mask, self.mask_scale) if self.mask_scale != 1.0 else mask
+        return kernel, gate
+
+    def current_temperature(self):
+        """`beta` at this step (`temperature`, or read from the layer's annealing clock)."""
+        return annealing.current_temperature(self)
 
     @property
     def kernel(self):
@@ -182,15 +188,11 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         self._kernel = variable
 
     def call(self, inputs, training=None):
-        # The static input shape of the last call (read by `layers.costs` for layers that
-        # other layers call, as attention calls its projections): Python, no graph op.
-        object.__setattr__(self, "seen_input_shape", tuple(inputs.shape))
-        return self._forward(inputs, self.masked_kernel(training))
+        kernel, gate = self.masked_kernel(training)
+        return self._forward(inputs, kernel, gate)
 
-    def remember_group_mask(self, mask):  # read back by `bias_and_activation` in this call
-        object.__setattr__(self, "_group_mask", mask)
-
-    def _forward(self, inputs, kernel):  # the Keras layer's computation with `kernel`
+    def _forward(self, inputs, kernel, gate):
+        """The Keras layer's computation with `kernel`; `gate` (or None) multiplies the bias."""
         raise NotImplementedError
 
 
@@ -226,20 +228,19 @@ def _scalar_weight(layer, name, value):
                             aggregation="none")
 
 
-def gated_bias(layer):
-    """`layer`'s bias; with unit masks, times each unit's mask of this call, `c * m`."""
+def gated_bias(layer, gate):
+    """`layer`'s bias, times `gate` (each unit's `c * m` in this call) unless it is None."""
     bias = layer.bias
-    if layer.granularity.gates_bias:
-        gate = ops.reshape(layer._group_mask, tuple(bias.shape)) * layer.mask_scale
-        bias = ops.multiply(bias, ops.cast(gate, bias.dtype))
+    if gate is not None:
+        bias = ops.multiply(bias, ops.cast(ops.reshape(gate, tuple(bias.shape)), bias.dtype))
     return bias
 
 
-def bias_and_activation(layer, outputs, channels):
+def bias_and_activation(layer, outputs, channels, gate):
     """`layer`'s bias (`gated_bias`, broadcast along the channel axis of its `data_format`)
     and activation."""
     if layer.bias is not None:
-        bias = gated_bias(layer)
+        bias = gated_bias(layer, gate)
         rank = len(outputs.shape) - 2
         if getattr(layer, "data_format", "channels_last") == "channels_first":
             shape = (1, channels) + (1,) * rank

@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_lottery.layers import REMOVED_LOGIT, MaskRule, masked_layers, register_rule
+from keras_lottery import compat
+from keras_lottery.layers import REMOVED_LOGIT, MaskRule, annealing, masked_layers, register_rule
 from keras_lottery.methods import native
 from keras_lottery.methods.base import Method, Setting, at_least
 
@@ -38,7 +39,7 @@ class ContinuousMask(MaskRule):
     native_kernel = True
 
     def mask(self, layer, training=False):
-        return ops.sigmoid(layer.temperature * layer.mask_logits)
+        return ops.sigmoid(layer.current_temperature() * layer.mask_logits)
 
     def mask_and_penalty(self, layer, training=False):
         mask = self.mask(layer, training)
@@ -49,10 +50,10 @@ class ContinuousMask(MaskRule):
         if keras.backend.backend() != "tensorflow" or layer.mask_granularity != "weight":
             return super().masked_kernel(layer, kernel, training)
         inputs = [tf.convert_to_tensor(value) for value in (
-            kernel, layer.mask_logits, layer.temperature, layer.penalty_weight)]
+            kernel, layer.mask_logits, layer.current_temperature(), layer.penalty_weight)]
         if training and self.native_kernel and native.usable_for(inputs[0]):
-            return native.continuous_mask(*inputs)
-        return _fused_continuous(*inputs)
+            return tuple(native.continuous_mask(*inputs)) + (None,)
+        return tuple(_fused_continuous(*inputs)) + (None,)
 
 
 @tf.custom_gradient
@@ -123,11 +124,12 @@ class TemperatureCallback(keras.callbacks.Callback):
     `per_epoch=True`) from the start of the round; step `t` trains with
     `beta_t`, and after the last step `beta = beta_T`, the value the
     round-end reset uses. Per step, the callback does no work (it has no batch
-    hook): it sets each layer's `temperature_rate` to
-    `(beta_T / beta_0) ** (1 / T)` once, and every training call of a layer
-    multiplies its `temperature` by it inside the compiled (or XLA) step,
-    after the mask has read it. The callback assigns the exact `beta_t` at
-    every epoch's start and end and puts the rate back to 1 when `fit` ends.
+    hook): the layers read `beta` from the optimizer's step counter
+    (`layers.annealing.AnnealingClock`: `beta_t = beta_e * r ** (steps since the
+    epoch began)` with `r = (beta_T / beta_0) ** (1 / T)`), inside the compiled
+    (or XLA) step, however many times a layer is called. The callback binds the
+    clock when `fit` starts, assigns the exact `beta_t` at every epoch's start and
+    end, and puts the rate back to 1 when `fit` ends.
 
     Args:
         final_temperature: `beta_T`.
@@ -153,6 +155,7 @@ class TemperatureCallback(keras.callbacks.Callback):
         self.per_epoch = bool(per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self._masked, self._total, self._steps_per_epoch, self._t = [], 1, 1, 0
+        self._clock = None
 
     def temperature_at(self, t, total):
         """`beta_t` for `t` of `total` steps (or epochs)."""
@@ -160,6 +163,8 @@ class TemperatureCallback(keras.callbacks.Callback):
 
     def _assign(self, t):
         value = self.temperature_at(t, self._total)
+        if self._clock is not None:
+            self._clock.set_anchor()
         for layer in self._masked:
             layer.temperature.assign(value)
 
@@ -178,18 +183,27 @@ class TemperatureCallback(keras.callbacks.Callback):
         if not self._total:
             raise ValueError("TemperatureCallback: fit() does not know the number of steps per "
                              "epoch; pass steps_per_epoch to the callback or to fit().")
-        # Per step, the layers advance beta themselves: beta_{t+1} = beta_t * rate.
         ratio = self.final_temperature / self.initial_temperature
         self._set_rate(1.0 if self.per_epoch else ratio ** (1.0 / self._total))
+        if not self.per_epoch:  # per step, the layers read beta from the optimizer's steps
+            self._clock = annealing.clock_for(self.model, self._masked)
 
     def on_epoch_begin(self, epoch, logs=None):
-        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k;
-        # the exact value each epoch also removes the rounding of the in-graph products.
+        # Resuming with fit(initial_epoch=k) continues the schedule at epoch k.
         self._t = epoch * self._steps_per_epoch
         self._assign(self._t)
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.per_epoch or self._clock is not None or not batch:
+            return  # the clock anneals in the step (TensorFlow), or the epoch began at beta_t
+        # Other backends: beta_t is assigned before each step, into the state the step reads.
+        compat.sync_backend_state(self.model)
+        value = self.temperature_at(self._t + batch, self._total)
+        for layer in self._masked:
+            layer.temperature.assign(value)
+
     def on_train_end(self, logs=None):
-        self._set_rate(1.0)  # later training calls (evaluation aside) keep beta as it is
+        self._set_rate(1.0)  # later calls (evaluation, a custom loop) keep beta as it is
 
     def on_epoch_end(self, epoch, logs=None):
         self._t = (epoch + 1) * self._steps_per_epoch

@@ -18,12 +18,17 @@ def size_report(model):
     Returns a dict with, per maskable layer, the weights kept and the nonzero
     multiply-accumulates per example, and overall: `remaining` (fraction of
     maskable weights kept), `dense_bytes` (all weights stored densely),
-    `ticket_bytes` (kept kernel entries plus a 1-bit-per-weight mask, other
-    weights dense), `dense_macs_per_example` and `nonzero_macs_per_example`.
+    `ticket_bytes` (each kernel stored the cheaper way: its kept entries plus a
+    1-bit-per-weight mask, or dense; other weights dense, so a dense model's ticket
+    is as large as the model), `dense_macs_per_example` and `nonzero_macs_per_example`.
     """
     layers, kept_total, maskable_total = [], 0, 0
     dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
-    for key, layer in compat.keyed_layers(model):
+    keyed = compat.keyed_layers(model)
+    positions_of = costs.positions_by_key(model, {
+        key: layer for key, layer in keyed
+        if isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES})
+    for key, layer in keyed:
         if isinstance(layer, keras.Model):
             continue
         if isinstance(layer, MaskedLayer):
@@ -45,8 +50,9 @@ def size_report(model):
         kept = int(mask.sum())
         other_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in others)
         dense_bytes += kernel.size * itemsize + other_bytes
-        ticket_bytes += kept * itemsize + (kernel.size + 7) // 8 + other_bytes
-        positions = costs.kernel_positions(layer)
+        ticket_bytes += min(kernel.size * itemsize,
+                            kept * itemsize + (kernel.size + 7) // 8) + other_bytes
+        positions = positions_of[key]
         entry = {"name": key, "type": type(layer).__name__, "kept": kept,
                  "total": int(kernel.size), "remaining": kept / kernel.size if kernel.size else 1.0}
         if positions is not None:
