@@ -132,8 +132,8 @@ def positions_by_key(model, layers):
 def penalty_factors(layers, cost="weights", positions=None):
     """`{key: factor}` that multiplies each layer's `lambda` for `cost`, for `{key: layer}`
     (masked or plain layers with a kernel): 1 for `"weights"`; `positions_l * W / M` for
-    `"macs"` (module docstring), with `positions` from `positions_by_key` if given. A ValueError names a bad cost, or a layer whose positions
-    cannot be read."""
+    `"macs"` (module docstring), with `positions` from `positions_by_key` if given. A
+    ValueError names a bad cost, or a layer whose positions cannot be read."""
     check_cost(cost)
     if cost == "weights" or not layers:
         return {key: 1.0 for key in layers}
