@@ -3,7 +3,8 @@
 import numpy as np
 
 from keras_lottery.callbacks.clock import RoundClock
-from keras_lottery.layers import REMOVED_LOGIT, masked_layers
+from keras_lottery.layers import masked_layers
+from keras_lottery.layers.mask_rules import removed
 
 #: How far from 0 `project` puts logits that were tied at the threshold (kept: +, dropped: -).
 TIE_MARGIN = 1e-6
@@ -77,7 +78,7 @@ class TargetRemaining(RoundClock):
         flat = np.concatenate([values.ravel() for values in logits])
         sizes = np.concatenate([np.full(values.size, layer.group_size)
                                 for layer, values in zip(layers, logits)])
-        alive = np.flatnonzero(flat > REMOVED_LOGIT / 2)
+        alive = np.flatnonzero(~removed(flat))
         magnitude = np.concatenate([layer.group_rms().ravel() for layer in layers])[alive]
         # Largest s first, then largest |w|, then the earliest position.
         order = np.lexsort((alive, -magnitude, -flat[alive]))

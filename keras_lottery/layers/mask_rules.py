@@ -13,7 +13,14 @@ The learning rules live with their methods and register here on import:
 `keras_lottery.methods.iss`). `import keras_lottery` imports both.
 """
 
+import numpy as np
 from keras import ops
+
+#: The ticket's rule, the one definition every part uses: a group is kept when its logit
+#: is above this (`b(s) = 1[s > 0]`). A logit exactly at 0 is a tie, and a tie is dropped;
+#: the soft mask `sigmoid(beta*s)` is 1/2 there at every `beta`, so no default `s0` is 0
+#: (a logit that gets no gradient stays at `s0`, and saturates to the ticket's value).
+TICKET_THRESHOLD = 0.0
 
 #: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
 #: finite, so no arithmetic on `s` can give NaN, and low enough that
@@ -62,8 +69,19 @@ class MaskRule:
 
 
 def binary_mask(logits):
-    """`b(s) = 1[s > 0]` as float32."""
-    return ops.cast(ops.greater(logits, 0.0), "float32")
+    """`b(s) = 1[s > 0]` as float32 (a tensor; `kept` is its numpy twin)."""
+    return ops.cast(ops.greater(logits, TICKET_THRESHOLD), "float32")
+
+
+def kept(logits):
+    """`b(s)`: which groups the ticket keeps (numpy bool, `s > 0`; a tie at 0 is dropped)."""
+    return np.asarray(logits) > TICKET_THRESHOLD
+
+
+def removed(logits):
+    """Which groups are removed for good (`s` at `REMOVED_LOGIT`, by ISS, IMP or a reset):
+    they stay out of the ticket whatever later steps do (numpy bool)."""
+    return np.asarray(logits) <= REMOVED_LOGIT / 2
 
 
 _RULES = {}

@@ -30,6 +30,13 @@ from keras import ops
 from keras_lottery import compat
 from keras_lottery.layers import annealing, granularity, mask_rules
 
+#: `s0` when none is given: CS's (the search's `--mask_init`). Negative, not 0: a logit that
+#: gets no gradient stays at `s0`, and the ticket (`s > 0`) and the saturated soft mask
+#: agree on it only if `s0` is not the tie at 0. A fresh model's CS ticket so keeps nothing
+#: until training raises `s` above 0; give `mask_init > 0` to start from a ticket that
+#: keeps every weight (`sparsify` of a trained model, with `mask_scaling`).
+DEFAULT_MASK_INIT = -0.01
+
 
 def official_mask_scale(mask_init):
     """`1 / sigmoid(s0)`: the official CS code's mask scaling, under which the network
@@ -49,7 +56,7 @@ def _check_mask_arguments(who, mask_init, mask_penalty, mask_scale, kwargs):
                            "for the official CS scaling, 1 for none)", lambda v: v > 0))
 
 
-def set_mask_arguments(layer, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+def set_mask_arguments(layer, mask_init=DEFAULT_MASK_INIT, mask_penalty=0.0, mask_rule="continuous",
                        mask_seed=None, mask_scale=1.0, mask_granularity="weight", kwargs=None):
     """Checks the mask arguments (the module docstring) and sets them on `layer`: in
     `MaskedLayer.__init__`, and on a built layer masked in place (`layers.in_place`)."""
@@ -84,7 +91,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
     MASK_ARGUMENTS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale",
                       "mask_granularity")
 
-    def __init__(self, *args, mask_init=0.0, mask_penalty=0.0, mask_rule="continuous",
+    def __init__(self, *args, mask_init=DEFAULT_MASK_INIT, mask_penalty=0.0, mask_rule="continuous",
                  mask_seed=None, mask_scale=1.0, mask_granularity="weight", **kwargs):
         set_mask_arguments(self, mask_init, mask_penalty, mask_rule, mask_seed, mask_scale,
                            mask_granularity, kwargs)
@@ -124,7 +131,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
 
     def ticket_mask(self):
         """The binary ticket mask `b(s) = 1[s > 0]` at the kernel's shape (numpy bool)."""
-        groups = np.asarray(ops.convert_to_numpy(self.mask_logits)) > 0
+        groups = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
         return np.array(self.granularity.expand_numpy(groups, tuple(self._kernel.shape)))
 
     def group_rms(self):
@@ -132,9 +139,16 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         return np.sqrt(self.granularity.group_values(
             np.square(self._kernel.numpy()), tuple(self.mask_logits.shape), np.mean))
 
+    def undecided_groups(self, tolerance=1e-3):
+        """How many groups' inference mask `m` differs from the ticket `b(s)` by more than
+        `tolerance` (CS before `sigmoid(beta*s)` has saturated; 0 for binary rules)."""
+        soft = np.asarray(ops.convert_to_numpy(self.soft_mask()), dtype="float64")
+        ticket = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
+        return int(np.sum(np.abs(soft - ticket) > tolerance))
+
     def remaining_fraction(self):
         """Fraction of this layer's weights kept by the ticket mask."""
-        return float(np.mean(self.mask_logits.numpy() > 0))
+        return float(np.mean(mask_rules.kept(self.mask_logits.numpy())))
 
     def mask_penalty_value(self):
         """The current penalty `lambda * ||c * m||_1` of this layer (a float)."""
@@ -154,6 +168,11 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         return self._kernel
 
     def masked_kernel(self, training=False):
+        """The effective kernel `c * w * m` (`c`: `mask_scale`) of a training or inference
+        call; in training, also adds the penalty (`kernel_and_gate`)."""
+        return self.kernel_and_gate(training)[0]
+
+    def kernel_and_gate(self, training=False):
         """`(c * w * m, gate)`: the effective kernel (`c`: `mask_scale`) and the groups' mask
         `c * m` that gates the bias (unit masks), else None. In training it also adds the
         penalty `lambda * ||c * m||_1` (as the official code). Writes no state: `beta` is
@@ -188,7 +207,7 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         self._kernel = variable
 
     def call(self, inputs, training=None):
-        kernel, gate = self.masked_kernel(training)
+        kernel, gate = self.kernel_and_gate(training)
         return self._forward(inputs, kernel, gate)
 
     def _forward(self, inputs, kernel, gate):

@@ -19,6 +19,7 @@ from keras import ops
 
 from keras_lottery import compat
 from keras_lottery.layers import REMOVED_LOGIT, MaskRule, annealing, masked_layers, register_rule
+from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
 from keras_lottery.methods import native
 from keras_lottery.methods.base import Method, Setting, at_least
 
@@ -244,7 +245,7 @@ class ContinuousSparsification(Method):
     name = "cs"
     description = "cs (Continuous Sparsification)"
     mask_rule = "continuous"
-    default_mask_init = 0.0
+    default_mask_init = DEFAULT_MASK_INIT
     scales_mask = True
     trained_model_settings = {"mask_scaling": True}
     settings = (

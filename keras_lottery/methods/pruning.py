@@ -13,6 +13,7 @@ classes), so pruning leaves them all: only hidden units are removed.
 import numpy as np
 
 from keras_lottery.layers import REMOVED_LOGIT
+from keras_lottery.layers.mask_rules import kept
 from keras_lottery.methods.base import Method, Setting, fraction
 
 PRUNE_SCOPES = ("layerwise", "global")
@@ -35,7 +36,7 @@ def _check_fraction(name, value):
 
 def survivors(layer):
     """Flat indices of the weights of `layer` that its mask still keeps (`s > 0`)."""
-    return np.flatnonzero(layer.mask_logits.numpy().reshape(-1) > 0)
+    return np.flatnonzero(kept(layer.mask_logits.numpy()).reshape(-1))
 
 
 def remove(layer, flat_indices):

@@ -3,6 +3,7 @@ or globally. The lottery-ticket papers' sanity baseline: a ticket must beat it."
 
 import numpy as np
 
+from keras_lottery.layers.mask_rules import kept
 from keras_lottery.methods.pruning import PruningMethod
 
 
@@ -32,6 +33,6 @@ class RandomPruning(PruningMethod):
         return cls(config.prune_fraction, config.prune_scope, config.seed)
 
     def scores(self, layers):
-        alive = sum(int((layer.mask_logits.numpy() > 0).sum()) for layer in layers)
+        alive = sum(int(kept(layer.mask_logits.numpy()).sum()) for layer in layers)
         generator = np.random.default_rng([self.seed, alive])
         return lambda index, layer, kept: generator.random(kept.size)

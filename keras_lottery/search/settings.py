@@ -10,6 +10,7 @@ import math
 
 from keras_lottery import data, methods, models
 from keras_lottery.layers import costs, granularity
+from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
 from keras_lottery.methods.base import Setting, at_least
 from keras_lottery.search import distribute
 
@@ -75,7 +76,7 @@ SHARED = (
     Setting("unmasked_layers", (),
             "Comma-separated layer names left without a mask (never pruned).",
             group="method"),
-    Setting("mask_init", -0.01,
+    Setting("mask_init", DEFAULT_MASK_INIT,
             "s0: initial value of the mask logits s.",
             group="method", check=finite),
     Setting("mask_penalty", 1e-6,

@@ -12,12 +12,14 @@ Any built Keras model: Sequential, functional, subclassed, keras-hub. Every `Den
 - `strip(model)` returns a plain copy of the same class whose kernels are `c * w * b(s)`:
   the ticket folded into the weights, no mask variables, no keras_lottery class, plain-Keras
   speed. For binary masks (fixed or stochastic rule, or a CS model whose `sigmoid(beta * s)`
-  has saturated) its outputs equal the masked model's inference outputs bit for bit.
+  has saturated) its outputs equal the masked model's inference outputs bit for bit; where
+  a CS mask has not saturated they differ, and `strip` warns how many groups are undecided.
 """
 
 import warnings
 
 import keras
+import numpy as np
 
 from keras_lottery import compat, methods
 from keras_lottery.layers import (
@@ -29,6 +31,7 @@ from keras_lottery.layers import (
     masked_layers,
 )
 from keras_lottery.layers.in_place import check_maskable, mask_arguments_of, unmask_in_place
+from keras_lottery.layers.mask_rules import kept
 
 #: The registered names of the masked classes, as they appear in a model's config.
 _MASKED_NAMES = {f"keras_lottery>{masked.__name__}": plain for plain, masked in
@@ -115,7 +118,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         model: a built Keras model (Sequential, functional, subclassed, keras-hub).
         method: `"cs"` (continuous masks), `"iss"` (stochastic) or `"imp"`
             (fixed binary masks starting dense).
-        mask_init: `s0` (default: 0.0 for CS, 1.0 for ISS and IMP, all kept).
+        mask_init: `s0` (default: the method's: -0.01 for CS, whose fresh ticket so keeps
+            nothing until training raises `s` above 0; 1.0 for ISS and IMP, all kept).
         mask_penalty: `lambda` (ignored by IMP).
         exclude: names or keys (`"block_0/attention/query"`) of layers to leave plain;
             a warning names the Dense and EinsumDense kernels left unmasked.
@@ -173,16 +177,21 @@ def _warn_unmasked(keyed, chosen):
                       f"{left}.", stacklevel=3)
 
 
-def strip(model, in_place=False):
+def strip(model, in_place=False, warn_undecided=True):
     """Returns a plain Keras copy of `model` (its class) with every kernel `c * w * b(s)`.
 
     The result has no mask variables and no keras_lottery layers, and is not compiled
     (compile it as you like): saved, it loads with `keras.saving.load_model` in any
     process without keras_lottery (a keras-hub model with keras-hub alone), and runs at
     plain-Keras speed. With `in_place`, `model` itself becomes that plain model (for a
-    subclassed model that cannot be rebuilt from its config).
+    subclassed model that cannot be rebuilt from its config). Unless `warn_undecided` is
+    False, a warning counts the CS mask groups whose soft mask has not saturated: there the
+    stripped ticket computes differently from `model` (the callers that want the ticket
+    itself, `shrink`, `export`, `export_tflite`, pass False).
     """
     _check_model(model, "strip")
+    if warn_undecided:
+        _warn_undecided(model)
     if in_place:
         for layer in masked_layers(model):
             unmask_in_place(layer, stripped_kernel(layer),
@@ -200,6 +209,22 @@ def strip(model, in_place=False):
     return plain
 
 
+#: How far the inference mask may be from the ticket before `strip` warns.
+UNDECIDED_TOLERANCE = 1e-3
+
+
+def _warn_undecided(model):
+    layers = masked_layers(model)
+    undecided = sum(layer.undecided_groups(UNDECIDED_TOLERANCE) for layer in layers)
+    if undecided:
+        total = sum(int(np.prod(layer.mask_logits.shape)) for layer in layers)
+        warnings.warn(
+            f"strip: {undecided:,} of {total:,} mask groups have not saturated (the soft mask "
+            f"sigmoid(beta*s) is more than {UNDECIDED_TOLERANCE:g} from the ticket 1[s > 0] at "
+            "the current beta), so the stripped ticket's outputs differ from the masked "
+            "model's; anneal beta further (final_temperature) or train longer.", stacklevel=3)
+
+
 def stripped_kernel(layer):
     """The kernel of a masked layer's ticket: `c * w * b(s)`."""
     kernel = layer.unmasked_kernel.numpy()
@@ -210,6 +235,6 @@ def stripped_bias(layer):
     """The bias of a masked layer's ticket: with unit masks, removed units' biases are 0."""
     bias = layer.bias.numpy()
     if layer.granularity.gates_bias:
-        gate = (layer.mask_logits.numpy() > 0).reshape(bias.shape) * layer.mask_scale
+        gate = kept(layer.mask_logits.numpy()).reshape(bias.shape) * layer.mask_scale
         bias = bias * gate.astype(bias.dtype)
     return bias

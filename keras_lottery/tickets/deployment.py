@@ -72,8 +72,8 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
     network of the same architecture: parameters, multiply-accumulates per example, file
     bytes, and the median latency ratio dense / ticket at each batch size, in Keras (the
     shrunk model, or the stripped ticket) and in TFLite. `repeats=0` measures no latency."""
-    stripped = strip(model)
-    dense = strip(_all_kept(model))
+    stripped = strip(model, warn_undecided=False)
+    dense = strip(_all_kept(model), warn_undecided=False)
     try:
         small, shrunk = shrink(stripped, return_report=True)
     except ShrinkError as error:

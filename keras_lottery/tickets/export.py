@@ -81,7 +81,7 @@ def export(model, directory):
     kernels `w * b(s)`), `masks.npz` (`b(s)` per layer) and `report.json`
     (`size_report`). Returns the report.
     """
-    stripped = strip(model)
+    stripped = strip(model, warn_undecided=False)
     report = size_report(model)
     save_masks(os.path.join(directory, "masks.npz"), extract_masks(model))
     io_utils.atomic_write(os.path.join(directory, "ticket.keras"), stripped.save,

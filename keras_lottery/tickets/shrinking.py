@@ -237,7 +237,7 @@ def shrink(model, return_report=False):
     if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
         raise ShrinkError(f"shrink handles Sequential and functional models; "
                           f"{type(model).__name__} is subclassed.")
-    plain = strip(model) if masked_layers(model) else model
+    plain = strip(model, warn_undecided=False) if masked_layers(model) else model
     graph, keep_units = _inputs_of(plain), {}
     for _ in range(len(plain.layers) * 64 + 1):  # each retry keeps one more unit
         try:

@@ -82,7 +82,7 @@ def export_tflite(model, path, sparse=None):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
     blocks = [layer.name for layer in masked_layers(model) if layer.mask_granularity == "block"]
-    plain = strip(model) if masked_layers(model) else model
+    plain = strip(model, warn_undecided=False) if masked_layers(model) else model
     sparse = bool(blocks) if sparse is None else bool(sparse)
     content = _convert(plain, sparse)
     dense_layers = [layer.name for layer in plain.layers if isinstance(layer, keras.layers.Dense)]
