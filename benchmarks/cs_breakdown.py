@@ -30,8 +30,11 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import step_time  # noqa: E402
 from keras_lottery import models  # noqa: E402
-from keras_lottery.layers import masked_layers  # noqa: E402
-from keras_lottery.methods import cs, native  # noqa: E402
+from keras_lottery.layers import continuous as cs  # noqa: E402
+from keras_lottery.layers import (
+    masked_layers,  # noqa: E402
+    native,  # noqa: E402
+)
 from keras_lottery.optimizers import FusedSGD  # noqa: E402
 
 REPEAT = 20  # calls inside one compiled function, so dispatch does not dominate

@@ -32,7 +32,8 @@ import tensorflow as tf  # noqa: E402
 
 from keras_lottery import layers, models  # noqa: E402
 from keras_lottery.callbacks import TemperatureCallback, set_temperature  # noqa: E402
-from keras_lottery.methods import cs, native  # noqa: E402
+from keras_lottery.layers import continuous as cs  # noqa: E402
+from keras_lottery.layers import native  # noqa: E402
 from keras_lottery.search import model_setup  # noqa: E402
 from keras_lottery.search.config import SearchConfig  # noqa: E402
 from keras_lottery.tickets import strip  # noqa: E402

@@ -2,12 +2,14 @@
 
 The library is a house of rooms; each imports only from the rooms listed before it:
 
-    compat, io_utils  the floor: Keras internals (each pinned by a test), atomic files
+    compat, io_utils  the floor: Keras internals (each pinned by a test), atomic files,
+    version           and the version
     layers            the one masking mechanism: MaskedLayer, CSDense, CSEinsumDense, CSConv2D,
-                      ...; mask rules; mask_in_place (a built layer masked where it sits)
+                      ...; mask rules (the continuous one every layer defaults to, the
+                      ticket's `s > 0`); the annealing clock; mask_in_place
     saving            save_model/load_model for layers masked inside other layers
-    methods           one module per method: cs (the continuous rule, beta's annealing and
-                      the reset min(beta_T*s_T, s0)), iss, imp, random_pruning
+    methods           one module per method: cs (beta's annealing and the reset
+                      min(beta_T*s_T, s0)), iss, imp, random_pruning
     tickets           masks, ticket models, weight snapshots, sparsify/strip, export
     callbacks         RoundManager and end_round (where every round ends), MaskSummaries, ...
     models            the paper's models by name
@@ -42,18 +44,23 @@ from keras_lottery.callbacks import (
                            TemperatureSchedule,
                            end_round,
 )
-from keras_lottery.layers import CSConv1D, CSConv2D, CSDense, CSDepthwiseConv2D, CSEinsumDense
-from keras_lottery.methods import native
+from keras_lottery.layers import (
+                           CSConv1D,
+                           CSConv2D,
+                           CSDense,
+                           CSDepthwiseConv2D,
+                           CSEinsumDense,
+                           native,
+)
 from keras_lottery.search import ConfigError, SearchConfig, load_run
 from keras_lottery.tickets import shrink, sparsify, strip
 from keras_lottery.tickets import snapshots as weights
-
-__version__ = "0.1.0"
+from keras_lottery.version import __version__
 
 __all__ = [
     "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "CSEinsumDense", "ConfigError",
     "MaskSummaries", "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
     "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
     "methods", "models", "native", "optimizers", "saving", "search", "shrink", "sparsify",
-    "strip", "tickets", "weights",
+    "strip", "tickets", "weights", "__version__",
 ]

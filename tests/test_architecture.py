@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "keras_lottery"
 #: Rooms from the floor up (keras_lottery/__init__.py lists the same order). A room may
 #: import its own modules and every room of a lower rank.
-RANKS = {"compat": 0, "io_utils": 0, "layers": 1, "saving": 2, "methods": 2, "tickets": 3, "callbacks": 4,
+RANKS = {"compat": 0, "io_utils": 0, "version": 0, "layers": 1, "saving": 2, "methods": 2, "tickets": 3, "callbacks": 4,
          "models": 5, "optimizers": 5, "data": 5, "search": 6, "report": 7, "sweep": 8,
          "apps": 9}
 
@@ -23,9 +23,16 @@ def _modules():
         yield name, path, ast.parse(path.read_text())
 
 
+def _is_module(name):
+    return (ROOT / (name.replace(".", os.sep) + ".py")).exists() or (
+        ROOT / name.replace(".", os.sep) / "__init__.py").exists()
+
+
 def _imported(module, tree, top_level_only=False):
-    """The keras_lottery modules `module` imports (`from a import b` names `a.b` if it is a
-    module, else `a`)."""
+    """The keras_lottery modules `module` imports, anywhere in it (inside functions too,
+    and by `importlib.import_module("...")` or `__import__("...")` with a constant name)
+    or at its top level only: `from a import b` names `a.b` if it is a module, else `a`;
+    the root package is `keras_lottery`."""
     nodes = tree.body if top_level_only else ast.walk(tree)
     names = set()
     for node in nodes:
@@ -34,10 +41,14 @@ def _imported(module, tree, top_level_only=False):
         elif isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 candidate = f"{node.module}.{alias.name}"
-                is_module = (ROOT / (candidate.replace(".", os.sep) + ".py")).exists() or (
-                    ROOT / candidate.replace(".", os.sep) / "__init__.py").exists()
-                names.add(candidate if is_module else node.module)
-    return {name for name in names if name.startswith("keras_lottery.")}
+                names.add(candidate if _is_module(candidate) else node.module)
+        elif isinstance(node, ast.Call) and node.args and isinstance(
+                node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            called = ast.unparse(node.func)
+            if called in ("importlib.import_module", "import_module", "__import__"):
+                names.add(node.args[0].value)
+    return {name for name in names
+            if name == "keras_lottery" or name.startswith("keras_lottery.")}
 
 
 def _room(module):
@@ -57,6 +68,8 @@ def test_every_room_has_a_rank_and_a_docstring_that_says_what_it_may_import():
 
 
 def test_no_room_imports_a_room_above_it():
+    """Anywhere in a module: inside functions, through importlib, and the root package
+    (which imports every room, so no room may import it)."""
     upward = []
     for module, _, tree in _modules():
         room = _room(module)
@@ -64,14 +77,36 @@ def test_no_room_imports_a_room_above_it():
             continue
         for imported in _imported(module, tree):
             other = _room(imported)
-            if other is not None and RANKS[other] > RANKS[room]:
+            if other is None or RANKS[other] > RANKS[room]:
                 upward.append(f"{module} imports {imported}")
     assert not upward
 
 
+def test_no_module_getattr_loads_a_module():
+    """A module `__getattr__` that imports hides a dependency from every reader."""
+    hidden = []
+    for module, _, tree in _modules():
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+                if _imported(module, ast.Module(body=node.body, type_ignores=[])) or any(
+                        isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(node)):
+                    hidden.append(module)
+    assert not hidden
+
+
+def test_the_rule_a_masked_layer_defaults_to_lives_in_layers():
+    import inspect
+
+    from keras_lottery.layers import MaskedLayer, mask_rules
+
+    default = inspect.signature(MaskedLayer.__init__).parameters["mask_rule"].default
+    rule = mask_rules.get_rule(default)
+    assert type(rule).__module__.startswith("keras_lottery.layers.")
+
+
 def test_no_import_cycle_between_modules():
-    graph = {module: _imported(module, tree, top_level_only=True)
-             for module, _, tree in _modules()}
+    """Imports anywhere in a module count, those inside functions too."""
+    graph = {module: _imported(module, tree) for module, _, tree in _modules()}
     state = {}
 
     def visit(node, trail):

@@ -7,6 +7,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 import keras_lottery
 from keras_lottery import search, tickets
@@ -39,4 +40,6 @@ def test_a_run_directory_written_before_gives_its_tickets_back():
         assert set(ticket.masks) == set(saved)
         for name, mask in tickets.extract_masks(ticket.model).items():
             np.testing.assert_array_equal(mask, saved[name])
-    assert tickets.load_run(run_dir).record["round"] == 2  # the name kept under `tickets`
+    assert keras_lottery.load_run(run_dir).record["round"] == 2
+    with pytest.raises(AttributeError, match="moved: use keras_lottery.load_run"):
+        tickets.load_run(run_dir)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_lottery.layers import REMOVED_LOGIT, CSDense
-from keras_lottery.methods import cs, native
+from keras_lottery.layers import REMOVED_LOGIT, CSDense, native
+from keras_lottery.layers import continuous as cs
 
 
 def _values_and_gradients(function, w, s, beta, lam, upstream, penalty_scale):

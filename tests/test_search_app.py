@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_lottery
 from keras_lottery import search, tickets
 from keras_lottery.search import model_setup
 from keras_lottery.search.config import ConfigError, SearchConfig
@@ -267,7 +268,7 @@ def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
 
 def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_accuracy(
         idx_dir, tmp_path):
-    """`tickets.load_run(run_dir, round=r)` gives round r's masks and start weights `w_k`; the
+    """`keras_lottery.load_run(run_dir, round=r)` gives round r's masks and start weights `w_k`; the
     ticket retrained later as the run did (same optimizer, data order and epochs) reaches the
     recorded ticket accuracy exactly; every round's ticket is exported."""
     from keras_lottery import data
@@ -285,7 +286,7 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
         str(out / "state" / f"snapshot_epoch_{config.ticket_epoch}.npz"))
     for record in results["rounds"]:
         r = record["round"]
-        ticket = tickets.load_run(str(out), round=r)
+        ticket = keras_lottery.load_run(str(out), round=r)
         saved = tickets.load_masks(str(out / "tickets" / f"round_{r}.npz"))
         assert all(np.array_equal(ticket.masks[k], saved[k]) for k in saved)
         assert tickets.extract_masks(ticket.model).keys() == saved.keys()
@@ -300,10 +301,10 @@ def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_ac
         assert accuracy == pytest.approx(record["ticket_accuracy"], abs=1e-6)
         report = json.load(open(out / "ticket" / f"round_{r}" / "report.json"))
         assert report["remaining"] == pytest.approx(record["remaining"])
-    assert tickets.load_run(str(out)).record["round"] == 2
+    assert keras_lottery.load_run(str(out)).record["round"] == 2
     with pytest.raises(FileNotFoundError,
                        match=r"has no round 7; its finished rounds are \[1, 2\]"):
-        tickets.load_run(str(out), round=7)
+        keras_lottery.load_run(str(out), round=7)
 
 
 def _saved_model(path, input_shape=(28, 28, 1), activation=None):

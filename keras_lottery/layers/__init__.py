@@ -4,14 +4,19 @@
     dense, conv    CSDense; CSConv1D, CSConv2D, CSDepthwiseConv2D
     einsum_dense   CSEinsumDense (attention's projections)
     in_place       mask_in_place: a built Keras layer becomes its masked class, where it is
-    mask_rules     MaskRule, its registry and the `fixed` rule `1[s > 0]`
+    mask_rules     MaskRule, its registry, the ticket's rule `kept` (`s > 0`) and the `fixed`
+                   rule `1[s > 0]`
+    continuous     the `continuous` rule `sigmoid(beta*s)` (CS's, every layer's default);
+                   native: its CPU kernel (kernels/continuous_mask.cc)
+    annealing      AnnealingClock: the optimizer's step counter that `beta` is read from
     costs          MACs per weight of a layer; `lambda` per layer priced by them (penalty_cost)
 
-The learning rules (CS's `continuous`, ISS's `stochastic`) live with their methods in
-`keras_lottery.methods` and register into `mask_rules` when it is imported.
+ISS's `stochastic` rule lives with its method in `keras_lottery.methods.iss` and registers
+into `mask_rules` when that is imported.
 May import: `keras_lottery.compat` only.
 """
 
+from keras_lottery.layers import continuous  # noqa: F401  (registers the default rule)
 from keras_lottery.layers.conv import CSConv1D, CSConv2D, CSDepthwiseConv2D
 from keras_lottery.layers.dense import CSDense
 from keras_lottery.layers.einsum_dense import CSEinsumDense

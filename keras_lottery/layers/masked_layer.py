@@ -79,20 +79,53 @@ def _finite_number(layer_name, name, value, allowed, accept=lambda number: True)
     return number
 
 
-class MaskedLayer(compat.ReplicaLocalLosses):
+class TicketReadout:
+    """What a masked layer's logits `s` say about its ticket (`b(s) = 1[s > 0]`,
+    `mask_rules.kept`): the mask at the kernel's shape, its size, how far the soft mask is
+    from it, and setting it."""
+
+    def ticket_mask(self):
+        """The binary ticket mask `b(s) = 1[s > 0]` at the kernel's shape (numpy bool)."""
+        groups = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
+        return np.array(self.granularity.expand_numpy(groups, tuple(self._kernel.shape)))
+
+    def group_rms(self):
+        """The root mean square of each group's weights `w` (`|w|` per weight)."""
+        return np.sqrt(self.granularity.group_values(
+            np.square(self._kernel.numpy()), tuple(self.mask_logits.shape), np.mean))
+
+    def undecided_groups(self, tolerance=1e-3):
+        """How many groups' inference mask `m` differs from the ticket `b(s)` by more than
+        `tolerance` (CS before `sigmoid(beta*s)` has saturated; 0 for binary rules)."""
+        soft = np.asarray(ops.convert_to_numpy(self.soft_mask()), dtype="float64")
+        ticket = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
+        return int(np.sum(np.abs(soft - ticket) > tolerance))
+
+    def remaining_fraction(self):
+        """Fraction of this layer's weights kept by the ticket mask."""
+        return float(np.mean(mask_rules.kept(self.mask_logits.numpy())))
+
+    def set_ticket_mask(self, mask):
+        """Sets `s` so that the binary mask is `mask` (kernel- or group-shaped)."""
+        mask = self.granularity.to_groups(mask, self)
+        self.mask_logits.assign(np.where(mask, 1.0, -1.0).astype("float32"))
+
+
+class MaskedLayer(TicketReadout, compat.ReplicaLocalLosses):
     """The variables `s`, `beta`, `lambda`, the mask API, config and saving of every masked
     layer: `class CSDense(MaskedLayer, keras.layers.Dense)` (arguments: the module docstring).
     A concrete class sets `plain_class` (what `strip` makes of it), `kind` (its name in
     IMP's layerwise rates), `unit_axes` and `takes_blocks` (its groups) and implements
-    `_forward(inputs, kernel)`."""
+    `_forward(inputs, kernel, gate)`. Reading the ticket: `TicketReadout`."""
 
     plain_class = kind = None
     unit_axes, takes_blocks = 1, False
     MASK_ARGUMENTS = ("mask_init", "mask_penalty", "mask_rule", "mask_seed", "mask_scale",
                       "mask_granularity")
 
-    def __init__(self, *args, mask_init=DEFAULT_MASK_INIT, mask_penalty=0.0, mask_rule="continuous",
-                 mask_seed=None, mask_scale=1.0, mask_granularity="weight", **kwargs):
+    def __init__(self, *args, mask_init=DEFAULT_MASK_INIT, mask_penalty=0.0,
+                 mask_rule="continuous", mask_seed=None, mask_scale=1.0,
+                 mask_granularity="weight", **kwargs):
         set_mask_arguments(self, mask_init, mask_penalty, mask_rule, mask_seed, mask_scale,
                            mask_granularity, kwargs)
         super().__init__(*args, **kwargs)
@@ -129,27 +162,6 @@ class MaskedLayer(compat.ReplicaLocalLosses):
         """A group-shaped mask tensor as one that multiplies the kernel."""
         return self.granularity.expand(mask, tuple(self._kernel.shape))
 
-    def ticket_mask(self):
-        """The binary ticket mask `b(s) = 1[s > 0]` at the kernel's shape (numpy bool)."""
-        groups = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
-        return np.array(self.granularity.expand_numpy(groups, tuple(self._kernel.shape)))
-
-    def group_rms(self):
-        """The root mean square of each group's weights `w` (`|w|` per weight)."""
-        return np.sqrt(self.granularity.group_values(
-            np.square(self._kernel.numpy()), tuple(self.mask_logits.shape), np.mean))
-
-    def undecided_groups(self, tolerance=1e-3):
-        """How many groups' inference mask `m` differs from the ticket `b(s)` by more than
-        `tolerance` (CS before `sigmoid(beta*s)` has saturated; 0 for binary rules)."""
-        soft = np.asarray(ops.convert_to_numpy(self.soft_mask()), dtype="float64")
-        ticket = mask_rules.kept(ops.convert_to_numpy(self.mask_logits))
-        return int(np.sum(np.abs(soft - ticket) > tolerance))
-
-    def remaining_fraction(self):
-        """Fraction of this layer's weights kept by the ticket mask."""
-        return float(np.mean(mask_rules.kept(self.mask_logits.numpy())))
-
     def mask_penalty_value(self):
         """The current penalty `lambda * ||c * m||_1` of this layer (a float)."""
         _, penalty = self._mask_rule.mask_and_penalty(self, training=False)
@@ -157,11 +169,6 @@ class MaskedLayer(compat.ReplicaLocalLosses):
             return 0.0
         return float(self.penalty_weight.numpy() * self.mask_scale * self.group_size
                      * ops.convert_to_numpy(penalty))
-
-    def set_ticket_mask(self, mask):
-        """Sets `s` so that the binary mask is `mask` (kernel- or group-shaped)."""
-        mask = self.granularity.to_groups(mask, self)
-        self.mask_logits.assign(np.where(mask, 1.0, -1.0).astype("float32"))
 
     @property
     def unmasked_kernel(self):  # the weight variable w: the stored kernel, before masking

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from keras_lottery import io_utils
 from keras_lottery.search.config import ConfigError, settings_difference
+from keras_lottery.version import __version__
 
 RESULTS_FILE = "results.json"
 #: Entries of a run directory that belong to a run (moved aside by --overwrite).
@@ -71,7 +72,7 @@ class RunDirectory:
         return self.state(f"snapshot_epoch_{epoch}.npz")
 
     def initial_weights_path(self):
-        """`w_0`, kept for `tickets.load_run`."""
+        """`w_0`, kept for `load_run`."""
         return self.state("initial_weights.npz")
 
     def ticket_dir(self, round_index=None):
@@ -189,15 +190,14 @@ SCHEMA_VERSION = 2
 def environment():
     """What made a run: library, TensorFlow, Keras and Python versions, the library's git
     commit when it runs from a checkout, the host and the time (for `results.json`)."""
-    import keras_lottery  # the package's version; the package imports this module
 
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-            cwd=os.path.dirname(os.path.abspath(keras_lottery.__file__))).stdout.strip() or None
+            cwd=os.path.dirname(os.path.abspath(io_utils.__file__))).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"schema_version": SCHEMA_VERSION, "keras_lottery": keras_lottery.__version__,
+    return {"schema_version": SCHEMA_VERSION, "keras_lottery": __version__,
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version(), "commit": commit, "host": socket.gethostname(),
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -8,8 +8,8 @@
     export        size_report and export (stripped .keras, masks, report)
     tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
 
-A search's run directory gives its tickets back with `keras_lottery.search.load_run`
-(also reachable as `tickets.load_run`).
+A search's run directory gives its tickets back with `keras_lottery.load_run` (the
+`search` room's: `tickets.load_run` was an alias that imported a room above this one).
 May import: `layers`, `methods`, `compat`, `io_utils`.
 """
 
@@ -27,15 +27,12 @@ from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
 from keras_lottery.tickets.ticket_model import build_ticket
 
 __all__ = ["ShrinkError", "TFLiteModel", "apply_masks", "build_ticket", "export",
-           "export_tflite", "extract_masks", "load_masks", "load_run", "remaining_fraction",
+           "export_tflite", "extract_masks", "load_masks", "remaining_fraction",
            "save_masks", "shrink", "size_report", "sparsify", "strip"]
 
 
 def __getattr__(name):
-    # `tickets.load_run` reads a run directory, which the `search` room owns (a room above
-    # this one): it is looked up there when first asked for, never imported here.
-    if name in ("load_run", "RunTicket"):
-        import importlib
-
-        return getattr(importlib.import_module("keras_lottery.search.run_tickets"), name)
+    if name in ("load_run", "RunTicket"):  # an alias that imported the `search` room
+        raise AttributeError(f"keras_lottery.tickets.{name} moved: use keras_lottery.{name} "
+                             f"(keras_lottery.search.{name}).")
     raise AttributeError(f"module 'keras_lottery.tickets' has no attribute {name!r}")

@@ -6,7 +6,7 @@ second one, where TensorFlow's ops make about nine (see BENCHMARKS.md). On the
 first CS training step of a process, `load()` compiles it against the installed
 TensorFlow with the system's C++ compiler (about 10 s) into a cache, and later
 processes load it from there. Without a compiler, or when the build fails, CS
-trains with TensorFlow's ops (`methods.cs._fused_continuous`) and the reason is
+trains with TensorFlow's ops (`layers.continuous._fused_continuous`) and the reason is
 logged once: the results are the same, the step is slower on CPU.
 
 The kernel has no GPU or XLA version: steps compiled with `jit_compile`, and
