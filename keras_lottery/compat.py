@@ -135,7 +135,7 @@ def patch_multi_worker_fit():
     dimension 0 for input with 0 dimensions"). This replaces the module
     function Keras's TensorFlow trainer calls with one that reduces over
     replicas only (`axis=None`); other strategies go through Keras's own.
-    Called once by `keras_lottery.distribute` for `--distribute=multi_worker`;
+    Called once by `keras_lottery.search.distribute` for `--distribute=multi_worker`;
     pinned by tests/test_multi_worker.py.
     """
     from keras.src.backend.tensorflow import trainer
@@ -230,6 +230,46 @@ def reset_compiled_functions(model):
     for name in ("train_function", "test_function", "predict_function"):
         if hasattr(model, name):
             setattr(model, name, None)
+
+
+def causal_padding(conv):
+    """The `ops.pad` widths that make a Keras `Conv1D` with `padding="causal"` causal (its own
+    `_compute_causal_padding`)."""
+    return conv._compute_causal_padding()
+
+
+def input_channels(conv, input_shape):
+    """The input channels of a Keras convolution for `input_shape`, by its `data_format`
+    (its own `_get_input_channel`)."""
+    return conv._get_input_channel(input_shape)
+
+
+def producing_layer(tensor):
+    """The layer whose call made the symbolic `tensor` of a functional graph."""
+    return tensor._keras_history[0]
+
+
+def optimizer_slot(optimizer, slots, variable):
+    """`variable`'s entry of one of `optimizer`'s slot lists (`optimizer.momentums`, ...)."""
+    return slots[optimizer._get_variable_index(variable)]
+
+
+def plain_tf_variable(variable):
+    """The `tf.Variable` behind a Keras variable, or None if it is distributed or not a
+    TensorFlow resource variable (fused TensorFlow kernels take its `handle`)."""
+    import tensorflow as tf
+
+    value = getattr(variable, "_value", variable)
+    if (isinstance(value, tf.Variable) and hasattr(value, "handle")
+            and not isinstance(value, tf.distribute.DistributedValues)):
+        return value
+    return None
+
+
+def tflite_ops(interpreter):
+    """The ops of a LiteRT `Interpreter` (`op_name`, `inputs`, `outputs`): its public API
+    lists tensors only."""
+    return interpreter._get_ops_details()
 
 
 def build_input_shape(layer):

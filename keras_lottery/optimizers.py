@@ -105,15 +105,6 @@ class MaskOptimizer(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def _plain_resource_variable(variable):
-    """The `tf.Variable` behind a Keras variable, or None if it is distributed or not TF."""
-    value = getattr(variable, "_value", variable)
-    if (isinstance(value, tf.Variable) and hasattr(value, "handle")
-            and not isinstance(value, tf.distribute.DistributedValues)):
-        return value
-    return None
-
-
 @keras.saving.register_keras_serializable(package="keras_lottery")
 class FusedSGD(keras.optimizers.SGD):
     """`keras.optimizers.SGD` whose momentum step is one fused kernel per variable.
@@ -126,10 +117,11 @@ class FusedSGD(keras.optimizers.SGD):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        target = _plain_resource_variable(variable)
+        target = compat.plain_tf_variable(variable)
         if self.momentum == 0 or target is None:
             return super().update_step(gradient, variable, learning_rate)
-        accumulator = _plain_resource_variable(self.momentums[self._get_variable_index(variable)])
+        accumulator = compat.plain_tf_variable(
+            compat.optimizer_slot(self, self.momentums, variable))
         if accumulator is None:
             return super().update_step(gradient, variable, learning_rate)
         dtype = target.dtype

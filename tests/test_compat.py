@@ -115,3 +115,45 @@ def test_optimizer_internals_used_by_mask_optimizer():
     assert len(wrapper.variables) > len(own)
     assert [id(v) for v in compat.optimizer_trainable_variables(optimizer)] == [
         id(v) for v in model.trainable_variables]
+
+
+def test_convolution_internals_read_by_the_masked_convolutions():
+    causal = keras.layers.Conv1D(2, 3, padding="causal", dilation_rate=2)
+    causal.build((None, 10, 4))
+    assert [list(p) for p in compat.causal_padding(causal)] == [[0, 0], [4, 0], [0, 0]]
+    first = keras.layers.DepthwiseConv2D(3, data_format="channels_first")
+    last = keras.layers.DepthwiseConv2D(3)
+    assert compat.input_channels(first, (None, 5, 8, 8)) == 5
+    assert compat.input_channels(last, (None, 8, 8, 5)) == 5
+
+
+def test_build_shapes_producing_layers_and_optimizer_slots():
+    inputs = keras.Input((6,))
+    dense = keras.layers.Dense(2, name="d")
+    outputs = dense(inputs)
+    model = keras.Model(inputs, outputs)
+    assert compat.build_input_shape(dense) == (None, 6)
+    assert compat.producing_layer(model.outputs[0]) is dense
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    slot = compat.optimizer_slot(optimizer, optimizer.momentums, dense.bias)
+    assert tuple(slot.shape) == (2,) and slot is not compat.optimizer_slot(
+        optimizer, optimizer.momentums, dense.kernel)
+    plain = compat.plain_tf_variable(dense.kernel)
+    assert plain is not None and hasattr(plain, "handle")
+
+
+def test_retrace_rebuilds_the_train_function_inside_fit():
+    model = _model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 6), "float32"), np.ones((4, 2), "float32")
+
+    class Retrace(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.before = self.model.train_function
+            compat.retrace_compiled_functions(self.model)
+            self.after = self.model.train_function
+
+    retrace = Retrace()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[retrace])
+    assert retrace.after is not None and retrace.after is not retrace.before

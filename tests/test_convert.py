@@ -1,6 +1,7 @@
 """sparsify / strip / export on several model shapes."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -70,7 +71,8 @@ def test_sparsify_keeps_weights_and_replaces_layers(name):
 
 def test_sparsify_cs_defaults_and_exclude():
     model = _functional()
-    with pytest.warns(UserWarning, match=r"leaves 1 Dense/EinsumDense kernels unmasked: \['output'\]"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # excluded on purpose: no warning
         masked = keras_lottery.sparsify(model, mask_init=-0.02, mask_penalty=1e-6,
                                         exclude=["output"])
     names = {layer.name for layer in masked_layers(masked)}
@@ -201,3 +203,14 @@ def test_an_exported_ticket_loads_in_plain_keras_without_keras_lottery(tmp_path)
     assert "Dense" in done.stdout and "CSDense" not in done.stdout
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_sparsify_warns_of_dense_kernels_it_cannot_mask():
+    class Scaled(keras.layers.Dense):  # a Dense subclass may compute differently: left plain
+        pass
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Scaled(2, name="scaled")(keras.layers.Dense(3)(inputs)))
+    with pytest.warns(UserWarning, match=r"leaves 1 Dense/EinsumDense kernels unmasked: "
+                                         r"\['scaled'\]"):
+        keras_lottery.sparsify(model, in_place=True)

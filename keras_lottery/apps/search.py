@@ -150,7 +150,7 @@ def main(argv):
 
 def parse_flags(argv):
     """absl's parsing, with a bad flag reported as one `error:` line (exit 2), like every other
-    bad input: `error: flag --method=magic: value should be one of <cs|imp|iss>`."""
+    bad input: `error: flag --method=magic: value should be one of <cs|imp|iss|random>`."""
     try:
         return FLAGS(argv)
     except flags.Error as error:

@@ -7,7 +7,6 @@ one per module.
     summary_files         one TensorBoard event file per run and process
     target_remaining      TargetRemaining: a round's ticket keeps an exact fraction
     stop_on_non_finite    StopOnNonFinite: stops at the first NaN loss and says where
-    timeline_tensorboard  TimelineTensorBoard: Keras's TensorBoard on the search's timeline
     clock                 RoundClock: the step counting the callbacks share
 
 `TemperatureCallback` (CS's annealing of beta) lives with CS in `keras_lottery.methods.cs`
@@ -20,12 +19,11 @@ from keras_lottery.callbacks.mask_summaries import MaskSummaries, remaining_frac
 from keras_lottery.callbacks.round_manager import RoundManager, end_round, reset_optimizer_state
 from keras_lottery.callbacks.stop_on_non_finite import StopOnNonFinite, TrainingDiverged
 from keras_lottery.callbacks.target_remaining import TargetRemaining, round_targets
-from keras_lottery.callbacks.timeline_tensorboard import TimelineTensorBoard
 from keras_lottery.methods.cs import TemperatureCallback, TemperatureSchedule, set_temperature
 
 __all__ = [
     "EpochScalars", "MaskSummaries", "RoundManager", "StopOnNonFinite", "TargetRemaining",
     "TemperatureCallback",
-    "TemperatureSchedule", "TimelineTensorBoard", "TrainingDiverged", "end_round",
+    "TemperatureSchedule", "TrainingDiverged", "end_round",
     "remaining_fractions", "reset_optimizer_state", "round_targets", "set_temperature",
 ]

@@ -7,6 +7,7 @@ Each takes every argument of its Keras layer plus the mask arguments of
 import keras
 from keras import ops
 
+from keras_lottery import compat
 from keras_lottery.layers.masked_layer import MaskedLayer, bias_and_activation
 
 
@@ -18,7 +19,7 @@ class _MaskedConv(MaskedLayer):
     def _forward(self, inputs, kernel, gate):
         padding = self.padding
         if padding == "causal":
-            inputs = ops.pad(inputs, self._compute_causal_padding())
+            inputs = ops.pad(inputs, compat.causal_padding(self))
             padding = "valid"
         outputs = ops.conv(inputs, kernel, strides=list(self.strides), padding=padding,
                            dilation_rate=self.dilation_rate, data_format=self.data_format)
@@ -51,5 +52,5 @@ class CSDepthwiseConv2D(MaskedLayer, keras.layers.DepthwiseConv2D):
         outputs = ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
                                      dilation_rate=self.dilation_rate,
                                      data_format=self.data_format)
-        channels = self.depth_multiplier * self._get_input_channel(inputs.shape)
+        channels = self.depth_multiplier * compat.input_channels(self, inputs.shape)
         return bias_and_activation(self, outputs, channels, gate)

@@ -11,7 +11,8 @@ class CSDense(MaskedLayer, keras.layers.Dense):
     """`keras.layers.Dense` whose kernel is masked: `y = x @ (w * m) + b`.
 
     Takes every argument of `Dense`, plus the mask arguments of `MaskedLayer`:
-    `mask_init` (`s0`), `mask_penalty` (`lambda`), `mask_rule`, `mask_seed`, `mask_scale`.
+    `mask_init` (`s0`), `mask_penalty` (`lambda`), `mask_rule`, `mask_seed`, `mask_scale`,
+    `mask_granularity` (`weight`, `unit`: a neuron, or `block`: 1x4 of its inputs).
     """
 
     plain_class = keras.layers.Dense

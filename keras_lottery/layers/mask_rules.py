@@ -22,6 +22,10 @@ from keras import ops
 #: (a logit that gets no gradient stays at `s0`, and saturates to the ticket's value).
 TICKET_THRESHOLD = 0.0
 
+#: Largest |beta_0 * s0| a search accepts: sigmoid'(10) is 4.5e-5 of its peak, and past ~17
+#: it is exactly 0 in float32 (the mask would start saturated, with no gradient).
+MAX_MASK_LOGIT = 10.0
+
 #: Value of `s` for a weight removed for good (the paper's `s <- -inf`). It is
 #: finite, so no arithmetic on `s` can give NaN, and low enough that
 #: `sigmoid(beta * s)`, `sigmoid(s)` and their gradients are exactly 0 in float32.

@@ -11,6 +11,8 @@ import dataclasses
 import math
 from typing import Any, Callable
 
+from keras_lottery.layers.masked_layer import official_mask_scale
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -133,7 +135,7 @@ class Method:
         mask_init = self.default_mask_init if mask_init is None else float(mask_init)
         return {"mask_rule": self.mask_rule, "mask_init": mask_init,
                 "mask_penalty": float(mask_penalty) if self.uses_penalty else 0.0,
-                "mask_scale": 1.0 + math.exp(-mask_init) if mask_scaling else 1.0,
+                "mask_scale": official_mask_scale(mask_init) if mask_scaling else 1.0,
                 "mask_granularity": mask_granularity}
 
     def round_callbacks(self):

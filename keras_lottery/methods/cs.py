@@ -16,13 +16,12 @@ import numpy as np
 
 from keras_lottery import compat
 from keras_lottery.layers import REMOVED_LOGIT, annealing, masked_layers
+from keras_lottery.layers.mask_rules import MAX_MASK_LOGIT
 from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
 from keras_lottery.methods.base import Method, Setting, at_least
 
 #: CS round-end resets: the paper's `min(beta_T s_T, s0)` or the released code's `min(s_T, s0)`.
 CS_RESETS = ("paper", "official")
-#: Largest |beta_0 * s0| a search accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
-MAX_MASK_LOGIT = 10.0
 
 
 # The temperature beta.

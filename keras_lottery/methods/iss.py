@@ -17,11 +17,8 @@ from keras_lottery.layers import (
     masked_layers_by_key,
     register_rule,
 )
-from keras_lottery.layers.mask_rules import binary_mask
+from keras_lottery.layers.mask_rules import MAX_MASK_LOGIT, binary_mask
 from keras_lottery.methods.base import Method, Setting, at_least
-
-#: Largest |s0| ISS accepts: sigmoid'(10) is 4.5e-5, and past ~17 it is 0.
-MAX_MASK_LOGIT = 10.0
 
 
 def _philox_uniform(shape, seed_generator):
@@ -91,7 +88,7 @@ class IterativeStochasticSparsification(Method):
     def config_problems(cls, config):
         if abs(config.mask_init) > MAX_MASK_LOGIT:  # the mask starts at sigmoid(s0)
             return [("mask_init", config.mask_init, "the mask would start saturated (no "
-                     f"gradient); s0 must lie in [-{MAX_MASK_LOGIT:g}, {MAX_MASK_LOGIT:g}] ")]
+                     f"gradient); s0 must lie in [-{MAX_MASK_LOGIT:g}, {MAX_MASK_LOGIT:g}]")]
         return []
 
     def evaluate_searched(self, config, model, evaluate):

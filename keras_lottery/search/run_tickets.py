@@ -15,7 +15,7 @@ class RunTicket:
     Attributes:
         model: the ticket model: the run's architecture with round r's masks fixed
             (`mask_rule="fixed"`), its weights at `start_weights`; not compiled.
-        masks: `{layer name: bool array}`, round r's `b(s)`.
+        masks: `{layer key: bool array}` (`masked_layers_by_key`), round r's `b(s)`.
         start_weights: the snapshot the run retrains tickets from (`w_k`, k =
             `--ticket_epoch`; `w_0` when k = 0).
         initial_weights: `w_0`.

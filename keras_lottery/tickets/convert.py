@@ -116,7 +116,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
 
     Args:
         model: a built Keras model (Sequential, functional, subclassed, keras-hub).
-        method: `"cs"` (continuous masks), `"iss"` (stochastic) or `"imp"`
+        method: `"cs"` (continuous masks), `"iss"` (stochastic), `"imp"` or `"random"`
             (fixed binary masks starting dense).
         mask_init: `s0` (default: the method's: -0.01 for CS, whose fresh ticket so keeps
             nothing until training raises `s` above 0; 1.0 for ISS and IMP, all kept).
@@ -150,7 +150,7 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     for i in chosen:  # every refusal before any change
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
     costs.check_cost(penalty_cost)
-    _warn_unmasked(keyed, chosen)
+    _warn_unmasked(keyed, chosen, set(exclude))
     target = model if in_place else copy_model(model, "sparsify")
     layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
     for i in chosen:
@@ -167,11 +167,12 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     return target
 
 
-def _warn_unmasked(keyed, chosen):
+def _warn_unmasked(keyed, chosen, excluded):
+    """Warns of Dense/EinsumDense kernels left plain that the user did not exclude."""
     kernels = (keras.layers.Dense, keras.layers.EinsumDense)
     left = [key for i, (key, layer) in enumerate(keyed)
             if isinstance(layer, kernels) and not isinstance(layer, MaskedLayer)
-            and i not in set(chosen)]
+            and i not in set(chosen) and not {key, layer.name} & excluded]
     if left:
         warnings.warn(f"sparsify leaves {len(left)} Dense/EinsumDense kernels unmasked: "
                       f"{left}.", stacklevel=3)

@@ -120,7 +120,7 @@ class _Shrinker:
 
     def __init__(self, model, graph, keep_units):
         self.model, self.graph, self.keep_units = model, graph, keep_units
-        self.protected = _merge_fed(graph) | {t._keras_history[0].name for t in model.outputs}
+        self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
         self.weights, self.sizes, self.removed = {}, {}, {}
 
     def run(self):
@@ -238,7 +238,7 @@ def shrink(model, return_report=False):
         raise ShrinkError(f"shrink handles Sequential and functional models; "
                           f"{type(model).__name__} is subclassed.")
     plain = strip(model, warn_undecided=False) if masked_layers(model) else model
-    graph, keep_units = _inputs_of(plain), {}
+    graph, keep_units, shrinker = _inputs_of(plain), {}, None
     for _ in range(len(plain.layers) * 64 + 1):  # each retry keeps one more unit
         try:
             shrinker = _Shrinker(plain, graph, keep_units).run()
@@ -246,6 +246,9 @@ def shrink(model, return_report=False):
         except _Conflict as conflict:
             for name, unit in conflict.producers:
                 keep_units.setdefault(name, set()).add(unit)
+    if shrinker is None:
+        raise ShrinkError(f"shrink gave up after {len(plain.layers) * 64 + 1} tries: removed "
+                          "units kept conflicting; strip the ticket instead (strip(model)).")
     small, built = _rebuild(plain, shrinker)
     small.set_weights(built.get_weights())
     if not return_report:

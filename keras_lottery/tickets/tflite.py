@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_lottery import io_utils
+from keras_lottery import compat, io_utils
 from keras_lottery.layers import masked_layers
 from keras_lottery.tickets.convert import strip
 
@@ -49,7 +49,7 @@ def fully_connected_storage(content, layer_names):
     `.tflite` file, in order, named by `layer_names` (the model's Dense layers in order)."""
     interpreter = _interpreter(content)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # the public API lists no ops
+    ops = compat.tflite_ops(interpreter)
     densified = {output for op in ops if op["op_name"] == "DENSIFY" for output in op["outputs"]}
     storage = []
     for op in ops:
