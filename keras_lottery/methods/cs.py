@@ -69,11 +69,12 @@ class TemperatureCallback(keras.callbacks.Callback):
     `beta_t`, and after the last step `beta = beta_T`, the value the
     round-end reset uses. Per step, the callback does no work (it has no batch
     hook): the layers read `beta` from the optimizer's step counter
-    (`layers.annealing.AnnealingClock`: `beta_t = beta_e * r ** (steps since the
-    epoch began)` with `r = (beta_T / beta_0) ** (1 / T)`), inside the compiled
-    (or XLA) step, however many times a layer is called. The callback binds the
-    clock when `fit` starts, assigns the exact `beta_t` at every epoch's start and
-    end, and puts the rate back to 1 when `fit` ends.
+    (`layers.annealing.AnnealingClock`: step `k` of an epoch that began at `beta_e`
+    trains with `beta_e * r ** k`, computed as `k` float32 products, with
+    `r = (beta_T / beta_0) ** (1 / T)`), inside the compiled (or XLA) step, however
+    many times a layer is called. The callback binds the clock when `fit` starts,
+    assigns the exact `beta_t` at every epoch's start and end, and sets the clock
+    inactive when `fit` ends.
 
     Args:
         final_temperature: `beta_T`.
@@ -99,7 +100,7 @@ class TemperatureCallback(keras.callbacks.Callback):
         self.per_epoch = bool(per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self._masked, self._total, self._steps_per_epoch, self._t = [], 1, 1, 0
-        self._clock = None
+        self._clock, self._rate = None, 1.0
 
     def temperature_at(self, t, total):
         """`beta_t` for `t` of `total` steps (or epochs)."""
@@ -107,12 +108,12 @@ class TemperatureCallback(keras.callbacks.Callback):
 
     def _assign(self, t):
         value = self.temperature_at(t, self._total)
-        if self._clock is not None:
-            self._clock.set_anchor()
         for layer in self._masked:
             layer.temperature.assign(value)
+        return value
 
     def _set_rate(self, rate):
+        self._rate = rate
         for layer in self._masked:
             layer.temperature_rate.assign(rate)
 
@@ -130,28 +131,36 @@ class TemperatureCallback(keras.callbacks.Callback):
         ratio = self.final_temperature / self.initial_temperature
         self._set_rate(1.0 if self.per_epoch else ratio ** (1.0 / self._total))
         if not self.per_epoch:  # per step, the layers read beta from the optimizer's steps
-            self._clock = annealing.clock_for(self.model, self._masked)
+            self._clock = annealing.clock_for(self.model, self._masked, self._steps_per_epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         # Resuming with fit(initial_epoch=k) continues the schedule at epoch k.
         self._t = epoch * self._steps_per_epoch
-        self._assign(self._t)
+        value = self._assign(self._t)
+        if self._clock is not None:  # beta_e, then beta <- beta * rate at every step
+            self._clock.start(annealing.float32_chain(value, self._rate,
+                                                      self._steps_per_epoch + 1))
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per_epoch or self._clock is not None or not batch:
             return  # the clock anneals in the step (TensorFlow), or the epoch began at beta_t
         # Other backends: beta_t is assigned before each step, into the state the step reads.
         compat.sync_backend_state(self.model)
-        value = self.temperature_at(self._t + batch, self._total)
+        value = annealing.float32_chain(self.temperature_at(self._t, self._total), self._rate,
+                                        batch + 1)[-1]
         for layer in self._masked:
             layer.temperature.assign(value)
 
     def on_train_end(self, logs=None):
-        self._set_rate(1.0)  # later calls (evaluation, a custom loop) keep beta as it is
+        self._set_rate(1.0)
+        if self._clock is not None:  # later calls (a reset, evaluation) read `temperature`
+            self._clock.stop()
 
     def on_epoch_end(self, epoch, logs=None):
         self._t = (epoch + 1) * self._steps_per_epoch
-        self._assign(self._t)  # exact beta_t; after the last epoch, beta_T for the reset
+        value = self._assign(self._t)  # exact beta_t; after the last epoch, beta_T
+        if self._clock is not None:  # until the next epoch begins, beta_t as well
+            self._clock.start([value])
         if logs is not None:
             logs["temperature"] = self.temperature_at(self._t, self._total)
 
