@@ -124,3 +124,23 @@ def test_every_reproduction_command_is_a_valid_setting():
     reference = _parse([f.replace("apps/flags", f"{ROOT}/apps/flags")
                         for f in reproduce.GROUPS["lenet"]["imp_reference"]])
     assert (reference.epochs, reference.rewind_epoch, reference.ticket_epochs) == (40, 0, 40)
+
+
+def test_flags_the_method_does_not_read_are_named_in_one_warning(capsys):
+    config = _parse(["--method=imp", "--final_temperature=100", "--mask_penalty=1e-5",
+                     "--prune_fraction=0.3"])
+    assert config.prune_fraction == 0.3
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning:")]
+    assert lines == ["warning: --method=imp does not use --final_temperature, --mask_penalty; "
+                     "ignored."]
+    _parse(["--method=cs", "--final_temperature=100", "--mask_penalty=1e-5"])
+    assert "warning:" not in capsys.readouterr().err
+
+
+def test_nomask_scaling_is_honoured_with_init_from(tmp_path):
+    path = str(tmp_path / "model.keras")
+    assert _parse([f"--init_from={path}"]).mask_scaling  # CS starts at the model's outputs
+    config = _parse([f"--init_from={path}", "--nomask_scaling"])
+    assert not config.mask_scaling
+    # ... and what the run recorded is what a resume reads back.
+    assert not type(config).from_dict(config.to_dict()).mask_scaling

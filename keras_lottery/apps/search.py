@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags
 
-from keras_lottery import apps, search
+from keras_lottery import apps, methods, search
 from keras_lottery.callbacks import TrainingDiverged
 from keras_lottery.data import DataError
 from keras_lottery.io_utils import DamagedFileError
@@ -53,9 +53,23 @@ FLAGS = flags.FLAGS
 MODULE = __spec__.name if __spec__ is not None and __spec__.name != "__main__" else "apps.search"
 
 
-def config_from_flags(flag_values=FLAGS):
-    """The `SearchConfig` the parsed flags describe; raises ConfigError on a malformed list."""
+def unused_flags(flag_values, method_name):
+    """The flags given (on the command line or in a flagfile) that `--method` does not read."""
+    if method_name not in methods.available_methods():
+        return []
+    unused = methods.get(method_name).unused_settings(methods.settings())
+    return [name for name in unused if flag_values[name].present]
+
+
+def config_from_flags(flag_values=FLAGS, warn=True):
+    """The `SearchConfig` the parsed flags describe; raises ConfigError on a malformed list.
+    Flags the method does not read are named in one `warning:` line (with `warn`); a
+    `--[no]mask_scaling` given with `--init_from` is honoured (otherwise CS turns it on)."""
     settings = {name: flag_values[name].value for name in SearchConfig.field_names()}
+    unused = unused_flags(flag_values, settings["method"])
+    if warn and unused:
+        print(f"warning: --method={settings['method']} does not use "
+              f"{', '.join('--' + name for name in unused)}; ignored.", file=sys.stderr)
     settings["unmasked_layers"] = tuple(settings["unmasked_layers"])
     for name in ("lr_decay_epochs", "latency_batch_sizes"):
         try:
@@ -63,7 +77,11 @@ def config_from_flags(flag_values=FLAGS):
         except ValueError:
             raise ConfigError(f"--{name}={','.join(settings[name])} is invalid: expected "
                               "comma-separated integers.") from None
-    return SearchConfig(**settings)
+    config = SearchConfig(**settings)
+    for name in config.trained_model_overrides():  # the user's word over --init_from's
+        if settings["init_from"] and flag_values[name].present:
+            setattr(config, name, flag_values[name].value)
+    return config
 
 
 def config_flags(config):

@@ -97,6 +97,8 @@ class Method:
     learns_supermask = True
     #: Whether `--target_remaining` can steer its logits.
     takes_target_remaining = True
+    #: Whether its masks start at `s0` (`mask_init`); pruning starts with every weight kept.
+    reads_mask_init = True
     #: The settings this method reads besides the shared ones (`Setting`s).
     settings = ()
     #: Settings applied when the search starts from a trained model (`--init_from`).
@@ -111,6 +113,20 @@ class Method:
         """The method a `SearchConfig` describes (by default: no settings of its own)."""
         del config
         return cls()
+
+    @classmethod
+    def unused_settings(cls, all_settings):
+        """The settings of `all_settings` (`{name: (Setting, readers)}`, the methods' own, as
+        `methods.settings()` gives them) and the shared mask settings that this method does
+        not read: setting them changes nothing (`apps.search` names them in a warning)."""
+        unused = [name for name, (_, readers) in all_settings.items() if cls.name not in readers]
+        if not cls.reads_mask_init:
+            unused.append("mask_init")
+        if not cls.uses_penalty:
+            unused += ["mask_penalty", "penalty_cost"]
+        if not cls.takes_target_remaining:
+            unused += ["target_remaining", "target_start"]
+        return unused
 
     @classmethod
     def config_problems(cls, config):

@@ -57,8 +57,8 @@ class _SearchConfigMethods:
 
     def __post_init__(self):
         # A given model starts at its own outputs (CS: masks scaled by 1/sigmoid(s0)).
-        if self.init_from and self.method in methods.METHODS:
-            for name, value in methods.get(self.method).trained_model_settings.items():
+        if self.init_from:  # the caller may set one back (apps.search: a flag given)
+            for name, value in self.trained_model_overrides().items():
                 setattr(self, name, value)
 
     def validate(self):
@@ -81,7 +81,16 @@ class _SearchConfigMethods:
         for name, value in known.items():
             if isinstance(SETTINGS[name].default, tuple):
                 known[name] = tuple(value)
-        return cls(**known)
+        config = cls(**known)
+        for name in set(known) & set(config.trained_model_overrides()):
+            setattr(config, name, known[name])  # what the run recorded, not the override
+        return config
+
+    def trained_model_overrides(self):
+        """The settings `--init_from` turns on for this method (`{name: value}`)."""
+        if self.method not in methods.METHODS:
+            return {}
+        return dict(methods.get(self.method).trained_model_settings)
 
     def for_dry_run(self):
         """The settings a `--dry_run` uses: one short round, no files kept."""
