@@ -13,7 +13,7 @@ ops with the hand-written gradient and `cs (autodiff)` CS as autodiff builds it,
 for comparison.
 
     python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
-                                    [--jit=both|on|off] [--json=FILE]
+                                    [--optimizer=sgd|adam] [--jit=both|on|off] [--json=FILE]
 """
 
 import argparse
@@ -82,13 +82,16 @@ def build_variants(model_name, input_shape):
             "plain, our sgd": strip(variants["imp / ticket"]), **variants}
 
 
-def compile_variant(model, jit, plain_keras=False):
-    config = SearchConfig(optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=True,
-                          weight_decay=0.0, jit_compile=jit)
+def compile_variant(model, jit, plain_keras=False, optimizer="sgd"):
+    learning_rate = 0.01 if optimizer == "sgd" else 3e-4
+    config = SearchConfig(optimizer=optimizer, learning_rate=learning_rate, momentum=0.9,
+                          nesterov=True, weight_decay=0.0, jit_compile=jit)
     if not plain_keras:
         return model_setup.compile_model(model, config)
     model_setup.compile_model(model, config)  # the same loss and metrics as a search
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+    plain_optimizer = (keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+                       if optimizer == "sgd" else keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=plain_optimizer,
                   loss=model.loss, metrics=[
                       keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                       keras.metrics.SparseCategoricalCrossentropy(from_logits=True,
@@ -136,14 +139,14 @@ def ratios(times, base="plain keras"):
             for name, t in times.items()}
 
 
-def run(model_name, batch_size, jit, repeats, steps):
+def run(model_name, batch_size, jit, repeats, steps, optimizer="sgd"):
     """Median ms per step and ratio to plain Keras for every variant of one model."""
     shape = SHAPES[model_name]
     batches = synthetic_batches(shape, batch_size)
     variants = build_variants(model_name, shape)
     callbacks = {}
     for name, model in variants.items():
-        compile_variant(model, jit, plain_keras=name == "plain keras")
+        compile_variant(model, jit, plain_keras=name == "plain keras", optimizer=optimizer)
         set_temperature(model, 50.0)
         # CS anneals beta every step in a search; the callback's cost is part of its step.
         callbacks[name] = ([TemperatureCallback(200.0)] if name.startswith("cs") else [])
@@ -159,6 +162,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=60)
     parser.add_argument("--jit", choices=("off", "on", "both"), default="both",
                         help="jit_compile the train steps (XLA)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="sgd (0.01, Nesterov 0.9) or adam (3e-4) for w and s, and for the "
+                        "plain model Keras's own")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default="", help="also write the table to this JSON file")
@@ -172,7 +178,8 @@ def main(argv=None):
     table = {}
     for model_name in args.models.split(","):
         for jit in jit_modes:
-            result = run(model_name, args.batch_size, jit, args.repeats, args.steps)
+            result = run(model_name, args.batch_size, jit, args.repeats, args.steps,
+                         args.optimizer)
             table[f"{model_name} jit={'on' if jit else 'off'}"] = result
             for name, row in result.items():
                 print(f"{model_name:14s} jit={'on ' if jit else 'off'} {name:14s} "

@@ -9,6 +9,7 @@ from conftest import write_idx
 
 from apps import search as search_app
 from keras_lottery import data, search
+from keras_lottery.search import config as search_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILES = sorted(glob.glob(os.path.join(ROOT, "apps", "flags", "*.cfg")))
@@ -131,7 +132,7 @@ def test_flags_the_method_does_not_read_are_named_in_one_warning(capsys):
                      "--prune_fraction=0.3"])
     assert config.prune_fraction == 0.3
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning:")]
-    assert lines == ["warning: --method=imp does not use --final_temperature, --mask_penalty; "
+    assert lines == ["warning: --method=imp does not use --mask_penalty, --final_temperature; "
                      "ignored."]
     _parse(["--method=cs", "--final_temperature=100", "--mask_penalty=1e-5"])
     assert "warning:" not in capsys.readouterr().err
@@ -144,3 +145,24 @@ def test_nomask_scaling_is_honoured_with_init_from(tmp_path):
     assert not config.mask_scaling
     # ... and what the run recorded is what a resume reads back.
     assert not type(config).from_dict(config.to_dict()).mask_scaling
+
+
+def test_search_config_is_declared_field_by_field_and_methods_get_their_own_settings():
+    import dataclasses
+
+    from keras_lottery import methods
+    from keras_lottery.search.config import SETTINGS
+
+    fields = {f.name: f for f in dataclasses.fields(search_config.SearchConfig)}
+    assert set(fields) == set(SETTINGS)  # each setting a field, written out in config.py
+    for name, field in fields.items():
+        assert field.default == SETTINGS[name].default  # the one default, the setting's
+        assert field.type in (type(field.default).__name__, type(field.default))
+    config = search_config.SearchConfig(method="imp", prune_fraction=0.3)
+    own = methods.get("imp").settings_of(config)
+    assert {f.name for f in dataclasses.fields(own)} == {
+        s.name for s in methods.get("imp").settings}
+    assert own.prune_fraction == 0.3 and not hasattr(own, "mask_penalty")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        own.prune_fraction = 0.5
+    assert "mask_penalty" in {s.name for s in methods.get("cs").settings}

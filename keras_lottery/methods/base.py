@@ -11,7 +11,8 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-from keras_lottery.layers.masked_layer import official_mask_scale
+from keras_lottery.layers.costs import PENALTY_COSTS
+from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT, official_mask_scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,43 @@ def at_least(minimum, integer=False, strict=False):
     return check
 
 
+def _finite_s0(value):
+    return None if _number(value) else "s0 must be a finite number"
+
+
+def _target(value):
+    return None if _number(value) and (0 < value < 1 or value == 0) else (
+        "must be a fraction in (0, 1), or 0")
+
+
+def _start(value):
+    return None if _number(value) and 0 <= value < 1 else (
+        "must be a fraction of the round in [0, 1)")
+
+
+# The settings of the methods that learn a mask (CS and ISS read them; pruning does not).
+MASK_INIT = Setting("mask_init", DEFAULT_MASK_INIT, "s0: initial value of the mask logits s.",
+                    check=_finite_s0)
+MASK_PENALTY = Setting("mask_penalty", 1e-6,
+                       "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
+                       check=at_least(0))
+PENALTY_COST = Setting(
+    "penalty_cost", "weights",
+    "What the penalty counts per mask group: weights (the paper: lambda per weight) or macs "
+    "(multiply-accumulates: each layer's lambda is scaled by how often it applies its kernel "
+    "per example, so that the total at full density is unchanged; an extension that makes "
+    "unit masks prune what costs time).", choices=PENALTY_COSTS)
+TARGET_REMAINING = Setting(
+    "target_remaining", 0.0,
+    "The last round's ticket keeps exactly this fraction of the weights (e.g. 0.05; round r "
+    "of R aims at target**(r/R)); 0 turns it off.", check=_target)
+TARGET_START = Setting(
+    "target_start", 0.5,
+    "Fraction of each round trained as plain CS before --target_remaining starts re-centring "
+    "the logits s.", check=_start)
+LEARNED_MASK_SETTINGS = (MASK_INIT, MASK_PENALTY, PENALTY_COST, TARGET_REMAINING, TARGET_START)
+
+
 class Method:
     """Every method-specific choice of a search: settings, mask rule, layer arguments,
     callbacks of a round, round-end step and where the ticket comes from.
@@ -97,8 +135,6 @@ class Method:
     learns_supermask = True
     #: Whether `--target_remaining` can steer its logits.
     takes_target_remaining = True
-    #: Whether its masks start at `s0` (`mask_init`); pruning starts with every weight kept.
-    reads_mask_init = True
     #: The settings this method reads besides the shared ones (`Setting`s).
     settings = ()
     #: Settings applied when the search starts from a trained model (`--init_from`).
@@ -109,29 +145,47 @@ class Method:
     supermask_knob = "mask_penalty"
 
     @classmethod
-    def from_config(cls, config):
-        """The method a `SearchConfig` describes (by default: no settings of its own)."""
-        del config
+    def settings_type(cls):
+        """The frozen dataclass of this method's own settings (one field per `Setting` of
+        `settings`, its default the setting's), made once per class."""
+        made = cls.__dict__.get("_settings_type")
+        if made is None:
+            made = dataclasses.make_dataclass(
+                f"{cls.__name__}Settings",
+                [(s.name, type(s.default), dataclasses.field(default=s.default))
+                 for s in cls.settings], frozen=True, namespace={"__module__": cls.__module__})
+            cls._settings_type = made
+        return made
+
+    @classmethod
+    def settings_of(cls, config):
+        """This method's own settings out of `config` (a `SearchConfig` or any object with
+        those attributes), frozen: all a method is built from."""
+        return cls.settings_type()(**{s.name: getattr(config, s.name) for s in cls.settings})
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The method its own frozen settings (`settings_of`) describe (by default: none)."""
+        del settings
         return cls()
 
     @classmethod
-    def unused_settings(cls, all_settings):
-        """The settings of `all_settings` (`{name: (Setting, readers)}`, the methods' own, as
-        `methods.settings()` gives them) and the shared mask settings that this method does
-        not read: setting them changes nothing (`apps.search` names them in a warning)."""
-        unused = [name for name, (_, readers) in all_settings.items() if cls.name not in readers]
-        if not cls.reads_mask_init:
-            unused.append("mask_init")
-        if not cls.uses_penalty:
-            unused += ["mask_penalty", "penalty_cost"]
-        if not cls.takes_target_remaining:
-            unused += ["target_remaining", "target_start"]
-        return unused
+    def from_config(cls, config):
+        """The method a `SearchConfig` describes: built from its own settings only."""
+        return cls.from_settings(cls.settings_of(config))
 
     @classmethod
-    def config_problems(cls, config):
-        """`(setting, value, what is allowed)` for settings that do not suit this method."""
-        del config
+    def unused_settings(cls, all_settings):
+        """The methods' settings (`all_settings`: `{name: (Setting, readers)}`, as
+        `methods.settings()` gives them) that this method does not read: setting them changes
+        nothing (`apps.search` names them in a warning)."""
+        return [name for name, (_, readers) in all_settings.items() if cls.name not in readers]
+
+    @classmethod
+    def config_problems(cls, settings):
+        """`(setting, value, what is allowed)` for own `settings` (`settings_of`) that do not
+        fit together."""
+        del settings
         return []
 
     @classmethod

@@ -18,7 +18,7 @@ from keras_lottery import compat
 from keras_lottery.layers import REMOVED_LOGIT, annealing, masked_layers
 from keras_lottery.layers.mask_rules import MAX_MASK_LOGIT
 from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
-from keras_lottery.methods.base import Method, Setting, at_least
+from keras_lottery.methods.base import LEARNED_MASK_SETTINGS, Method, Setting, at_least
 
 #: CS round-end resets: the paper's `min(beta_T s_T, s0)` or the released code's `min(s_T, s0)`.
 CS_RESETS = ("paper", "official")
@@ -200,7 +200,7 @@ class ContinuousSparsification(Method):
     default_mask_init = DEFAULT_MASK_INIT
     scales_mask = True
     trained_model_settings = {"mask_scaling": True}
-    settings = (
+    settings = LEARNED_MASK_SETTINGS + (
         Setting("reset", "paper", "CS round-end reset: paper (s <- min(beta_T*s_T, s0), "
                 "Algorithm 3) or official (the released code: beta reset first, so "
                 "s <- min(s_T, s0)).", choices=CS_RESETS),
@@ -234,13 +234,13 @@ class ContinuousSparsification(Method):
         self.reset = reset
 
     @classmethod
-    def from_config(cls, config):
-        return cls(config.initial_temperature, config.final_temperature,
-                   per_epoch=config.temperature_per_epoch, reset=config.reset,
-                   official_temperature=config.official_temperature)
+    def from_settings(cls, settings):
+        return cls(settings.initial_temperature, settings.final_temperature,
+                   per_epoch=settings.temperature_per_epoch, reset=settings.reset,
+                   official_temperature=settings.official_temperature)
 
     @classmethod
-    def config_problems(cls, config):
+    def config_problems(cls, config):  # `config`: CS's own settings
         problems = []
         if not config.final_temperature > config.initial_temperature:
             problems.append(("final_temperature", config.final_temperature,

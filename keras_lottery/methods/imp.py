@@ -44,11 +44,11 @@ class IterativeMagnitudePruning(PruningMethod):
             if value}
 
     @classmethod
-    def from_config(cls, config):
-        return cls(config.prune_fraction, config.prune_scope,
-                   conv_fraction=config.prune_fraction_conv or None,
-                   dense_fraction=config.prune_fraction_dense or None,
-                   output_fraction=config.prune_fraction_output or None)
+    def from_settings(cls, settings):
+        return cls(settings.prune_fraction, settings.prune_scope,
+                   conv_fraction=settings.prune_fraction_conv or None,
+                   dense_fraction=settings.prune_fraction_dense or None,
+                   output_fraction=settings.prune_fraction_output or None)
 
     def fraction_of(self, index, layer, layers):
         """The layerwise rate of `layer`: by name, then the output layer's, then its kind's

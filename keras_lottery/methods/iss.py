@@ -18,7 +18,7 @@ from keras_lottery.layers import (
     register_rule,
 )
 from keras_lottery.layers.mask_rules import MAX_MASK_LOGIT, binary_mask
-from keras_lottery.methods.base import Method, Setting, at_least
+from keras_lottery.methods.base import LEARNED_MASK_SETTINGS, Method, Setting, at_least
 
 
 def _philox_uniform(shape, seed_generator):
@@ -66,7 +66,7 @@ class IterativeStochasticSparsification(Method):
     description = "iss (Iterative Stochastic Sparsification)"
     mask_rule = "stochastic"
     supermask_knob = "mask_init"
-    settings = (
+    settings = LEARNED_MASK_SETTINGS + (
         Setting("ss_eval", "threshold", "Supermasks of ISS (SS): threshold (the ticket 1[s > 0], "
                 "always recorded) or sample (also the mean and spread of the test accuracy over "
                 "--ss_eval_samples masks drawn from Bernoulli(sigmoid(s)), as Zhou et al. "
@@ -85,7 +85,7 @@ class IterativeStochasticSparsification(Method):
         return "SS" if supermask else "ISS"  # Zhou et al.'s supermasks
 
     @classmethod
-    def config_problems(cls, config):
+    def config_problems(cls, config):  # `config`: ISS's own settings
         if abs(config.mask_init) > MAX_MASK_LOGIT:  # the mask starts at sigmoid(s0)
             return [("mask_init", config.mask_init, "the mask would start saturated (no "
                      f"gradient); s0 must lie in [-{MAX_MASK_LOGIT:g}, {MAX_MASK_LOGIT:g}]")]

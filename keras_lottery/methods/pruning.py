@@ -93,7 +93,6 @@ class PruningMethod(Method):
     ticket_after_round_end = True
     learns_supermask = False
     takes_target_remaining = False
-    reads_mask_init = False
     settings = (PRUNE_FRACTION, PRUNE_SCOPE, REUSE_NEXT_ROUND)
 
     def __init__(self, fraction=0.2, scope="layerwise"):

@@ -29,8 +29,9 @@ class RandomPruning(PruningMethod):
         self.seed = int(seed)
 
     @classmethod
-    def from_config(cls, config):
-        return cls(config.prune_fraction, config.prune_scope, config.seed)
+    def from_config(cls, config):  # its own settings, and the run's seed for its draws
+        settings = cls.settings_of(config)
+        return cls(settings.prune_fraction, settings.prune_scope, config.seed)
 
     def scores(self, layers):
         alive = sum(int(kept(layer.mask_logits.numpy()).sum()) for layer in layers)

@@ -1,10 +1,10 @@
 """`SearchConfig`: every knob of a ticket search, checked up front.
 
 Its fields are the shared settings (`keras_lottery.search.settings.SHARED`) followed by
-every method's own (`keras_lottery.methods.settings()`), so a new method's settings
-become fields, flags and help without an edit here. Each bad value raises
-`ConfigError` with one line that names the value and what is allowed, before any data
-is loaded or any file written.
+every method's own (`keras_lottery.methods.settings()`), written out below so that readers
+and tools see them; a setting's default, help and check live in its `Setting` alone.
+Each bad value raises `ConfigError` with one line that names the value and what is
+allowed, before any data is loaded or any file written.
 """
 
 import dataclasses
@@ -109,13 +109,89 @@ class _SearchConfigMethods:
         return SETTINGS[name].help
 
 
-SearchConfig = dataclasses.make_dataclass(
-    "SearchConfig",
-    [(name, type(s.default), dataclasses.field(default=s.default)) for name, s in SETTINGS.items()],
-    bases=(_SearchConfigMethods,), namespace={"__module__": __name__})
-SearchConfig.__doc__ = """A ticket search: one field per setting (`SETTINGS`; `HELP` has their
-help). Paper symbols: `s0` = mask_init, `lambda` = mask_penalty, `beta_0` / `beta_T` =
-initial / final_temperature, `k` = rewind_epoch."""
+def _default(name):
+    """A field whose default is setting `name`'s (its one default: `SETTINGS`)."""
+    return dataclasses.field(default=SETTINGS[name].default)
+
+
+@dataclasses.dataclass
+class SearchConfig(_SearchConfigMethods):
+    """A ticket search: one field per setting, each declared once with its default, help and
+    check in `SETTINGS` (the shared ones in `search.settings`, each method's own in its
+    module; `HELP` has the help). Paper symbols: `s0` = mask_init, `lambda` = mask_penalty,
+    `beta_0` / `beta_T` = initial / final_temperature, `k` = rewind_epoch. A method is built
+    from its own settings only (`keras_lottery.methods.get(name).settings_of(config)`, a
+    frozen dataclass); tests/test_flagfiles.py checks that these fields are `SETTINGS`."""
+
+    # Shared by every method (keras_lottery.search.settings.SHARED), by group.
+    # -- method
+    method: str = _default("method")
+    supermask: bool = _default("supermask")
+    init_from: str = _default("init_from")
+    mask_granularity: str = _default("mask_granularity")
+    unmasked_layers: tuple = _default("unmasked_layers")
+    # -- data
+    model: str = _default("model")
+    dataset: str = _default("dataset")
+    data_dir: str = _default("data_dir")
+    train_examples: int = _default("train_examples")
+    validation_examples: int = _default("validation_examples")
+    augment: bool = _default("augment")
+    input_scaling: str = _default("input_scaling")
+    # -- schedule
+    rounds: int = _default("rounds")
+    epochs: int = _default("epochs")
+    batch_size: int = _default("batch_size")
+    optimizer: str = _default("optimizer")
+    learning_rate: float = _default("learning_rate")
+    momentum: float = _default("momentum")
+    nesterov: bool = _default("nesterov")
+    weight_decay: float = _default("weight_decay")
+    weight_decay_mode: str = _default("weight_decay_mode")
+    keep_optimizer_state: bool = _default("keep_optimizer_state")
+    lr_decay_epochs: tuple = _default("lr_decay_epochs")
+    lr_decay_factor: float = _default("lr_decay_factor")
+    mask_optimizer: str = _default("mask_optimizer")
+    mask_learning_rate: float = _default("mask_learning_rate")
+    mask_momentum: float = _default("mask_momentum")
+    rewind_epoch: int = _default("rewind_epoch")
+    ticket_epoch: int = _default("ticket_epoch")
+    ticket_epochs: int = _default("ticket_epochs")
+    dense_baseline: bool = _default("dense_baseline")
+    # -- run
+    deployment: bool = _default("deployment")
+    latency_repeats: int = _default("latency_repeats")
+    latency_batch_sizes: tuple = _default("latency_batch_sizes")
+    seed: int = _default("seed")
+    deterministic: bool = _default("deterministic")
+    jit_compile: bool = _default("jit_compile")
+    steps_per_execution: int = _default("steps_per_execution")
+    distribute: str = _default("distribute")
+    mixed_precision: str = _default("mixed_precision")
+    dry_run: bool = _default("dry_run")
+    overwrite: bool = _default("overwrite")
+    output_dir: str = _default("output_dir")
+    verbose: int = _default("verbose")
+    # The methods' own (keras_lottery.methods: each method reads only those it declares).
+    mask_init: float = _default("mask_init")  # cs/iss
+    mask_penalty: float = _default("mask_penalty")  # cs/iss
+    penalty_cost: str = _default("penalty_cost")  # cs/iss
+    target_remaining: float = _default("target_remaining")  # cs/iss
+    target_start: float = _default("target_start")  # cs/iss
+    reset: str = _default("reset")  # cs
+    mask_scaling: bool = _default("mask_scaling")  # cs
+    initial_temperature: float = _default("initial_temperature")  # cs
+    final_temperature: float = _default("final_temperature")  # cs
+    temperature_per_epoch: bool = _default("temperature_per_epoch")  # cs
+    official_temperature: bool = _default("official_temperature")  # cs
+    ss_eval: str = _default("ss_eval")  # iss
+    ss_eval_samples: int = _default("ss_eval_samples")  # iss
+    prune_fraction: float = _default("prune_fraction")  # imp/random
+    prune_scope: str = _default("prune_scope")  # imp/random
+    reuse_next_round: bool = _default("reuse_next_round")  # imp/random
+    prune_fraction_conv: float = _default("prune_fraction_conv")  # imp
+    prune_fraction_dense: float = _default("prune_fraction_dense")  # imp
+    prune_fraction_output: float = _default("prune_fraction_output")  # imp
 
 
 def _cross_problems(config):
@@ -150,7 +226,7 @@ def _cross_problems(config):
     if config.ticket_epoch > config.epochs:
         problems.append(("ticket_epoch", config.ticket_epoch,
                          f"must be an epoch in 0..{config.epochs} (--epochs)"))
-    return problems + method.config_problems(config)
+    return problems + method.config_problems(method.settings_of(config))
 
 
 def check_settings(config):

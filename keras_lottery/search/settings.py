@@ -1,7 +1,8 @@
 """The settings every search shares, each with its help, its group and its check.
 
-A method's own settings (CS's temperatures and reset, the pruning rates, ...) are declared
-in its module (`keras_lottery.methods`); `keras_lottery.search.config.SearchConfig` has a
+A method's own settings (`s0`, `lambda` and its cost, the target, CS's temperatures and reset,
+the pruning rates, ...) are declared in `keras_lottery.methods` and belong to the methods that
+read them; `keras_lottery.search.config.SearchConfig` has a
 field for each, `apps.search` a flag for each (its help, `--helpfull` groups, choices),
 and the guide's flag table is checked against them (tests/test_flagfiles.py).
 """
@@ -9,8 +10,7 @@ and the guide's flag table is checked against them (tests/test_flagfiles.py).
 import math
 
 from keras_lottery import data, methods, models
-from keras_lottery.layers import costs, granularity
-from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
+from keras_lottery.layers import granularity
 from keras_lottery.methods.base import Setting, at_least
 from keras_lottery.search import distribute
 
@@ -27,17 +27,7 @@ def _method_help():
 
 def finite(value):
     ok = isinstance(value, (int, float)) and math.isfinite(value)
-    return None if ok else "s0 must be a finite number"
-
-
-def _target(value):
-    return None if finite(value) is None and (0 < value < 1 or value == 0) else (
-        "must be a fraction in (0, 1), or 0")
-
-
-def _start(value):
-    return None if finite(value) is None and 0 <= value < 1 else (
-        "must be a fraction of the round in [0, 1)")
+    return None if ok else "must be a finite number"
 
 
 def _decay_factor(value):
@@ -76,26 +66,6 @@ SHARED = (
     Setting("unmasked_layers", (),
             "Comma-separated layer names left without a mask (never pruned).",
             group="method"),
-    Setting("mask_init", DEFAULT_MASK_INIT,
-            "s0: initial value of the mask logits s.",
-            group="method", check=finite),
-    Setting("mask_penalty", 1e-6,
-            "lambda: weight of the L1 penalty ||sigmoid(beta*s)||_1.",
-            group="method", check=at_least(0)),
-    Setting("penalty_cost", "weights",
-            "What the penalty counts per mask group: weights (the paper: lambda per weight) or "
-            "macs (multiply-accumulates: each layer's lambda is scaled by how often it applies "
-            "its kernel per example, so that the total at full density is unchanged; an "
-            "extension that makes unit masks prune what costs time).",
-            group="method", choices=costs.PENALTY_COSTS),
-    Setting("target_remaining", 0.0,
-            "The last round's ticket keeps exactly this fraction of the weights (e.g. 0.05; round"
-            " r of R aims at target**(r/R)); 0 turns it off.",
-            group="method", check=_target),
-    Setting("target_start", 0.5,
-            "Fraction of each round trained as plain CS before --target_remaining starts "
-            "re-centring the logits s.",
-            group="method", check=_start),
     Setting("model", "lenet300_100",
             "Model name from keras_lottery.models.",
             group="data", choices=models.available_models),
