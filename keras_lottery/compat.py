@@ -254,6 +254,13 @@ def optimizer_slot(optimizer, slots, variable):
     return slots[optimizer._get_variable_index(variable)]
 
 
+def adam_slots(optimizer, variable):
+    """`(m, v)`: a Keras `Adam`'s first and second moments of `variable` (Adam keeps them in
+    lists it does not expose)."""
+    index = optimizer._get_variable_index(variable)
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
 def plain_tf_variable(variable):
     """The `tf.Variable` behind a Keras variable, or None if it is distributed or not a
     TensorFlow resource variable (fused TensorFlow kernels take its `handle`)."""

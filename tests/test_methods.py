@@ -259,6 +259,31 @@ def test_fused_sgd_matches_keras_sgd_step_for_step(nesterov):
     assert isinstance(restored, FusedSGD) and restored.momentum == 0.5
 
 
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_fused_adam_matches_keras_adam_step_for_step(weight_decay):
+    import tensorflow as tf
+
+    from keras_lottery.optimizers import FusedAdam
+
+    results = []
+    for optimizer_class in (keras.optimizers.Adam, FusedAdam):
+        variable = keras.Variable(np.arange(6, dtype="float32").reshape(2, 3))
+        optimizer = optimizer_class(0.01, weight_decay=weight_decay)
+
+        @tf.function
+        def step(gradient):
+            optimizer.apply([gradient], [variable])  # noqa: B023 (traced in this iteration)
+
+        for i in range(7):
+            step(tf.constant(np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3) * (i - 3)))
+        results.append(variable.numpy())
+    # The same update up to float rounding (TensorFlow's kernel orders the arithmetic its way).
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(results[0], np.arange(6).reshape(2, 3))  # it did train
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(FusedAdam(0.1)))
+    assert isinstance(restored, FusedAdam)
+
+
 def _logit_model(values):
     import keras
 

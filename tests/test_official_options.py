@@ -21,7 +21,7 @@ def _variables():
     (lambda: optimizers.CoupledSGD(0.1, momentum=0.9, nesterov=True, coupled_weight_decay=0.01),
      lambda: optimizers.FusedSGD(0.1, momentum=0.9, nesterov=True)),
     (lambda: optimizers.CoupledAdam(1e-2, coupled_weight_decay=0.01),
-     lambda: keras.optimizers.Adam(1e-2)),
+     lambda: optimizers.FusedAdam(1e-2)),
 ])
 def test_coupled_weight_decay_is_l2_in_the_gradient_through_momentum(coupled, plain):
     """Three steps with coupled decay equal three steps of the plain optimizer on the gradient

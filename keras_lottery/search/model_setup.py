@@ -1,6 +1,6 @@
 """The model a search trains and how it is compiled: model, optimizer, learning-rate schedule.
 
-The optimizer of `w` is SGD (`FusedSGD`) or Adam from the config; weight decay
+The optimizer of `w` is SGD (`FusedSGD`) or Adam (`FusedAdam`) from the config; weight decay
 never touches the mask logits `s`; with `--mask_optimizer` or
 `--mask_learning_rate`, `s` gets its own optimizer through `MaskOptimizer`.
 """
@@ -15,8 +15,9 @@ from keras_lottery.tickets import snapshots, sparsify
 
 
 def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay, coupled=False):
-    """SGD (`FusedSGD`) or Adam; weight decay decoupled (Keras's) or coupled (added to the
-    gradient before momentum, as PyTorch's SGD and Adam do: `optimizers.CoupledWeightDecay`)."""
+    """SGD (`FusedSGD`) or Adam (`FusedAdam`), Keras's updates in one kernel per variable;
+    weight decay decoupled (Keras's) or coupled (added to the gradient before momentum, as
+    PyTorch's SGD and Adam do: `optimizers.CoupledWeightDecay`)."""
     if coupled and weight_decay:
         if kind == "sgd":
             return optimizers.CoupledSGD(learning_rate, momentum=momentum, nesterov=nesterov,
@@ -25,7 +26,7 @@ def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay, coupl
     if kind == "sgd":
         return optimizers.FusedSGD(learning_rate, momentum=momentum, nesterov=nesterov,
                                    weight_decay=weight_decay or None)
-    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay or None)
+    return optimizers.FusedAdam(learning_rate, weight_decay=weight_decay or None)
 
 
 def learning_rate_schedule(config, steps_per_epoch):
