@@ -68,10 +68,13 @@ MASKED_VARIANTS = {
 }
 
 
-def build_variants(model_name, input_shape):
-    """The plain Keras model and the masked variants, all with the same architecture."""
+def build_variants(model_name, input_shape, names=None):
+    """The plain Keras model and the masked variants (those in `names`, or all), all with the
+    same architecture."""
     variants = {}
     for name, kwargs in MASKED_VARIANTS.items():
+        if names and name not in names and name != "imp / ticket":
+            continue
         keras.utils.set_random_seed(0)
         variants[name] = models.build(model_name, input_shape, 10, **kwargs)
     # The plain model: the fixed-mask one stripped to keras.layers.Dense / Conv2D.
@@ -139,11 +142,11 @@ def ratios(times, base="plain keras"):
             for name, t in times.items()}
 
 
-def run(model_name, batch_size, jit, repeats, steps, optimizer="sgd"):
+def run(model_name, batch_size, jit, repeats, steps, optimizer="sgd", names=None):
     """Median ms per step and ratio to plain Keras for every variant of one model."""
     shape = SHAPES[model_name]
     batches = synthetic_batches(shape, batch_size)
-    variants = build_variants(model_name, shape)
+    variants = build_variants(model_name, shape, names)
     callbacks = {}
     for name, model in variants.items():
         compile_variant(model, jit, plain_keras=name == "plain keras", optimizer=optimizer)
@@ -165,6 +168,9 @@ def main(argv=None):
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                         help="sgd (0.01, Nesterov 0.9) or adam (3e-4) for w and s, and for the "
                         "plain model Keras's own")
+    parser.add_argument("--variants", default="",
+                        help="comma-separated masked variants to time (default: all of "
+                        f"{', '.join(MASKED_VARIANTS)}); the plain ones always run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default="", help="also write the table to this JSON file")
@@ -179,7 +185,7 @@ def main(argv=None):
     for model_name in args.models.split(","):
         for jit in jit_modes:
             result = run(model_name, args.batch_size, jit, args.repeats, args.steps,
-                         args.optimizer)
+                         args.optimizer, [v for v in args.variants.split(",") if v])
             table[f"{model_name} jit={'on' if jit else 'off'}"] = result
             for name, row in result.items():
                 print(f"{model_name:14s} jit={'on ' if jit else 'off'} {name:14s} "
