@@ -18,7 +18,7 @@ from keras_lottery import compat
 from keras_lottery.layers import REMOVED_LOGIT, annealing, masked_layers
 from keras_lottery.layers.mask_rules import MAX_MASK_LOGIT
 from keras_lottery.layers.masked_layer import DEFAULT_MASK_INIT
-from keras_lottery.methods.base import LEARNED_MASK_SETTINGS, Method, Setting, at_least
+from keras_lottery.methods.base import LEARNED_MASK_SETTINGS, Method, Setting
 
 #: CS round-end resets: the paper's `min(beta_T s_T, s0)` or the released code's `min(s_T, s0)`.
 CS_RESETS = ("paper", "official")
@@ -43,17 +43,28 @@ class TemperatureSchedule:
     """
 
     def __init__(self, final_temperature, initial_temperature=1.0):
-        initial_temperature = float(initial_temperature)
-        final_temperature = float(final_temperature)
-        if not (initial_temperature > 0 and math.isfinite(initial_temperature)):
-            raise ValueError("initial_temperature (beta_0) must be a finite number > 0, got "
-                             f"{initial_temperature!r}.")
-        if not (final_temperature >= initial_temperature and math.isfinite(final_temperature)):
-            raise ValueError("final_temperature (beta_T) must be finite and >= "
-                             f"initial_temperature ({initial_temperature}), got "
-                             f"{final_temperature!r}.")
-        self.initial_temperature = initial_temperature
-        self.final_temperature = final_temperature
+        problem = self.problem(final_temperature, initial_temperature)
+        if problem:
+            name, value, allowed = problem
+            raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+        self.initial_temperature = float(initial_temperature)
+        self.final_temperature = float(final_temperature)
+
+    @staticmethod
+    def problem(final_temperature, initial_temperature):
+        """`(setting, value, what is allowed)` unless `0 < beta_0 < beta_T`, both finite: the
+        one check of the temperatures (the schedule, the callback and the search's settings);
+        None when they are fine."""
+        try:
+            initial, final = float(initial_temperature), float(final_temperature)
+        except (TypeError, ValueError):
+            initial = final = float("nan")
+        if not (initial > 0 and math.isfinite(initial)):
+            return ("initial_temperature", initial_temperature, "a finite number > 0 (beta_0)")
+        if not (final > initial and math.isfinite(final)):
+            return ("final_temperature", final_temperature, "finite and greater than "
+                    f"initial_temperature ({initial:g}) (beta_T > beta_0)")
+        return None
 
     def __call__(self, t, total):
         """`beta_t` after `t` of `total` steps (clipped to `beta_T` past the end)."""
@@ -208,9 +219,9 @@ class ContinuousSparsification(Method):
                 "1/sigmoid(s0), as the official CS code (the network starts at w, not "
                 "w*sigmoid(s0); the penalty is on the scaled mask).", owner_only=True),
         Setting("initial_temperature", 1.0, "beta_0: temperature at the start of each round.",
-                group="schedule", check=at_least(0, strict=True)),
+                group="schedule"),
         Setting("final_temperature", 200.0, "beta_T: temperature at the end of each round.",
-                group="schedule", check=at_least(0, strict=True)),
+                group="schedule"),
         Setting("temperature_per_epoch", False, "Anneal beta once per epoch instead of every "
                 "step.", group="schedule"),
         Setting("official_temperature", False, "Anneal beta per epoch with the official CS "
@@ -241,11 +252,12 @@ class ContinuousSparsification(Method):
 
     @classmethod
     def config_problems(cls, config):  # `config`: CS's own settings
+        problem = TemperatureSchedule.problem(config.final_temperature,
+                                              config.initial_temperature)
+        if problem:  # the schedule's one check of beta_0 and beta_T
+            name, value, allowed = problem
+            return [(name, value, f"must be {allowed}")]
         problems = []
-        if not config.final_temperature > config.initial_temperature:
-            problems.append(("final_temperature", config.final_temperature,
-                             "must be finite and greater than initial_temperature "
-                             f"({config.initial_temperature})"))
         # The mask starts at sigmoid(beta_0 * s0); past |x| = 10 its gradient is below 5e-5
         # of its peak and past ~17 exactly 0 in float32.
         limit = MAX_MASK_LOGIT / config.initial_temperature
