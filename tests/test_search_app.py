@@ -21,7 +21,7 @@ def _tiny(idx_dir, out, **overrides):
     settings = dict(
         data_dir=idx_dir, validation_examples=200, rounds=2, epochs=2, batch_size=64,
         ticket_epoch=1, ticket_epochs=1, mask_init=-0.01, mask_penalty=1e-6,
-        output_dir=str(out), verbose=0)
+        output_dir=str(out), verbose=0, deployment=False)  # export: test_granularity
     settings.update(overrides)
     return SearchConfig(**settings)
 
