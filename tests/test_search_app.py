@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_fixture_data
 
 import keras_lottery
 from keras_lottery import search, tickets
@@ -110,6 +111,14 @@ def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
     assert "--mask_penalty=-3.0 is invalid" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.fixture(scope="module")
+def cs_record(tmp_path_factory):
+    """Round 1's record of a one-round CS search: the keys every method's records share."""
+    data = write_fixture_data(tmp_path_factory.mktemp("data"))
+    out = tmp_path_factory.mktemp("cs") / "run"
+    return search.run(_tiny(data, out, rounds=1, epochs=1, dense_baseline=False))["rounds"][0]
+
+
 @pytest.mark.parametrize("overrides", [
     {"method": "imp", "prune_scope": "global", "rewind_epoch": 0},
     {"method": "imp", "prune_fraction_output": 0.1, "rewind_epoch": 1},
@@ -119,11 +128,10 @@ def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
     {"method": "cs", "supermask": True, "optimizer": "adam", "learning_rate": 3e-4,
      "weight_decay": 0.0, "mask_init": 0.05},
 ])
-def test_every_method_writes_the_same_records(idx_dir, tmp_path, overrides):
+def test_every_method_writes_the_same_records(idx_dir, tmp_path, overrides, cs_record):
     results = search.run(_tiny(idx_dir, tmp_path / "run", rounds=2, epochs=1,
                                dense_baseline=False, **overrides))
-    baseline = search.run(_tiny(idx_dir, tmp_path / "cs", rounds=1, epochs=1,
-                                dense_baseline=False))["rounds"][0]
+    baseline = cs_record
     for record in results["rounds"]:
         exported = {"ticket_report", "deployment"}  # tickets retrained (not reused) only
         assert set(record) - exported == set(baseline) - exported
