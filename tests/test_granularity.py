@@ -165,6 +165,12 @@ def test_a_unit_ticket_of_a_search_is_exported_shrunk_and_as_tflite(idx_dir, tmp
     assert (folder / "ticket.tflite").exists() and (folder / "shrunk.keras").exists()
     assert deployment["shrunk"]["parameters"] == deployment["parameters"]["deployed"] < (
         deployment["parameters"]["dense"])
+    # Both networks counted both ways: as stored (the shrunk network) and their nonzeros.
+    for count in ("parameters", "macs_per_example"):
+        values = deployment[count]
+        assert set(values) == {"dense", "dense_nonzero", "deployed", "deployed_nonzero"}
+        assert values["deployed_nonzero"] <= values["deployed"] < values["dense"]
+        assert values["dense_nonzero"] <= values["dense"]
     assert deployment["file_bytes"]["shrunk_keras"] < deployment["file_bytes"]["dense_keras"]
     assert set(deployment["speedup"]) == {"keras", "tflite"}
     assert set(deployment["speedup"]["keras"]) == {"1", "256"}

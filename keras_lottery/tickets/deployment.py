@@ -96,10 +96,7 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
         "shrunk": {"units": {name: entry["kept"] for name, entry in shrunk["layers"].items()},
                    "parameters": shrunk["shrunk_parameters"]} if gone else (
                        {"error": shrunk["error"]} if "error" in shrunk else None),
-        "parameters": {"dense": int(dense.count_params()),
-                       "deployed": int(deployed.count_params())},
-        "macs_per_example": {"dense": size_report(dense)["dense_macs_per_example"],
-                             "deployed": size_report(deployed)["nonzero_macs_per_example"]},
+        **_counts(dense, deployed),
         "file_bytes": {"dense_keras": _file_bytes(dense.save, ".keras"),
                        "stripped_keras": _file_bytes(stripped.save, ".keras"),
                        "shrunk_keras": os.path.getsize(os.path.join(directory, "shrunk.keras"))
@@ -122,6 +119,22 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
                        for b in batch_sizes}}
     io_utils.remove_path(dense_tflite)
     return report
+
+
+def _counts(dense, deployed):
+    """`parameters` and `macs_per_example` of the dense and the deployed network, each
+    counted the same two ways: as stored and run densely (`dense`, `deployed`: the shrunk
+    network for unit tickets, else the stripped one with its zeros) and its nonzero part
+    (`dense_nonzero`, `deployed_nonzero`: what a sparse format or kernel would keep)."""
+    counts = {"parameters": {}, "macs_per_example": {}}
+    for name, network in (("dense", dense), ("deployed", deployed)):
+        sizes = size_report(network)
+        counts["parameters"][name] = int(network.count_params())
+        counts["parameters"][f"{name}_nonzero"] = int(sum(
+            np.count_nonzero(w) for w in network.get_weights()))
+        counts["macs_per_example"][name] = sizes["dense_macs_per_example"]
+        counts["macs_per_example"][f"{name}_nonzero"] = sizes["nonzero_macs_per_example"]
+    return counts
 
 
 def _example_inputs(model, batch):
