@@ -29,7 +29,7 @@ def main():
         method=method, data_dir=data_dir, validation_examples=200, rounds=2, epochs=2,
         batch_size=100, ticket_epoch=1, ticket_epochs=1, mask_init=-0.01 if method == "cs" else 1.0,
         mask_penalty=1e-6, dense_baseline=False, output_dir=out, verbose=0, distribute=strategy,
-        optimizer="sgd", learning_rate=0.05, weight_decay=1e-4, **overrides)
+        optimizer="sgd", learning_rate=0.05, weight_decay=1e-4, deployment=False, **overrides)
     results = search.run(config)
     strategy_object = distribute.make_strategy(strategy)
     results["replicas"] = strategy_object.num_replicas_in_sync

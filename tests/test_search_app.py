@@ -227,7 +227,7 @@ def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_pa
     out = tmp_path / "replicates"
     flags = ["--data_dir=" + idx_dir, "--validation_examples=200", "--rounds=1", "--epochs=1",
              "--batch_size=64", "--ticket_epoch=1", "--ticket_epochs=1", "--nodense_baseline",
-             "--verbose=0", "--train_examples=1000"]
+             "--verbose=0", "--train_examples=1000", "--nodeployment"]
     done = subprocess.run([sys.executable, "-m", "apps.search", *flags, "--seeds=0,1",
                            f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
