@@ -257,8 +257,8 @@ def optimizer_slot(optimizer, slots, variable):
 def adam_slots(optimizer, variable):
     """`(m, v)`: a Keras `Adam`'s first and second moments of `variable` (Adam keeps them in
     lists it does not expose)."""
-    index = optimizer._get_variable_index(variable)
-    return optimizer._momentums[index], optimizer._velocities[index]
+    return (optimizer_slot(optimizer, optimizer._momentums, variable),
+            optimizer_slot(optimizer, optimizer._velocities, variable))
 
 
 def plain_tf_variable(variable):

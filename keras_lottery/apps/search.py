@@ -55,8 +55,6 @@ MODULE = __spec__.name if __spec__ is not None and __spec__.name != "__main__" e
 
 def unused_flags(flag_values, method_name):
     """The flags given (on the command line or in a flagfile) that `--method` does not read."""
-    if method_name not in methods.available_methods():
-        return []
     unused = methods.get(method_name).unused_settings(methods.settings())
     return [name for name in unused if flag_values[name].present]
 

@@ -9,6 +9,7 @@
     continuous     the `continuous` rule `sigmoid(beta*s)` (CS's, every layer's default);
                    native: its CPU kernel (kernels/continuous_mask.cc)
     annealing      AnnealingClock: the optimizer's step counter that `beta` is read from
+    ticket_readout TicketReadout: the ticket `b(s)` a layer's logits give, its size, setting it
     costs          MACs per weight of a layer; `lambda` per layer priced by them (penalty_cost)
 
 ISS's `stochastic` rule lives with its method in `keras_lottery.methods.iss` and registers
