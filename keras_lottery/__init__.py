@@ -37,6 +37,7 @@ from keras_lottery import (
                            tickets,
 )
 from keras_lottery.callbacks import (
+                           Budget,
                            MaskSummaries,
                            RoundManager,
                            TargetRemaining,
@@ -53,12 +54,13 @@ from keras_lottery.layers import (
                            native,
 )
 from keras_lottery.search import ConfigError, SearchConfig, load_run
-from keras_lottery.tickets import shrink, sparsify, strip
+from keras_lottery.tickets import BudgetTarget, DeployedCost, shrink, sparsify, strip
 from keras_lottery.tickets import snapshots as weights
 from keras_lottery.version import __version__
 
 __all__ = [
-    "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D", "CSEinsumDense", "ConfigError",
+    "Budget", "BudgetTarget", "CSConv1D", "CSConv2D", "CSDense", "CSDepthwiseConv2D",
+    "CSEinsumDense", "ConfigError", "DeployedCost",
     "MaskSummaries", "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
     "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
     "methods", "models", "native", "optimizers", "saving", "search", "shrink", "sparsify",

@@ -20,9 +20,11 @@ from keras_lottery.layers import masked_layers
 from keras_lottery.methods import ContinuousSparsification
 from keras_lottery.tickets import masks as masks_lib
 from keras_lottery.tickets import snapshots
+from keras_lottery.tickets.budgets import prune_to_budget
+from keras_lottery.tickets.deployed_cost import DeployedCost
 
 
-def end_round(model, method, rewind_weights=None, optimizer=None):
+def end_round(model, method, rewind_weights=None, optimizer=None, budget=None):
     """Ends a round of `method` on `model`; returns the round's ticket `{layer: bool mask}`.
 
     Args:
@@ -30,10 +32,16 @@ def end_round(model, method, rewind_weights=None, optimizer=None):
         method: the `keras_lottery.methods.Method` that searched.
         rewind_weights: a `tickets.snapshots.snapshot` to rewind `w` to, or None.
         optimizer: an optimizer whose state to zero (`reset_optimizer_state`), or None.
+        budget: `(DeployedCost, target fraction, min_units)` for a pruning method: it prunes
+            to the budget (`tickets.budgets.prune_to_budget`) instead of by its rate.
     """
     layers = masked_layers(model, required_by="end_round")
     ticket = None if method.ticket_after_round_end else masks_lib.extract_masks(model)
-    method.round_end(layers)
+    if budget is not None:
+        cost, target, min_units = budget
+        prune_to_budget(cost, target, method, min_units)
+    else:
+        method.round_end(layers)
     if ticket is None:
         ticket = masks_lib.extract_masks(model)
     if rewind_weights is not None:
@@ -62,10 +70,14 @@ class RoundManager(keras.callbacks.Callback):
         end_on_train_end: run the round-end step when `fit` ends (default). The
             lottery runner turns it off to evaluate the round first, then calls
             `end_round()` itself.
+        budget: a `tickets.budgets.BudgetTarget` for a pruning method (IMP, random): round
+            r prunes to the budget's round-r fraction instead of by its rate, and
+            `budget_achieved` holds what the ticket deploys at. A method that learns its
+            mask (CS, ISS) is steered by the `Budget` callback instead.
     """
 
     def __init__(self, rewind_epoch=None, ticket_epoch=0, method=None, reset_optimizer=True,
-                 on_snapshot=None, end_on_train_end=True):
+                 on_snapshot=None, end_on_train_end=True, budget=None):
         super().__init__()
         for name, value in (("rewind_epoch", rewind_epoch), ("ticket_epoch", ticket_epoch)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
@@ -76,6 +88,11 @@ class RoundManager(keras.callbacks.Callback):
         self.reset_optimizer = reset_optimizer
         self.on_snapshot = on_snapshot
         self.end_on_train_end = end_on_train_end
+        if budget is not None and not self.method.ticket_after_round_end:
+            raise ValueError(f"RoundManager(budget=...) prunes to a budget; method "
+                             f"{self.method.name!r} learns its mask: add the Budget callback "
+                             "to its rounds instead.")
+        self.budget, self.budget_achieved, self._cost = budget, None, None
         self._first_epoch = True
         self.round = 0
         self.tickets = []
@@ -139,7 +156,16 @@ class RoundManager(keras.callbacks.Callback):
     def end_round(self):
         """The round-end step (`end_round`) with this manager's method and rewind point."""
         optimizer = getattr(self.model, "optimizer", None) if self.reset_optimizer else None
-        self.tickets.append(end_round(self.model, self.method, self.rewind_weights, optimizer))
+        budget = None
+        if self.budget is not None:
+            if self._cost is None or self._cost.model is not self.model:
+                self._cost = DeployedCost(self.model, self.budget.kind)
+            budget = (self._cost, self.budget.round_target(self.round + 1),
+                      self.budget.min_units)
+        self.tickets.append(end_round(self.model, self.method, self.rewind_weights, optimizer,
+                                      budget))
+        if budget is not None:
+            self.budget_achieved = self._cost.ticket_fraction(self.tickets[-1])
         self.round += 1
         return self.tickets[-1]
 

@@ -5,9 +5,7 @@ import numpy as np
 from keras_lottery.callbacks.clock import RoundClock
 from keras_lottery.layers import masked_layers
 from keras_lottery.layers.mask_rules import removed
-
-#: How far from 0 `project` puts logits that were tied at the threshold (kept: +, dropped: -).
-TIE_MARGIN = 1e-6
+from keras_lottery.tickets import cuts
 
 
 def round_targets(target, rounds):
@@ -70,38 +68,21 @@ class TargetRemaining(RoundClock):
         Removed weights (`s` at `REMOVED_LOGIT`, by ISS or IMP) stay removed and count as
         not kept. Logits tied at the threshold are ranked by `|w|` (a group's: the root mean
         square of its weights; larger kept), then by position (earlier kept), and land
-        `TIE_MARGIN` above or below 0, so the ticket holds `round(target * weights)` weights
+        `cuts.TIE_MARGIN` above or below 0, so the ticket holds `round(target * weights)` weights
         however many logits tie (with groups of weights: as many whole groups as fit).
         """
         layers = masked_layers(self.model)
-        logits = [np.asarray(layer.mask_logits.numpy()) for layer in layers]
-        flat = np.concatenate([values.ravel() for values in logits])
-        sizes = np.concatenate([np.full(values.size, layer.group_size)
-                                for layer, values in zip(layers, logits)])
+        flat = cuts.flat_logits(layers)
+        sizes = np.concatenate([np.full(int(np.prod(layer.mask_logits.shape)), layer.group_size)
+                                for layer in layers])
         alive = np.flatnonzero(~removed(flat))
-        magnitude = np.concatenate([layer.group_rms().ravel() for layer in layers])[alive]
-        # Largest s first, then largest |w|, then the earliest position.
-        order = np.lexsort((alive, -magnitude, -flat[alive]))
+        order = cuts.rank(layers, alive, flat)
         wanted = int(round(self.target * sizes.sum()))
-        keep = int(np.searchsorted(np.cumsum(sizes[alive[order]]), wanted, side="right"))
+        keep = int(np.searchsorted(np.cumsum(sizes[order]), wanted, side="right"))
         if keep <= 0 or keep >= alive.size:
             return 0.0
-        lowest_kept, highest_dropped = flat[alive[order[keep - 1]]], flat[alive[order[keep]]]
-        shifted = flat.copy()
-        if lowest_kept > highest_dropped:
-            threshold = 0.5 * (float(lowest_kept) + float(highest_dropped))
-            shifted[alive] -= threshold
-        else:  # a tie at the threshold: break it by the order above
-            threshold = float(lowest_kept)
-            shifted[alive] -= threshold
-            tied = alive[flat[alive] == lowest_kept]
-            kept = set(alive[order[:keep]].tolist())
-            shifted[tied] = [TIE_MARGIN if i in kept else -TIE_MARGIN for i in tied.tolist()]
-        start = 0
-        for layer, values in zip(layers, logits):
-            part = shifted[start:start + values.size].reshape(values.shape)
-            layer.mask_logits.assign(part.astype("float32"))
-            start += values.size
+        shifted, threshold = cuts.shift_to_keep(flat, order, keep)
+        cuts.assign(layers, shifted)
         self.history.append((self._step, threshold))
         return threshold
 

@@ -106,8 +106,15 @@ TARGET_REMAINING = Setting(
 TARGET_START = Setting(
     "target_start", 0.5,
     "Fraction of each round trained as plain CS before --target_remaining starts re-centring "
-    "the logits s.", check=_start)
-LEARNED_MASK_SETTINGS = (MASK_INIT, MASK_PENALTY, PENALTY_COST, TARGET_REMAINING, TARGET_START)
+    "the logits s, or a budget (--target_macs, --target_parameters) starts steering lambda.",
+    check=_start)
+BUDGET_RATE = Setting(
+    "budget_rate", 0.05,
+    "With a budget: the step of log(mu) every 20 steps, mu the multiplier of lambda that "
+    "steers the ticket toward the budget (0: no steering, only the cut after the last step).",
+    check=at_least(0))
+LEARNED_MASK_SETTINGS = (MASK_INIT, MASK_PENALTY, PENALTY_COST, TARGET_REMAINING, TARGET_START,
+                         BUDGET_RATE)
 
 
 class Method:

@@ -12,6 +12,7 @@ import os
 
 from keras_lottery import methods
 from keras_lottery.search.settings import SHARED
+from keras_lottery.tickets.budgets import BudgetTarget
 
 
 class ConfigError(ValueError):
@@ -130,6 +131,9 @@ class SearchConfig(_SearchConfigMethods):
     init_from: str = _default("init_from")
     mask_granularity: str = _default("mask_granularity")
     unmasked_layers: tuple = _default("unmasked_layers")
+    target_macs: float = _default("target_macs")
+    target_parameters: float = _default("target_parameters")
+    min_units: int = _default("min_units")
     # -- data
     model: str = _default("model")
     dataset: str = _default("dataset")
@@ -178,6 +182,7 @@ class SearchConfig(_SearchConfigMethods):
     penalty_cost: str = _default("penalty_cost")  # cs/iss
     target_remaining: float = _default("target_remaining")  # cs/iss
     target_start: float = _default("target_start")  # cs/iss
+    budget_rate: float = _default("budget_rate")  # cs/iss
     reset: str = _default("reset")  # cs
     mask_scaling: bool = _default("mask_scaling")  # cs
     initial_temperature: float = _default("initial_temperature")  # cs
@@ -207,6 +212,14 @@ def _cross_problems(config):
         problems.append(("target_remaining", config.target_remaining,
                          f"--method={method.name} sets sparsity with --prune_fraction and "
                          "--rounds; use a method that learns its mask"))
+    budgets = [(n, getattr(config, n)) for n in ("target_macs", "target_parameters")
+               if getattr(config, n)]
+    if len(budgets) > 1:
+        problems.append(("target_parameters", config.target_parameters,
+                         "give one budget: --target_macs or --target_parameters"))
+    if budgets and config.target_remaining:
+        problems.append((budgets[0][0], budgets[0][1], "--target_remaining already sets the "
+                         "ticket's size; give one of them"))
     if config.penalty_cost != "weights" and not method.uses_penalty:
         problems.append(("penalty_cost", config.penalty_cost, f"--method={method.name} has "
                          "no penalty to weigh; leave it at 'weights'"))
@@ -227,6 +240,15 @@ def _cross_problems(config):
         problems.append(("ticket_epoch", config.ticket_epoch,
                          f"must be an epoch in 0..{config.epochs} (--epochs)"))
     return problems + method.config_problems(method.settings_of(config))
+
+
+def budget_of(config):
+    """The search's `BudgetTarget` (`--target_macs` or `--target_parameters`), or None."""
+    for kind, fraction in (("macs", config.target_macs),
+                           ("parameters", config.target_parameters)):
+        if fraction:
+            return BudgetTarget(kind, float(fraction), config.rounds, config.min_units)
+    return None
 
 
 def check_settings(config):

@@ -39,6 +39,11 @@ def _mask_learning_rate(value):
         "must be a finite number > 0, or 0 for the learning rate of w")
 
 
+def budget_fraction(value):
+    ok = finite(value) is None and 0 <= value <= 1
+    return None if ok else "must be a fraction in (0, 1], or 0 for no budget"
+
+
 def _directory(value):
     return None if value else "must name a directory"
 
@@ -66,6 +71,20 @@ SHARED = (
     Setting("unmasked_layers", (),
             "Comma-separated layer names left without a mask (never pruned).",
             group="method"),
+    Setting("target_macs", 0.0,
+            "A budget: the last round's ticket deploys at this fraction of the dense network's "
+            "multiply-accumulates per example, in (0, 1] (counted as the deployment record "
+            "counts them: the shrunk network for unit tickets, kept weights otherwise; round r "
+            "of R aims at F**(r/R)); CS and ISS steer lambda toward it and cut the ticket onto "
+            "it, IMP and random pruning prune to it; 0 turns it off.",
+            group="method", check=budget_fraction),
+    Setting("target_parameters", 0.0,
+            "A budget like --target_macs, in parameters (every stored weight but the masks).",
+            group="method", check=budget_fraction),
+    Setting("min_units", 1,
+            "With a budget: the groups (units) every unit-masked layer keeps whatever they "
+            "cost, so that no layer is emptied.",
+            group="method", check=at_least(0, integer=True)),
     Setting("model", "lenet300_100",
             "Model name from keras_lottery.models.",
             group="data", choices=models.available_models),

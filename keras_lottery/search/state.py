@@ -12,10 +12,14 @@ import os
 from keras_lottery import callbacks as cb
 from keras_lottery import compat, data, methods, tickets
 from keras_lottery.search import model_setup, tensorboard
+from keras_lottery.search.config import ConfigError, budget_of
 from keras_lottery.search.run_directory import RunDirectory, environment
 from keras_lottery.search.steps import log
 from keras_lottery.search.trainer import PhaseTrainer
 from keras_lottery.tickets import snapshots
+from keras_lottery.tickets.budgets import minimal_ticket
+from keras_lottery.tickets.deployed_cost import DeployedCost
+from keras_lottery.tickets.shrinking import ShrinkError
 
 
 @dataclasses.dataclass
@@ -64,7 +68,9 @@ def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks):
 
 
 def _round_manager(config, method, run_dir):
+    budget = budget_of(config)
     return cb.RoundManager(
+        budget=budget if budget is not None and method.ticket_after_round_end else None,
         rewind_epoch=None if config.rewind_epoch < 0 else config.rewind_epoch,
         ticket_epoch=config.ticket_epoch, method=method, end_on_train_end=False,
         reset_optimizer=not config.keep_optimizer_state,
@@ -90,6 +96,26 @@ def _restore(state, strategy):
         log(f"resuming after round {len(finished)} of {state.config.rounds}")
 
 
+def _check_budget(config, model):
+    """A `ConfigError` (one line, before anything is written) for a budget this model cannot
+    count or reach."""
+    budget = budget_of(config)
+    if budget is None:
+        return
+    flag = f"--target_{budget.kind}={budget.fraction!r}"
+    try:
+        cost = DeployedCost(model, budget.kind)
+        least = cost.fraction(minimal_ticket(cost, budget.min_units))
+    except (ValueError, ShrinkError) as error:
+        raise ConfigError(f"{flag} is invalid: {error}") from None
+    if least > budget.fraction:
+        raise ConfigError(f"{flag} is invalid: the ticket must keep {least:.4g} of the dense "
+                          f"{budget.kind} (the groups a cut cannot remove and --min_units="
+                          f"{budget.min_units} per layer); give a larger budget.")
+    for name, why in cost.unshrinkable.items():
+        log(f"budget: the units of layer {name!r} stay ({why})")
+
+
 def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callbacks=None):
     """The `SearchState` of search `config` in `run_dir`: new, or continuing `previous` (its
     results). Writes `results.json` (and, for a new search, its HParams)."""
@@ -100,6 +126,7 @@ def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callb
                                         trainer.splits.num_classes,
                                         trainer.splits.vocabulary_size)
         trainer.compile(model)
+    _check_budget(config, model)
     aside = run_dir.set_aside() if config.overwrite else None
     results = previous or {"environment": environment(), "flags": config.to_dict(),
                            "dense": None, "rounds": []}

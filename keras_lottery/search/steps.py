@@ -20,7 +20,10 @@ import numpy as np
 from keras_lottery import callbacks as cb
 from keras_lottery import io_utils, tickets
 from keras_lottery.search import checkpoints, model_setup
+from keras_lottery.search.config import budget_of
 from keras_lottery.tickets import snapshots
+from keras_lottery.tickets.budgets import budget_multiplier
+from keras_lottery.tickets.deployed_cost import DeployedCost
 from keras_lottery.tickets.deployment import export_deployment
 
 
@@ -70,6 +73,11 @@ class SearchRound:
         if config.target_remaining:
             target = cb.round_targets(config.target_remaining, config.rounds)[self.round - 1]
             schedule.append(cb.TargetRemaining(target, start=config.target_start))
+        budget = budget_of(config)
+        if budget is not None and not state.method.ticket_after_round_end:
+            schedule.append(cb.Budget(budget.round_target(self.round), budget.kind,
+                                      min_units=budget.min_units, rate=config.budget_rate,
+                                      start=config.target_start))
         offset = (self.round - 1) * config.epochs  # one timeline of cumulative search epochs
         logs = [cb.MaskSummaries(state.run_dir.tensorboard("search"),
                                  epoch_offset=offset)] if state.trainer.chief else []
@@ -87,6 +95,7 @@ class SearchRound:
         extra = state.method.evaluate_searched(config, state.model, _masked_accuracy(state))
         masks = state.round_manager.end_round()
         remaining = tickets.remaining_fraction(masks)
+        budget = _budget_record(state, self.round, masks)
         if remaining == 0 and not trainer.dry_steps:  # (a dry run from s0 < 0 keeps nothing)
             raise EmptyTicket(
                 f"round {self.round}'s ticket keeps no weight (--mask_init={config.mask_init}, "
@@ -103,14 +112,32 @@ class SearchRound:
             "remaining_per_layer": {name: float(m.mean()) for name, m in masks.items()},
             "wall_time_s": round(time.time() - started, 1),
             "history": history,  # per epoch: the Keras logs (accuracy, val_accuracy, ...)
+            **({"budget": budget} if budget else {}),
             **extra,
         })
         run_dir.write_results(state.results)  # the commit point of the step
         trainer.write_scalars("summary", self.round, {
             "Results/remaining": remaining, "Results/search_accuracy": accuracy,
-            "Results/search_epochs": self.round * config.epochs})
+            "Results/search_epochs": self.round * config.epochs,
+            **({"Results/budget_target": budget["target"],
+                "Results/budget_achieved": budget["achieved"]} if budget else {})})
         io_utils.remove_path(run_dir.round_model_path(self.round - 1))
         run_dir.clear_phase(self.phase)
+
+
+def _budget_record(state, round_index, masks):
+    """`{"kind", "target", "achieved", "multiplier"}` of round `round_index`'s ticket under
+    the search's budget (None without one): what it aimed at and what it deploys at,
+    counted by `DeployedCost` on the ticket `masks`."""
+    budget = budget_of(state.config)
+    if budget is None:
+        return None
+    cost = DeployedCost(state.model, budget.kind)
+    record = {"kind": budget.kind, "target": budget.round_target(round_index),
+              "final_target": budget.fraction, "achieved": cost.ticket_fraction(masks)}
+    if state.method.uses_penalty:
+        record["multiplier"] = budget_multiplier(cost.layers)
+    return record
 
 
 def _masked_accuracy(state):

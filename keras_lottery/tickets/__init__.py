@@ -7,13 +7,18 @@
     shrinking     shrink: the ticket without its removed units, a smaller plain model
     export        size_report and export (stripped .keras, masks, report)
     tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
+    deployed_cost DeployedCost: the MACs or parameters a ticket deploys at, counted fast
+    cuts          ranking mask groups and keeping the best that fit (shared by the cuts below)
+    budgets       BudgetTarget, cut_learned, prune_to_budget: tickets to a budget
 
 A search's run directory gives its tickets back with `keras_lottery.load_run` (the
 `search` room's: `tickets.load_run` was an alias that imported a room above this one).
 May import: `layers`, `methods`, `compat`, `io_utils`.
 """
 
+from keras_lottery.tickets.budgets import BudgetTarget
 from keras_lottery.tickets.convert import sparsify, strip
+from keras_lottery.tickets.deployed_cost import DeployedCost
 from keras_lottery.tickets.export import export, size_report
 from keras_lottery.tickets.masks import (
     apply_masks,
@@ -26,9 +31,9 @@ from keras_lottery.tickets.shrinking import ShrinkError, shrink
 from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
 from keras_lottery.tickets.ticket_model import build_ticket
 
-__all__ = ["ShrinkError", "TFLiteModel", "apply_masks", "build_ticket", "export",
-           "export_tflite", "extract_masks", "load_masks", "remaining_fraction",
-           "save_masks", "shrink", "size_report", "sparsify", "strip"]
+__all__ = ["BudgetTarget", "DeployedCost", "ShrinkError", "TFLiteModel", "apply_masks",
+           "build_ticket", "export", "export_tflite", "extract_masks", "load_masks",
+           "remaining_fraction", "save_masks", "shrink", "size_report", "sparsify", "strip"]
 
 
 def __getattr__(name):

@@ -69,7 +69,7 @@ class _Channels:
         return cls(np.arange(total), total, {})
 
 
-def _inputs_of(model):
+def inputs_of(model):
     """`[(layer, [names of its input layers])]` in the order the model runs them."""
     if isinstance(model, keras.Sequential):
         names = [layer.name for layer in model.layers]
@@ -116,10 +116,13 @@ def _merge_fed(graph):
 
 
 class _Shrinker:
-    """One pass over the graph with a given set of units that must stay."""
+    """One pass over the graph with a given set of units that must stay. `kernels`, when
+    given, holds `{layer name: [kernel, bias]}` (numpy) read instead of those layers' weights
+    (a masked model's ticket, without stripping it)."""
 
-    def __init__(self, model, graph, keep_units):
+    def __init__(self, model, graph, keep_units, kernels=None, counting=False):
         self.model, self.graph, self.keep_units = model, graph, keep_units
+        self.kernels, self.counting = kernels or {}, counting
         self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
         self.weights, self.sizes, self.removed = {}, {}, {}
 
@@ -152,7 +155,7 @@ class _Shrinker:
                           f"{layer.name!r} ({type(layer).__name__}).")
 
     def _unit_layer(self, layer, inputs):
-        kernel, *bias = [np.array(w) for w in layer.get_weights()]
+        kernel, *bias = self.kernels.get(layer.name) or [np.array(w) for w in layer.get_weights()]
         spatial = tuple(range(kernel.ndim - 2))
         delta = np.zeros(kernel.shape[-1], kernel.dtype)
         for channel, (value, _) in inputs.constant.items():
@@ -171,7 +174,7 @@ class _Shrinker:
             dead[:] = False
         for unit in self.keep_units.get(layer.name, ()):
             dead[unit] = False
-        if dead.all():
+        if dead.all() and not self.counting:
             raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
                               "network without it computes a constant.")
         kept = np.flatnonzero(~dead)
@@ -225,6 +228,23 @@ def _rebuild(model, shrinker):
     return type(small).from_config(small.get_config()), small
 
 
+def plan(model, graph, kernels=None, counting=False):
+    """`(shrinker, keep_units)`: what shrinking `model` (its `graph`, `inputs_of`) keeps of
+    each unit layer (`shrinker.sizes`, `.weights`, `.removed`, `.protected`), and the gone
+    units kept because their constant feeds a padded convolution. `kernels` as `_Shrinker`'s.
+    Only numpy work: no model is built (`deployed_cost` counts tickets with it, `counting`:
+    a layer may lose every unit, as a ticket may mid-search)."""
+    keep_units, tries = {}, len(model.layers) * 64 + 1
+    for _ in range(tries):  # each retry keeps one more unit
+        try:
+            return _Shrinker(model, graph, keep_units, kernels, counting).run(), keep_units
+        except _Conflict as conflict:
+            for name, unit in conflict.producers:
+                keep_units.setdefault(name, set()).add(unit)
+    raise ShrinkError(f"shrink gave up after {tries} tries: removed units kept conflicting; "
+                      "strip the ticket instead (strip(model)).")
+
+
 def shrink(model, return_report=False):
     """A plain Keras model without the units `model`'s ticket removed (see the module).
 
@@ -238,17 +258,7 @@ def shrink(model, return_report=False):
         raise ShrinkError(f"shrink handles Sequential and functional models; "
                           f"{type(model).__name__} is subclassed.")
     plain = strip(model, warn_undecided=False) if masked_layers(model) else model
-    graph, keep_units, shrinker = _inputs_of(plain), {}, None
-    for _ in range(len(plain.layers) * 64 + 1):  # each retry keeps one more unit
-        try:
-            shrinker = _Shrinker(plain, graph, keep_units).run()
-            break
-        except _Conflict as conflict:
-            for name, unit in conflict.producers:
-                keep_units.setdefault(name, set()).add(unit)
-    if shrinker is None:
-        raise ShrinkError(f"shrink gave up after {len(plain.layers) * 64 + 1} tries: removed "
-                          "units kept conflicting; strip the ticket instead (strip(model)).")
+    shrinker, keep_units = plan(plain, inputs_of(plain))
     small, built = _rebuild(plain, shrinker)
     small.set_weights(built.get_weights())
     if not return_report:

@@ -1,0 +1,197 @@
+"""Tickets to a budget: the deployed cost is counted as the deployment record counts it, cuts
+and pruning land within [0.9 F, F], the multiplier moves the right way, bad budgets are one
+line."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+import keras_lottery as kl
+from keras_lottery import methods, search
+from keras_lottery.search import ConfigError, SearchConfig
+from keras_lottery.tickets import budgets
+from keras_lottery.tickets.convert import strip
+from keras_lottery.tickets.deployment import _all_kept, _counts
+
+
+def _conv_net():
+    """Units fine enough that none costs a tenth of the budgets below (the landing's bound)."""
+    inputs = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(48, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(24, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(5)(x))
+
+
+def _lenet():
+    return keras.Sequential([keras.Input((32,)), keras.layers.Dense(40, activation="relu"),
+                             keras.layers.Dense(20, activation="relu"), keras.layers.Dense(4)])
+
+
+def _masked(build, granularity, seed=0, **arguments):
+    keras.utils.set_random_seed(seed)
+    model = kl.sparsify(build(), mask_granularity=granularity, **arguments)
+    generator = np.random.default_rng(seed)
+    for layer in kl.layers.masked_layers(model):
+        layer.mask_logits.assign(generator.normal(size=layer.mask_logits.shape).astype("float32"))
+    for variable in model.weights:  # nonzero biases and statistics, as after training
+        if variable.path.endswith(("bias", "beta", "moving_mean")):
+            variable.assign(generator.uniform(0.1, 0.2, variable.shape).astype("float32"))
+    return model
+
+
+def _record_fraction(model, kind, granularity):
+    """The deployment record's count of the ticket, over the dense network's."""
+    stripped = strip(model, warn_undecided=False)
+    deployed = kl.shrink(stripped) if granularity == "unit" else stripped
+    counts = _counts(strip(_all_kept(model), warn_undecided=False), deployed)
+    key = "macs_per_example" if kind == "macs" else "parameters"
+    name = "deployed" if granularity == "unit" else "deployed_nonzero"
+    return counts[key][name] / counts[key]["dense"]
+
+
+@pytest.mark.parametrize("granularity", ["unit", "weight"])
+@pytest.mark.parametrize("kind", ["macs", "parameters"])
+def test_deployed_cost_counts_what_the_deployment_record_counts(granularity, kind):
+    model = _masked(_conv_net, granularity)
+    cost = kl.DeployedCost(model, kind)
+    assert 0 < cost.fraction() < 1
+    assert cost.fraction() == pytest.approx(_record_fraction(model, kind, granularity), rel=1e-9)
+
+
+@pytest.mark.parametrize("build, granularity", [
+    (_lenet, "unit"), (_lenet, "block"), (_lenet, "weight"), (_conv_net, "unit")])
+@pytest.mark.parametrize("kind, target", [("macs", 0.3), ("parameters", 0.12)])
+def test_a_learned_mask_is_cut_into_the_budget_keeping_its_ranking(build, granularity, kind,
+                                                                   target):
+    model = _masked(build, granularity)
+    cost = kl.DeployedCost(model, kind)
+    before = budgets.cuts.flat_logits(cost.layers)
+    achieved = budgets.cut_learned(cost, target)
+    assert 0.9 * target <= achieved <= target
+    assert achieved == pytest.approx(_record_fraction(model, kind, granularity), rel=1e-9)
+    after = budgets.cuts.flat_logits(cost.layers)
+    moved = np.concatenate([r.ravel() for r in cost.removable])
+    # One shift: the kept logits keep their order, and so do the dropped ones (float32 may
+    # make ties; a group that did not fit may drop below cheaper ones ranked after it).
+    for side in (after > 0, after < 0):
+        chosen = moved & side
+        assert np.all(np.diff(after[chosen][np.argsort(before[chosen], kind="stable")]) >= 0)
+    for layer in cost.layers:  # the floor: no layer emptied
+        assert layer.ticket_mask().any()
+
+
+@pytest.mark.parametrize("method", [methods.IterativeMagnitudePruning(scope="layerwise"),
+                                    methods.IterativeMagnitudePruning(scope="global"),
+                                    methods.RandomPruning(seed=3)])
+@pytest.mark.parametrize("build, granularity", [(_lenet, "unit"), (_lenet, "block"),
+                                                (_conv_net, "unit")])
+def test_pruning_prunes_to_the_budget_round_by_round(method, build, granularity):
+    keras.utils.set_random_seed(0)
+    model = kl.sparsify(build(), method=method.name, mask_granularity=granularity)
+    target = budgets.BudgetTarget("macs", 0.3, rounds=2)
+    cost = kl.DeployedCost(model, "macs")
+    for round_index in (1, 2):
+        wanted = target.round_target(round_index)
+        achieved = budgets.prune_to_budget(cost, wanted, method)
+        assert 0.9 * wanted <= achieved <= wanted
+        assert cost.fraction() == pytest.approx(achieved)
+    if method.scope == "layerwise" and granularity == "unit":  # the same share of each layer
+        shares = [float(layer.ticket_mask().any(axis=tuple(range(layer.ticket_mask().ndim - 1)))
+                        .mean()) for layer in cost.layers[:-1]]
+        assert max(shares) - min(shares) < 0.15
+
+
+def test_min_units_keeps_the_best_units_of_every_layer_whatever_they_cost():
+    model = _masked(_lenet, "unit")
+    cost = kl.DeployedCost(model, "parameters")
+    for layer in cost.layers:  # no unit wanted: the floor alone keeps units
+        layer.mask_logits.assign(np.full(layer.mask_logits.shape, -5.0, "float32"))
+    least = cost.fraction(budgets.minimal_ticket(cost, 3))
+    with pytest.raises(budgets.BudgetError, match="below what the ticket must keep"):
+        budgets.cut_learned(cost, 0.99 * least, min_units=3)
+    assert budgets.cut_learned(cost, least, min_units=3) == pytest.approx(least)
+    for layer in cost.layers[:-1]:
+        assert int(layer.ticket_mask().any(axis=0).sum()) == 3
+
+
+def _train(model, budget, epochs=2):
+    x = np.random.default_rng(0).normal(size=(256, 32)).astype("float32")
+    y = (x[:, :4].argmax(axis=1)).astype("int32")
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0,
+              callbacks=[kl.callbacks.TemperatureCallback(100.0), budget])
+
+
+@pytest.mark.parametrize("mask_init, target, direction", [(2.0, 0.1, 1), (-2.0, 0.9, -1)])
+def test_the_multiplier_moves_the_right_way_and_the_ticket_lands(mask_init, target, direction):
+    model = kl.sparsify(_lenet(), mask_granularity="unit", mask_init=mask_init,
+                        mask_penalty=1e-4)
+    budget = kl.Budget(target, "parameters", update_every=4, rate=0.2, start=0.0)
+    _train(model, budget)
+    steps = [mu for _, _, mu in budget.history]
+    assert steps and np.sign(np.log(steps[0])) == direction  # over: presses; under: eases
+    assert 0.9 * target <= budget.achieved <= target
+    assert kl.DeployedCost(model, "parameters").fraction() == pytest.approx(budget.achieved)
+
+
+def test_budget_refuses_what_it_cannot_steer():
+    imp = methods.IterativeMagnitudePruning()
+    model = kl.sparsify(_lenet(), method=imp.name, mask_granularity="unit")
+    with pytest.raises(ValueError, match="learned mask"):
+        _train(model, kl.Budget(0.5, "parameters"), epochs=1)
+    with pytest.raises(ValueError, match="Budget callback"):
+        kl.RoundManager(budget=kl.BudgetTarget("macs", 0.5))
+    with pytest.raises(ValueError, match=r"in \(0, 1\], got 1.5"):
+        kl.BudgetTarget("macs", 1.5)
+
+
+def test_searches_land_on_the_budget_every_round(idx_dir, tmp_path):
+    for method, extra in (("cs", {"mask_granularity": "unit"}),
+                          ("imp", {"mask_granularity": "unit", "ticket_epoch": 0})):
+        results = search.run(tiny_config(idx_dir, tmp_path / method, method=method, rounds=2,
+                                         target_macs=0.2, **extra))
+        for record, wanted in zip(results["rounds"], (0.2 ** 0.5, 0.2)):
+            assert record["budget"]["target"] == pytest.approx(wanted)
+            assert 0.9 * wanted <= record["budget"]["achieved"] <= wanted
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"target_macs": 1.5}, "--target_macs=1.5 is invalid: must be a fraction in (0, 1]"),
+    ({"target_macs": 0.5, "target_parameters": 0.5}, "give one budget"),
+    ({"target_macs": 0.5, "target_remaining": 0.1}, "--target_remaining already sets"),
+])
+def test_bad_budget_settings_are_one_line(settings, words):
+    with pytest.raises(ConfigError) as error:
+        SearchConfig(**settings).validate()
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_mac_budget_on_a_model_of_variable_size_is_one_line():
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = kl.sparsify(keras.Model(inputs, keras.layers.Dense(10)(x)))
+    with pytest.raises(ValueError) as error:
+        kl.DeployedCost(model, "macs")
+    assert "cannot count the multiply-accumulates of layer" in str(error.value)
+    assert "\n" not in str(error.value)
+    # A fresh CS ticket keeps no weight: the biases (4 + 10) of the 90 parameters remain.
+    assert kl.DeployedCost(model, "parameters").fraction() == pytest.approx(14 / 90)
+
+
+def test_a_budget_the_ticket_cannot_reach_is_one_line_and_writes_nothing(idx_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError) as error:
+        search.run(tiny_config(idx_dir, out, target_parameters=1e-4, mask_granularity="unit",
+                               min_units=5))
+    assert "--target_parameters=0.0001 is invalid: the ticket must keep" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not os.path.exists(out / "results.json")
