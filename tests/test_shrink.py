@@ -127,3 +127,56 @@ def test_what_shrink_cannot_do_is_one_error_naming_the_layer():
     odd.get_layer("a").mask_logits.assign(np.array([[1.0, -1.0, 1.0, 1.0]], "float32"))
     with pytest.raises(ShrinkError, match="'reshape"):
         keras_lottery.shrink(odd)
+
+
+def _mobilenet_v2():
+    return keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None,
+                                          classes=10, classifier_activation=None)
+
+
+def test_a_mobilenet_v2_unit_ticket_shrinks_through_depthwise_convs_and_padding():
+    """The depthwise channel is the group: its removal takes the expand conv's unit (nobody
+    else reads it) and the project conv's input row (its constant folds: a 1x1 convolution
+    never pads); sparsify masks only the layers whose units can go."""
+    keras.utils.set_random_seed(0)
+    with pytest.warns(UserWarning, match="left without unit masks"):
+        model = keras_lottery.sparsify(_mobilenet_v2(), mask_granularity="unit")
+    kinds = {type(layer).__name__ for layer in masked_layers(model)}
+    assert "CSDepthwiseConv2D" in kinds
+    masked = {layer.name for layer in masked_layers(model)}
+    assert "block_2_expand" not in masked and "block_2_project" not in masked  # idle groups
+    assert "block_2_depthwise" in masked and "block_1_depthwise" in masked  # (padded, stride 2)
+    rng = _randomize(model, shift=0.0)
+    small, report = _check_equal(model, (32, 32, 3), rng)
+    depthwise = report["layers"]["block_2_depthwise"]
+    assert report["layers"]["block_2_expand"]["kept"] == depthwise["kept"] < depthwise["units"]
+    assert report["kept_for_padding"] == []
+    cost = keras_lottery.DeployedCost(model, "macs")
+    from keras_lottery.tickets.deployed_cost import DeployedCost  # the same count, shrunk
+    assert cost.count() == DeployedCost(model, "macs").count()
+    assert keras_lottery.tickets.size_report(small)["dense_macs_per_example"] == cost.count()
+
+
+def test_a_squeeze_excite_block_shrinks_exactly_keeping_the_channels_it_gates():
+    """EfficientNet-style: expand, depthwise, squeeze-excite (a Multiply), project. The gated
+    channels reach a merge, so they stay; the block still shrinks where it can, exactly."""
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(16, 1, use_bias=False, name="expand")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("swish")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("swish")(x)
+    squeeze = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    squeeze = keras.layers.Conv2D(4, 1, activation="swish", name="reduce")(squeeze)
+    squeeze = keras.layers.Conv2D(16, 1, activation="sigmoid", name="excite")(squeeze)
+    x = keras.layers.Multiply()([x, squeeze])
+    x = keras.layers.Conv2D(8, 1, use_bias=False, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+    keras.utils.set_random_seed(2)
+    masked = keras_lottery.sparsify(model, mask_granularity="unit", shrinkable_only=False)
+    rng = _randomize(masked, shift=0.0)
+    small, report = _check_equal(masked, (8, 8, 4), rng)
+    assert report["layers"]["depthwise"]["kept"] == 16  # gated channels reach the Multiply
+    assert report["layers"]["reduce"]["kept"] < 4 or report["layers"]["project"]["kept"] < 8

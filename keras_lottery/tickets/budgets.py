@@ -84,6 +84,13 @@ def minimal_ticket(cost, min_units=1):
 LANDING, MAX_FILL = 0.9, 4096
 
 
+def _fixed(cost, flat):
+    """The live groups a cut cannot remove (the classes, channels that reach a merge): a
+    ticket keeps them (a network whose output units are cut computes a constant)."""
+    removable = np.concatenate([r.ravel() for r in cost.removable])
+    return np.flatnonzero(~removable & ~removed(flat))
+
+
 def _plan_cut(cost, target, score, candidates, min_units):
     """`(order, keep, chosen, groups)` of a cut within `target` of the dense cost.
 
@@ -91,15 +98,18 @@ def _plan_cut(cost, target, score, candidates, min_units):
     and the ticket keeps the longest prefix `order[:keep]` that fits. When that lands below
     `LANDING` of the budget (the next group is expensive: a wide early layer's unit), the
     groups ranked after it that still fit are added in order. `chosen`: the flat groups the
-    ticket keeps (each unit layer's best `min_units` whatever they cost; groups that are not
-    candidates as they are, `s > 0`); `groups`: the same as group masks per layer."""
+    ticket keeps (each unit layer's best `min_units` whatever they cost; the live groups no cut
+    can remove, `_fixed`; removed groups stay removed); `groups`: the same as group masks
+    per layer."""
     layers = cost.layers
     order = cuts.rank(layers, candidates, score)
     owner = cuts.owners(layers)
     unit_layers = np.array([layer.granularity.name == "unit" for layer in layers])
     forced = cuts.floors(order[unit_layers[owner[order]]], owner, min_units)
     order = order[~np.isin(order, forced)]
-    base = kept(cuts.flat_logits(layers))
+    flat = cuts.flat_logits(layers)
+    base = kept(flat)
+    base[_fixed(cost, flat)] = True
     base[forced] = True
     base[order] = False
 
@@ -138,7 +148,8 @@ def cut_learned(cost, target, min_units=1):
     `s` keep the most that fit within `target` of the dense cost (their logits shifted by one
     threshold, as `TargetRemaining` shifts them, and set just above or below 0 where the
     fill of `_plan_cut` keeps a group ranked below one it drops); each unit layer keeps its
-    best `min_units`. Returns the ticket's deployed fraction."""
+    best `min_units`, and groups no cut can remove are kept. Returns the ticket's deployed
+    fraction."""
     layers = cost.layers
     flat = cuts.flat_logits(layers)
     candidates = np.flatnonzero(np.concatenate([r.ravel() for r in cost.removable])
@@ -149,6 +160,8 @@ def cut_learned(cost, target, min_units=1):
     kept_now, dropped_now = candidates[chosen[candidates]], candidates[~chosen[candidates]]
     shifted[kept_now] = np.maximum(moved[kept_now], cuts.TIE_MARGIN)
     shifted[dropped_now] = np.minimum(moved[dropped_now], -cuts.TIE_MARGIN)
+    fixed = _fixed(cost, flat)
+    shifted[fixed] = np.maximum(flat[fixed], cuts.TIE_MARGIN)
     cuts.assign(layers, shifted)
     return cost.fraction(groups)
 

@@ -111,7 +111,7 @@ def copy_model(model, who="copy_model", mask_overrides=None, copy_weights=True):
 
 def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
              mask_scaling=False, mask_granularity="weight", in_place=False,
-             penalty_cost="weights"):
+             penalty_cost="weights", shrinkable_only=True):
     """Masks every Dense, EinsumDense and convolution kernel of `model`.
 
     Args:
@@ -133,6 +133,10 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         penalty_cost: `"weights"` (the paper: `lambda` per weight) or `"macs"`: each layer's
             `lambda` is scaled by its multiply-accumulates per weight
             (`keras_lottery.layers.costs`).
+        shrinkable_only: with `unit` masks, leave plain the layers whose units `shrink` could
+            not remove (a dry run of its plan, `tickets.unit_plan`: channels that reach a
+            residual merge, expand convs before zero padding, ...), with a warning naming them
+            and why; the output layer stays masked (the methods never remove the classes).
 
     Returns the masked model, of `model`'s class. Layers with LoRA enabled or quantized are
     refused with one line naming the layer.
@@ -147,10 +151,13 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
     chosen = [i for i, (key, layer) in enumerate(keyed)
               if maskable(layer) and not {key, layer.name} & set(exclude)]
+    idle = set()
+    if mask_granularity == "unit" and shrinkable_only:
+        chosen, idle = _shrinkable(model, keyed, chosen)
     for i in chosen:  # every refusal before any change
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
     costs.check_cost(penalty_cost)
-    _warn_unmasked(keyed, chosen, set(exclude))
+    _warn_unmasked(keyed, chosen, set(exclude) | idle)
     target = model if in_place else copy_model(model, "sparsify")
     layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
     for i in chosen:
@@ -165,6 +172,22 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
             compat.reset_compiled_functions(target)
         raise
     return target
+
+
+def _shrinkable(model, keyed, chosen):
+    """`(chosen without the layers whose units shrink could not remove, their names)`; warns
+    of them."""
+    from keras_lottery.tickets.unit_plan import idle_unit_layers
+
+    idle = idle_unit_layers(model)
+    left = [keyed[i][0] for i in chosen if keyed[i][1].name in idle]
+    if left:
+        reasons = "; ".join(f"{name}: {idle[name]}" for name in left[:3])
+        warnings.warn(f"sparsify: {len(left)} layer(s) left without unit masks, since shrink "
+                      f"could not remove their units ({reasons}"
+                      f"{'; ...' if len(left) > 3 else ''}); pass shrinkable_only=False to "
+                      "mask them anyway.", stacklevel=3)
+    return [i for i in chosen if keyed[i][1].name not in idle], set(left)
 
 
 def _warn_unmasked(keyed, chosen, excluded):

@@ -41,6 +41,11 @@ _ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyRe
 _MERGES = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Average,
            keras.layers.Maximum, keras.layers.Minimum, keras.layers.Concatenate)
 _UNIT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
+#: Layers that move positions but leave channels alone; zero padding makes a constant channel
+#: depend on the position (exact only for a constant 0 or a channel nobody reads).
+_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
+_CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
+_PASSING = _POOLING + _ACTIVATIONS + _PADDING + _CROPPING + (keras.layers.BatchNormalization,)
 
 
 class ShrinkError(ValueError):
@@ -100,7 +105,7 @@ def _merge_fed(graph):
     for layer, inputs in graph:
         for name in inputs:
             readers.setdefault(name, []).append(layer)
-    passing = _POOLING + _ACTIVATIONS + (keras.layers.BatchNormalization,)
+    passing = _PASSING
 
     def reaches_merge(name, seen=()):
         for reader in readers.get(name, []):
@@ -112,7 +117,16 @@ def _merge_fed(graph):
         return False
 
     return {layer.name for layer, _ in graph
-            if isinstance(layer, _UNIT_LAYERS) and reaches_merge(layer.name)}
+            if isinstance(layer, _UNIT_LAYERS + (keras.layers.DepthwiseConv2D,))
+            and reaches_merge(layer.name)}
+
+
+def _applied(activation, constant):
+    """`constant` (`{channel: (value, producer)}`) through an activation layer, in one call."""
+    if not constant:
+        return {}
+    values = np.asarray(activation(np.array([[v for v, _ in constant.values()]], "float32")))[0]
+    return {c: (float(v), p) for (c, (_, p)), v in zip(constant.items(), values)}
 
 
 class _Shrinker:
@@ -120,13 +134,57 @@ class _Shrinker:
     given, holds `{layer name: [kernel, bias]}` (numpy) read instead of those layers' weights
     (a masked model's ticket, without stripping it)."""
 
-    def __init__(self, model, graph, keep_units, kernels=None, counting=False):
+    def __init__(self, model, graph, keep_units, kernels=None, counting=False,
+                 trained_statistics=False):
         self.model, self.graph, self.keep_units = model, graph, keep_units
         self.kernels, self.counting = kernels or {}, counting
+        #: Treat every constant through BatchNormalization as nonzero, as it is once the
+        #: statistics have trained (a dry run on a fresh model, whose BN maps 0 to 0).
+        self.trained_statistics = trained_statistics
         self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
         self.weights, self.sizes, self.removed = {}, {}, {}
+        self.unused = {}
+
+    def _arrays(self, layer):
+        """`[kernel, bias...]` of a layer with a kernel: the override, else its weights."""
+        return self.kernels.get(layer.name) or [np.array(w) for w in layer.get_weights()]
+
+    def _unused_inputs(self, reader):
+        """A bool array over `reader`'s input channels that it ignores (zero weights, a
+        removed depthwise channel, or channels ignored downstream of a passing layer); None
+        when it reads them all or cannot tell."""
+        if isinstance(reader, _UNIT_LAYERS):
+            kernel = self._arrays(reader)[0]
+            other = tuple(i for i in range(kernel.ndim) if i != kernel.ndim - 2)
+            return ~np.any(kernel != 0, axis=other)
+        if isinstance(reader, keras.layers.DepthwiseConv2D) and reader.depth_multiplier == 1:
+            return ~np.any(self._arrays(reader)[0] != 0, axis=(0, 1, 3))
+        if isinstance(reader, _PASSING):
+            return self.unused.get(reader.name)
+        return None
+
+    def _find_unused(self):
+        """`unused[name]`: output channels of layer `name` that no reader uses (a backward
+        pass): an expand conv's unit whose depthwise channel is gone, for instance."""
+        readers, outputs = {}, {compat.producing_layer(t).name for t in self.model.outputs}
+        for layer, inputs in self.graph:
+            for name in inputs:
+                readers.setdefault(name, []).append(layer)
+        for layer, _ in reversed(self.graph):
+            if layer.name in outputs or not readers.get(layer.name):
+                continue
+            ignored = None
+            for reader in readers[layer.name]:
+                mask = self._unused_inputs(reader)
+                if mask is None:
+                    ignored = None
+                    break
+                ignored = mask if ignored is None else ignored & mask
+            if ignored is not None and ignored.any():
+                self.unused[layer.name] = ignored
 
     def run(self):
+        self._find_unused()
         channels = {}
         for layer, inputs in self.graph:
             inbound = [channels[name] for name in inputs]
@@ -139,14 +197,21 @@ class _Shrinker:
         first = inbound[0] if inbound else _Channels.full(int(layer.input.shape[-1]))
         if isinstance(layer, _UNIT_LAYERS):
             return self._unit_layer(layer, first)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            return self._depthwise(layer, first)
         if isinstance(layer, keras.layers.BatchNormalization):
             return self._batch_norm(layer, first)
-        if isinstance(layer, _POOLING):
+        if isinstance(layer, _POOLING + _CROPPING):
+            return first
+        if isinstance(layer, _PADDING):
+            ignored = self.unused.get(layer.name)
+            padded = [p for c, (v, p) in first.constant.items()
+                      if v != 0 and not (ignored is not None and ignored[c])]
+            if padded:
+                raise _Conflict(padded)
             return first
         if isinstance(layer, _ACTIVATIONS):
-            constant = {c: (float(np.asarray(layer(np.array([[v]], "float32")))[0, 0]), p)
-                        for c, (v, p) in first.constant.items()}
-            return dataclasses.replace(first, constant=constant)
+            return dataclasses.replace(first, constant=_applied(layer, first.constant))
         if isinstance(layer, keras.layers.Flatten):
             return self._flatten(layer, first)
         if all(len(c.kept) == c.total for c in inbound):
@@ -155,25 +220,24 @@ class _Shrinker:
                           f"{layer.name!r} ({type(layer).__name__}).")
 
     def _unit_layer(self, layer, inputs):
-        kernel, *bias = self.kernels.get(layer.name) or [np.array(w) for w in layer.get_weights()]
+        kernel, *bias = self._arrays(layer)
         spatial = tuple(range(kernel.ndim - 2))
         delta = np.zeros(kernel.shape[-1], kernel.dtype)
-        for channel, (value, _) in inputs.constant.items():
-            if value == 0:
+        unpadded = isinstance(layer, keras.layers.Dense) or layer.padding == "valid" or all(
+            k == 1 for k in layer.kernel_size)  # a 1x1 convolution never pads
+        conflicts = []
+        for channel, (value, producer) in inputs.constant.items():
+            if value == 0 or not np.any(kernel[..., channel, :]):
                 continue
-            if isinstance(layer, keras.layers.Dense):
-                delta += value * kernel[channel]
-            elif layer.padding == "valid":
-                delta += value * kernel[..., channel, :].sum(axis=spatial)
-            else:
-                raise _Conflict([p for v, p in inputs.constant.values() if v != 0])
+            if not unpadded:
+                conflicts.append(producer)
+                continue
+            delta += value * kernel[..., channel, :].sum(axis=spatial)
+        if conflicts:
+            raise _Conflict(conflicts)
         kernel = kernel[..., inputs.kept, :]
         bias = (bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)) + delta
-        dead = ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1)))
-        if layer.name in self.protected:
-            dead[:] = False
-        for unit in self.keep_units.get(layer.name, ()):
-            dead[unit] = False
+        dead = self._removable(layer, ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1))))
         if dead.all() and not self.counting:
             raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
                               "network without it computes a constant.")
@@ -187,6 +251,56 @@ class _Shrinker:
         self.removed[layer.name] = np.flatnonzero(dead).tolist()
         return _Channels(kept, kernel.shape[-1], constant)
 
+    def _removable(self, layer, dead):
+        """`dead` (its output channels that compute nothing) with the channels nobody reads,
+        less those that must stay (protected layers, units kept for padding)."""
+        ignored = self.unused.get(layer.name)
+        if ignored is not None:
+            dead = dead | ignored
+        if layer.name in self.protected:
+            dead[:] = False
+        for unit in self.keep_units.get(layer.name, ()):
+            dead[unit] = False
+        return dead
+
+    def _depthwise(self, layer, inputs):
+        """A DepthwiseConv2D (depth multiplier 1) keeps channel c if its input channel is kept
+        and its kernel is not gone; a gone input with a nonzero constant folds exactly only
+        where the layer does not pad (else the producer stays)."""
+        kernel, *bias = self._arrays(layer)
+        if layer.depth_multiplier != 1:
+            if len(inputs.kept) == inputs.total:
+                return _Channels.full(kernel.shape[2] * kernel.shape[3])
+            raise ShrinkError(f"shrink: {layer.name!r} has depth_multiplier "
+                              f"{layer.depth_multiplier}; shrink takes channels out of "
+                              "DepthwiseConv2D layers with depth_multiplier 1 only.")
+        bias = bias[0].copy() if bias else np.zeros(kernel.shape[2], kernel.dtype)
+        dead = ~np.any(kernel != 0, axis=(0, 1, 3))
+        padded = layer.padding != "valid" and any(k > 1 for k in layer.kernel_size)
+        conflicts = []
+        for channel, (value, producer) in inputs.constant.items():
+            if value != 0 and not dead[channel]:
+                if padded:
+                    conflicts.append(producer)
+                    continue
+                bias[channel] += value * kernel[:, :, channel, 0].sum()
+            dead[channel] = True
+        if conflicts:
+            raise _Conflict(conflicts)
+        dead = self._removable(layer, dead)
+        kept = np.flatnonzero(~dead)
+        gone = [inputs.constant[c][1] for c in kept.tolist() if c in inputs.constant]
+        if gone:  # a channel that must stay (it reaches a merge) needs its input back
+            raise _Conflict(gone)
+        activation = keras.activations.get(layer.activation)
+        outputs = np.asarray(activation(bias[dead][None]))[0] if dead.any() else []
+        constant = {int(c): (float(v), (layer.name, int(c)))
+                    for c, v in zip(np.flatnonzero(dead), outputs)}
+        self.weights[layer.name] = [kernel[:, :, kept, :], bias[kept]]
+        self.sizes[layer.name] = len(kept)
+        self.removed[layer.name] = np.flatnonzero(dead).tolist()
+        return _Channels(kept, kernel.shape[2], constant)
+
     def _batch_norm(self, layer, inputs):
         if layer.axis not in (-1, len(layer.input.shape) - 1):
             raise ShrinkError(f"shrink: {layer.name!r} normalizes axis {layer.axis}; shrink "
@@ -196,8 +310,9 @@ class _Shrinker:
         ones = np.ones(inputs.total, "float32")
         gamma, beta = values.get("gamma", ones), values.get("beta", 0 * ones)
         mean, variance = values["moving_mean"], values["moving_variance"]
-        constant = {c: (float(gamma[c] * (v - mean[c]) / np.sqrt(variance[c] + layer.epsilon)
-                              + beta[c]), p) for c, (v, p) in inputs.constant.items()}
+        constant = {c: (1.0 if self.trained_statistics else float(
+            gamma[c] * (v - mean[c]) / np.sqrt(variance[c] + layer.epsilon) + beta[c]), p)
+            for c, (v, p) in inputs.constant.items()}
         self.weights[layer.name] = [values[n][inputs.kept] for n in names]
         return dataclasses.replace(inputs, constant=constant)
 
@@ -214,8 +329,9 @@ def _rebuild(model, shrinker):
     def clone(layer):
         config = layer.get_config()
         if layer.name in shrinker.sizes:
-            config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = (
-                shrinker.sizes[layer.name])
+            if not isinstance(layer, keras.layers.DepthwiseConv2D):  # (channels: its input's)
+                config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = (
+                    shrinker.sizes[layer.name])
             config["use_bias"] = True
         return layer.__class__.from_config(config)
 
@@ -228,16 +344,18 @@ def _rebuild(model, shrinker):
     return type(small).from_config(small.get_config()), small
 
 
-def plan(model, graph, kernels=None, counting=False):
+def plan(model, graph, kernels=None, counting=False, trained_statistics=False):
     """`(shrinker, keep_units)`: what shrinking `model` (its `graph`, `inputs_of`) keeps of
     each unit layer (`shrinker.sizes`, `.weights`, `.removed`, `.protected`), and the gone
     units kept because their constant feeds a padded convolution. `kernels` as `_Shrinker`'s.
     Only numpy work: no model is built (`deployed_cost` counts tickets with it, `counting`:
-    a layer may lose every unit, as a ticket may mid-search)."""
+    a layer may lose every unit, as a ticket may mid-search; `unit_plan` dry-runs it with
+    `trained_statistics`)."""
     keep_units, tries = {}, len(model.layers) * 64 + 1
     for _ in range(tries):  # each retry keeps one more unit
         try:
-            return _Shrinker(model, graph, keep_units, kernels, counting).run(), keep_units
+            shrinker = _Shrinker(model, graph, keep_units, kernels, counting, trained_statistics)
+            return shrinker.run(), keep_units
         except _Conflict as conflict:
             for name, unit in conflict.producers:
                 keep_units.setdefault(name, set()).add(unit)
