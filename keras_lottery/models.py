@@ -11,6 +11,7 @@ import keras
 
 from keras_lottery import compat
 from keras_lottery.layers import CSConv2D, CSDense, mask_in_place, maskable
+from keras_lottery.tickets.unit_plan import idle_unit_layers
 
 _BUILDERS = {}
 
@@ -29,15 +30,17 @@ def available_models():
     return sorted(_BUILDERS)
 
 
-def build(name, input_shape, num_classes, unmasked=(), vocabulary_size=None, **mask_kwargs):
+def build(name, input_shape, num_classes, unmasked=(), vocabulary_size=None, options=None,
+          **mask_kwargs):
     """Builds the registered model `name`; raises a one-line ValueError if unknown.
 
     Layers named in `unmasked` are plain `Dense`/`Conv2D` layers (no `s`, never
-    pruned); naming a layer the model does not have is an error.
+    pruned); naming a layer the model does not have is an error. `options`: settings of
+    one model (`width_multiplier` of `mobilenet_v2`).
     """
     if name not in _BUILDERS:
         raise ValueError(f"Unknown model {name!r}; expected one of {available_models()}.")
-    factory = _LayerFactory(set(unmasked), mask_kwargs, vocabulary_size)
+    factory = _LayerFactory(set(unmasked), mask_kwargs, vocabulary_size, options)
     model = _BUILDERS[name](tuple(input_shape), int(num_classes), factory)
     factory.mask_attention()
     unknown = sorted(set(unmasked) - factory.names)
@@ -51,8 +54,9 @@ def build(name, input_shape, num_classes, unmasked=(), vocabulary_size=None, **m
 class _LayerFactory:
     """Makes masked layers, or plain Keras layers for the names in `unmasked`."""
 
-    def __init__(self, unmasked, mask_kwargs, vocabulary_size=None):
+    def __init__(self, unmasked, mask_kwargs, vocabulary_size=None, options=None):
         self.unmasked = unmasked
+        self.options = dict(options or {})
         self.mask_kwargs = mask_kwargs
         self.vocabulary_size = vocabulary_size
         self.names = set()
@@ -72,6 +76,19 @@ class _LayerFactory:
             for key, layer in compat.keyed_layers(attention):
                 if maskable(layer):
                     mask_in_place(layer, f"{attention.name}/{key}", **self.mask_kwargs)
+
+    def mask_model(self, model):
+        """Masks the maskable layers of a built `model` in place (a keras.applications
+        network), but those in `unmasked` and, with unit masks, those whose units `shrink`
+        could not remove (`tickets.unit_plan`: they would only cost accuracy)."""
+        idle = (idle_unit_layers(model)
+                if self.mask_kwargs.get("mask_granularity") == "unit" else {})
+        for key, layer in compat.keyed_layers(model):
+            if maskable(layer):
+                self.names.add(layer.name)
+                if layer.name not in self.unmasked and layer.name not in idle:
+                    mask_in_place(layer, key, **self.mask_kwargs)
+        return model
 
     def dense(self, units, name, masked=True, **kwargs):
         self.names.add(name)
@@ -215,3 +232,20 @@ def transformer_tiny(input_shape, num_classes, layers):
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     outputs = layers.dense(num_classes, name="output", dtype="float32")(x)
     return keras.Model(tokens, outputs, name="transformer_tiny")
+
+
+@register("mobilenet_v2")
+def mobilenet_v2(input_shape, num_classes, layers):
+    """`keras.applications.MobileNetV2` without pretrained weights, of width
+    `width_multiplier` (alpha, default 0.35), logits out, its BatchNormalization momentum
+    0.9 (Keras's 0.999 suits long ImageNet runs; a few epochs need statistics that follow the
+    weights). Its convolutions are masked in place (with unit masks: the depthwise channels,
+    which take their expand unit and project input along, and the convolutions whose units
+    `shrink` can remove)."""
+    model = keras.applications.MobileNetV2(
+        input_shape=input_shape, alpha=float(layers.options.get("width_multiplier", 0.35)),
+        weights=None, classes=num_classes, classifier_activation=None)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    return layers.mask_model(model)

@@ -202,8 +202,28 @@ def _as_nhwc(images):
     return images[..., None] if images.ndim == 3 else images
 
 
+def as_rgb_size(images, size):
+    """NHWC images at `size x size` with 3 channels (a gray channel repeated): zero-padded
+    around the middle when `size` is at most twice their side (Fashion-MNIST's 28 -> 32, as
+    mobile networks expect), else resized bilinearly. Applied after normalisation, so the
+    padding is the mean pixel (or black with `scaling="unit"`)."""
+    height, width, channels = images.shape[1:]
+    if channels == 1:
+        images = np.repeat(images, 3, axis=-1)
+    if size < max(height, width):
+        raise DataError(f"image_size={size} is smaller than the images ({height}x{width}).")
+    if size <= 2 * max(height, width):
+        top, left = (size - height) // 2, (size - width) // 2
+        padding = ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0))
+        return np.pad(images, padding).astype(np.float32)
+    import tensorflow as tf
+
+    return np.concatenate([tf.image.resize(images[i:i + 4096], (size, size)).numpy()
+                           for i in range(0, len(images), 4096)]).astype(np.float32)
+
+
 def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_examples=None,
-         seed=0, scaling="standardize"):
+         seed=0, scaling="standardize", image_size=0):
     """Loads data set `name` and returns normalised `Splits`.
 
     The validation split is `validation_examples` images held out from the
@@ -211,7 +231,8 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     `train_examples` keeps only that many of the remaining training images (for
     quick runs). `kjv_genres` has its own fixed split by chapter (`validation_examples`
     and `scaling` do not apply to it). `scaling`: `"standardize"` (per-channel mean 0 and std 1 from
-    the training images) or `"unit"` (pixel values / 255, in [0, 1]).
+    the training images) or `"unit"` (pixel values / 255, in [0, 1]). `image_size` (images
+    only; 0 keeps them): square RGB images of that side (`as_rgb_size`).
     """
     if scaling not in SCALINGS:
         raise DataError(f"Unknown scaling {scaling!r}; expected one of {list(SCALINGS)}.")
@@ -243,7 +264,8 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
         std = x_train.std(axis=axes, keepdims=True) + 1e-7
 
     def normalise(x):
-        return ((x - mean) / std).astype(np.float32)
+        x = ((x - mean) / std).astype(np.float32)
+        return as_rgb_size(x, image_size) if image_size else x
 
     return Splits(normalise(x_train), y_train, normalise(x_val), y_val, normalise(x_test),
                   y_test, num_classes)

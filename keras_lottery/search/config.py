@@ -142,6 +142,8 @@ class SearchConfig(_SearchConfigMethods):
     validation_examples: int = _default("validation_examples")
     augment: bool = _default("augment")
     input_scaling: str = _default("input_scaling")
+    image_size: int = _default("image_size")
+    width_multiplier: float = _default("width_multiplier")
     # -- schedule
     rounds: int = _default("rounds")
     epochs: int = _default("epochs")

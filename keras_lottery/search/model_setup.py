@@ -78,7 +78,9 @@ def build_model(config, input_shape, num_classes, vocabulary_size=None):
         try:
             model = models.build(config.model, input_shape, num_classes,
                                  unmasked=config.unmasked_layers,
-                                 vocabulary_size=vocabulary_size, **arguments)
+                                 vocabulary_size=vocabulary_size,
+                                 options={"width_multiplier": config.width_multiplier},
+                                 **arguments)
         except ValueError as error:  # a layer the settings do not fit, named by the error
             raise ConfigError(f"--model={config.model} cannot be built with these settings: "
                               f"{error}") from None

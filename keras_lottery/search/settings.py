@@ -107,6 +107,15 @@ SHARED = (
             "standardize (per-channel mean 0, std 1 from the training set) or unit (pixels / 255 "
             "in [0, 1], as the official CS code).",
             group="data", choices=data.SCALINGS),
+    Setting("image_size", 0,
+            "Images as square RGB of this side (a gray channel repeated; zero-padded around the "
+            "middle up to twice their side, e.g. Fashion-MNIST 28 -> 32, resized beyond); 0 "
+            "keeps them as they are.",
+            group="data", check=at_least(0, integer=True)),
+    Setting("width_multiplier", 0.35,
+            "--model=mobilenet_v2: its width multiplier alpha (keras.applications' 0.35, 0.5, "
+            "0.75, 1.0, 1.3, 1.4 or any positive value without pretrained weights).",
+            group="data", check=at_least(0, strict=True)),
     Setting("rounds", 3,
             "Number of search rounds.",
             group="schedule", check=at_least(1, integer=True)),

@@ -49,7 +49,7 @@ def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks):
     splits = data.load(config.dataset, config.data_dir or None,
                        validation_examples=config.validation_examples,
                        train_examples=config.train_examples, seed=config.seed,
-                       scaling=config.input_scaling)
+                       scaling=config.input_scaling, image_size=config.image_size)
     validation, test = data.evaluation_pipelines(splits, config.batch_size)
     if not len(splits.x_val):  # --validation_examples=0: train on every image
         validation = None
