@@ -6,7 +6,8 @@ before TensorFlow initialises). Argument: a JSON list of runs, each an object wi
     epochs        epochs of `steps` steps each (one `fit`, one round)
     steps         training steps per epoch (global batch 60)
     steps_per_execution, mixed_precision, target_remaining, mask_granularity, model,
-    penalty_cost  as in SearchConfig
+    penalty_cost, target_parameters  as in SearchConfig (a budget: `Budget` steering every
+                  2 steps for CS, `RoundManager(budget=...)` for IMP)
     batch_norm    put a synchronized BatchNormalization (a cross-replica merge
                   inside the forward pass) in front of the masked layers
 
@@ -40,7 +41,7 @@ from keras_lottery import (  # noqa: E402
     )
 from keras_lottery.layers import masked_layers  # noqa: E402
 from keras_lottery.search import model_setup  # noqa: E402
-from keras_lottery.search.config import SearchConfig  # noqa: E402
+from keras_lottery.search.config import SearchConfig, budget_of  # noqa: E402
 
 BATCH = 60
 
@@ -93,7 +94,8 @@ def train(strategy, spec):
         steps_per_execution=spec.get("steps_per_execution", 1),
         mixed_precision=spec.get("mixed_precision", "none"), rounds=1, epochs=spec["epochs"],
         mask_granularity=spec.get("mask_granularity", "weight"),
-        penalty_cost=spec.get("penalty_cost", "weights"))
+        penalty_cost=spec.get("penalty_cost", "weights"),
+        target_parameters=spec.get("target_parameters", 0.0))
     steps = spec["steps"]
     rng = np.random.default_rng(0)
     if config.model == "transformer_tiny":
@@ -114,8 +116,14 @@ def train(strategy, spec):
         if config.target_remaining:
             callbacks.append(cb.TargetRemaining(config.target_remaining, start=0.0,
                                                 update_every=2))
+        budget = budget_of(config)
+        method_ = methods.from_config(config)
+        if budget is not None and not method_.ticket_after_round_end:
+            callbacks.append(cb.Budget(budget.fraction, budget.kind, update_every=2, rate=0.2,
+                                       start=0.0))
         penalties = _Penalties()
-        rounds = cb.RoundManager(method=methods.from_config(config))
+        rounds = cb.RoundManager(method=method_, budget=budget if (
+            budget is not None and method_.ticket_after_round_end) else None)
         before_reset = {}
 
         class _Capture(keras.callbacks.Callback):

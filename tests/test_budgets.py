@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import tiny_config
+from test_search_app import _scalars
 
 import keras_lottery as kl
 from keras_lottery import methods, search
@@ -161,6 +162,11 @@ def test_searches_land_on_the_budget_every_round(idx_dir, tmp_path):
         for record, wanted in zip(results["rounds"], (0.2 ** 0.5, 0.2)):
             assert record["budget"]["target"] == pytest.approx(wanted)
             assert 0.9 * wanted <= record["budget"]["achieved"] <= wanted
+        summary = _scalars(tmp_path / method / "tensorboard" / "summary")
+        assert [v for _, v in summary["Results/budget_achieved"]] == pytest.approx(
+            [r["budget"]["achieved"] for r in results["rounds"]])
+    search_run = _scalars(tmp_path / "cs" / "tensorboard" / "search")
+    assert len(search_run["budget/multiplier"]) == 2 and "budget/cost" in search_run
 
 
 @pytest.mark.parametrize("settings, words", [

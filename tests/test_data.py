@@ -7,6 +7,7 @@ import tensorflow as tf
 from conftest import write_idx
 
 from keras_lottery import data
+from keras_lottery.data import datasets
 
 
 def test_read_idx_round_trip(tmp_path):
@@ -150,3 +151,15 @@ def test_augmented_pipeline_is_repeatable_for_a_seed(idx_dir):
     first = next(iter(data.pipelines(splits, 32, seed=5, augment=True)[0]))[0].numpy()
     second = next(iter(data.pipelines(splits, 32, seed=5, augment=True)[0]))[0].numpy()
     np.testing.assert_array_equal(first, second)
+
+
+def test_image_size_pads_to_square_rgb_or_resizes(idx_dir):
+    plain = data.load("fashion_mnist", idx_dir, validation_examples=100)
+    padded = data.load("fashion_mnist", idx_dir, validation_examples=100, image_size=32)
+    assert padded.input_shape == (32, 32, 3) and len(padded.x_train) == len(plain.x_train)
+    np.testing.assert_array_equal(padded.x_test[:, 2:30, 2:30, 1], plain.x_test[..., 0])
+    assert not padded.x_test[:, :2].any() and not padded.x_test[:, :, 30:].any()
+    resized = datasets.as_rgb_size(plain.x_test[:8], 64)
+    assert resized.shape == (8, 64, 64, 3) and resized[:, 30:34, 30:34].std() > 0
+    with pytest.raises(data.DataError, match="image_size=20 is smaller"):
+        datasets.as_rgb_size(plain.x_test[:2], 20)

@@ -44,6 +44,11 @@ CASES = {
     "imp unit pruning": {"method": "imp", "epochs": 1, "steps": 3, "mask_granularity": "unit"},
     # Any model (issue 23): a transformer whose attention projections are masked in place.
     "cs transformer": {"method": "cs", "epochs": 1, "steps": 3, "model": "transformer_tiny"},
+    # Budgets (issue 32): CS steers lambda every 2 steps and cuts; IMP prunes to the budget.
+    "cs unit masks to a budget": {"method": "cs", "epochs": 2, "steps": 4,
+                                  "mask_granularity": "unit", "target_parameters": 0.3},
+    "imp unit pruning to a budget": {"method": "imp", "epochs": 1, "steps": 3,
+                                     "mask_granularity": "unit", "target_parameters": 0.3},
     # lambda per layer priced in multiply-accumulates (read from one call of the model).
     "cs transformer, lambda in MACs": {"method": "cs", "epochs": 1, "steps": 3,
                                        "model": "transformer_tiny", "penalty_cost": "macs"},

@@ -180,3 +180,15 @@ def test_a_squeeze_excite_block_shrinks_exactly_keeping_the_channels_it_gates():
     small, report = _check_equal(masked, (8, 8, 4), rng)
     assert report["layers"]["depthwise"]["kept"] == 16  # gated channels reach the Multiply
     assert report["layers"]["reduce"]["kept"] < 4 or report["layers"]["project"]["kept"] < 8
+
+
+def test_the_mobilenet_v2_model_masks_its_depthwise_channels_and_follows_short_runs():
+    model = models.build("mobilenet_v2", (32, 32, 3), 10, mask_granularity="unit",
+                         options={"width_multiplier": 0.35})
+    masked = {type(layer).__name__ for layer in masked_layers(model)}
+    assert masked == {"CSDepthwiseConv2D", "CSConv2D", "CSDense"}
+    assert model.get_layer("block_3_depthwise") in masked_layers(model)
+    assert model.get_layer("block_3_expand") not in masked_layers(model)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    assert model.output.shape[-1] == 10 and model.get_layer("predictions").activation.__name__ == "linear"

@@ -18,10 +18,14 @@ _WRITTEN_ELSEWHERE = ("remaining", "temperature")
 
 
 def epoch_tags(logs):
-    """`{tag: value}` of Keras epoch `logs`: `val_x` -> `x/validation`, `x` -> `x/train`."""
+    """`{tag: value}` of Keras epoch `logs`: `val_x` -> `x/validation`, `x` -> `x/train`,
+    `budget_x` -> `budget/x`."""
     tags = {}
     for key, value in (logs or {}).items():
         if key in _WRITTEN_ELSEWHERE:
+            continue
+        if key.startswith("budget_"):  # the Budget callback's: budget/multiplier, budget/cost
+            tags[f"budget/{key[len('budget_'):]}"] = value
             continue
         name, split = (key[4:], "validation") if key.startswith("val_") else (key, "train")
         tags[f"{name}/{split}"] = value
