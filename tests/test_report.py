@@ -252,3 +252,24 @@ def test_kept_per_layer_draws_each_settings_last_ticket_layer_by_layer(tmp_path)
     assert [tick.get_text() for tick in axis.get_yticklabels()] == ["fc1", "output"]
     widths = sorted(round(bar.get_width(), 6) for bar in axis.patches)
     assert widths == [5.0, 10.0, 25.0, 50.0]  # last rounds: cs 10% (fc1 half), imp 50%
+
+
+def test_budgets_get_a_column_and_a_figure_of_accuracy_against_the_deployed_cost(tmp_path):
+    dirs = []
+    for seed in (0, 1):
+        path = _write_run(tmp_path / f"seed_{seed}", "cs", [(0.5, 0.88), (0.2, 0.87)], seed=seed,
+                          target_macs=0.25)
+        with open(os.path.join(path, "results.json")) as handle:
+            results = json.load(handle)
+        for record, (target, achieved) in zip(results["rounds"], ((0.5, 0.49), (0.25, 0.24))):
+            record["budget"] = {"kind": "macs", "target": target, "final_target": 0.25,
+                                "achieved": achieved + 0.01 * seed}
+        with open(os.path.join(path, "results.json"), "w") as handle:
+            json.dump(results, handle)
+        dirs.append(path)
+    (setting,) = replicates.group_runs(report.load_runs(dirs))
+    assert setting.round_statistics()[1]["budget_achieved"][0] == pytest.approx(0.245)
+    written = report.write_report(dirs, str(tmp_path / "out"), tensorboard=False)
+    assert str(tmp_path / "out" / "budgets.png") in written
+    table = open(tmp_path / "out" / "results.md").read()
+    assert "| 0.250 -> 0.240 macs |" in table and "budget: target -> deployed" in table

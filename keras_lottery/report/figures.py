@@ -27,7 +27,10 @@ import numpy as np  # noqa: E402
 
 from keras_lottery import methods  # noqa: E402
 from keras_lottery.report import replicates  # noqa: E402
-from keras_lottery.report.deployment_figures import accuracy_vs_speed  # noqa: E402
+from keras_lottery.report.deployment_figures import (  # noqa: E402
+    accuracy_vs_budget,
+    accuracy_vs_speed,
+)
 from keras_lottery.report.figures_common import colours  # noqa: E402, F401  (the report's)
 from keras_lottery.report.figures_common import curve as _curve  # noqa: E402
 from keras_lottery.report.figures_common import errorbars as _errorbars  # noqa: E402
@@ -247,6 +250,7 @@ def all_figures(settings):
                "training_curves": training_curves(settings),
                "rounds_across_s0": rounds_across(settings),
                "deployment": accuracy_vs_speed(settings),
+               "budgets": accuracy_vs_budget(settings),
                "kept_per_layer": kept_per_layer(settings)}
     for setting in settings:
         figures[f"remaining_per_layer_{file_stem(setting.label)}"] = remaining_per_layer(setting)

@@ -38,6 +38,7 @@ def mean_and_spread(values):
 #: the dense network (Keras at batch 256, TFLite at batch 1) and the .tflite file's size
 #: (a fraction of the dense file's).
 DEPLOYMENT_KEYS = {"speedup_keras_256": ("speedup", "keras", "256"),
+                   "speedup_keras_64": ("speedup", "keras", "64"),
                    "speedup_tflite_1": ("speedup", "tflite", "1"),
                    "tflite_size": ("file_bytes", "tflite", "dense_tflite")}
 
@@ -99,6 +100,9 @@ class Setting:
                 row[key] = mean_and_spread([r.get(key) for r in records])
             for key, path in DEPLOYMENT_KEYS.items():
                 row[key] = mean_and_spread([_deployment_value(r, path) for r in records])
+            for key in ("target", "achieved"):  # a budget's (tickets.budgets)
+                row[f"budget_{key}"] = mean_and_spread(
+                    [(r.get("budget") or {}).get(key) for r in records])
             rows.append(row)
         return rows
 

@@ -14,7 +14,8 @@ def table_rows(runs):
                 "run": label, "method": _method_name(record["method"], record.get("supermask")),
                 "round": record["round"], "remaining_percent": 100 * record["remaining"],
                 "ticket_accuracy": record.get("ticket_accuracy"),
-                "search_accuracy": record.get("search_accuracy"), "epochs": record["epochs"]})
+                "search_accuracy": record.get("search_accuracy"), "epochs": record["epochs"],
+                "budget": record.get("budget")})
     return rows
 
 
@@ -51,14 +52,25 @@ def settings_table(settings):
     return "\n".join(lines) + "\n"
 
 
+def _budget(budget):
+    """A round's budget as `target -> achieved kind` (tickets.budgets), or `-`."""
+    if not budget:
+        return "-"
+    return f"{budget['target']:.3f} -> {budget['achieved']:.3f} {budget['kind']}"
+
+
 def runs_table(runs):
-    """Markdown: one row per round of every run."""
+    """Markdown: one row per round of every run (with a budget column when a run has one)."""
+    rows = table_rows(runs)
+    budgets = any(row["budget"] for row in rows)
     lines = ["| run | method | round | remaining (%) | ticket accuracy | search accuracy | "
-             "search epochs |", "|---|---|---|---|---|---|---|"]
-    for row in table_rows(runs):
+             "search epochs |" + (" budget: target -> deployed |" if budgets else ""),
+             "|---|---|---|---|---|---|---|" + ("---|" if budgets else "")]
+    for row in rows:
         lines.append(f"| {row['run']} | {row['method']} | {row['round']} | "
                      f"{row['remaining_percent']:.2f} | {_percent(row['ticket_accuracy'])} | "
-                     f"{_percent(row['search_accuracy'])} | {row['epochs']} |")
+                     f"{_percent(row['search_accuracy'])} | {row['epochs']} |"
+                     + (f" {_budget(row['budget'])} |" if budgets else ""))
     for label, results in runs:
         dense = results.get("dense")
         if dense:
