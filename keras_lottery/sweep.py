@@ -28,6 +28,11 @@ OBJECTIVE = kt.Objective("ticket_validation_accuracy", direction="max")
 METRICS = ("ticket_validation_accuracy", "ticket_accuracy", "remaining")
 
 
+#: Budgets any method can sweep (`--sweep=target_macs=0.5|0.25|0.125`): one ticket per budget.
+BUDGET_KNOBS = (("target_macs", "choice", dict(values=[0.5, 0.25, 0.125])),
+                ("target_parameters", "choice", dict(values=[0.25, 0.1])))
+
+
 def _selection_accuracy(record):
     """A round's validation accuracy for model selection: its ticket's, or (not retrained) its
     searched network's."""
@@ -48,10 +53,12 @@ def parse_space(method, text=""):
 
     `text` is comma-separated items: `name` (the default range), `name=LOW:HIGH`
     (uniform; `name=LOW:HIGH:log` log-uniform) or `name=A|B|C` (one of the values).
-    E.g. the paper's Conv-6 CS sweep of s0 at a fixed lambda: `mask_init=-0.03:0.03`.
+    E.g. the paper's Conv-6 CS sweep of s0 at a fixed lambda: `mask_init=-0.03:0.03`; tickets
+    to several budgets: `target_macs=0.5|0.25|0.125` (every method; `BUDGET_KNOBS`).
     """
     defaults = {name: (kind, arguments)
                 for name, kind, arguments in methods.get(method).sweep_space}
+    defaults.update({name: (kind, arguments) for name, kind, arguments in BUDGET_KNOBS})
     if not text:
         return list(methods.get(method).sweep_space)
     space = []

@@ -183,7 +183,8 @@ def test_sweep_spaces(text, expected):
 
 
 @pytest.mark.parametrize("text, words", [
-    ("prune_fraction", "--method=cs sweeps ['final_temperature', 'mask_init', 'mask_penalty']"),
+    ("prune_fraction", "--method=cs sweeps ['final_temperature', 'mask_init', 'mask_penalty', "
+                       "'target_macs', 'target_parameters']"),
     ("mask_init=0.1:0", "LOW must be below HIGH"),
     ("mask_init=a:b", "'a' is not a number"),
     ("mask_init=0:1:exp", "expected mask_init=LOW:HIGH"),
@@ -195,3 +196,22 @@ def test_bad_sweep_spaces_are_refused_in_one_line(text, words):
     with pytest.raises(ConfigError, match=None) as error:
         sweep.parse_space("cs", text)
     assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_over_budgets_lands_each_trial_on_its_budget(idx_dir, tmp_path):
+    import dataclasses
+
+    space = sweep.parse_space("imp", "target_macs=0.5|0.25")
+    assert space == [("target_macs", "choice", dict(values=[0.5, 0.25]))]
+    base = dataclasses.replace(_base(idx_dir), method="imp", mask_granularity="unit",
+                               ticket_epochs=0)
+    summary = sweep.run_sweep(base, str(tmp_path / "sweep"), max_trials=2, seed=0,
+                              sweep="target_macs=0.5|0.25")
+    landed = {}
+    for trial in summary["trials"]:
+        results = json.load(open(tmp_path / "sweep" / f"trial_{trial['trial']}"
+                                 / "run" / "results.json"))
+        budget = results["rounds"][-1]["budget"]
+        landed[budget["target"]] = budget["achieved"]
+    assert set(landed) == {0.5, 0.25}
+    assert all(0.9 * target <= achieved <= target for target, achieved in landed.items())

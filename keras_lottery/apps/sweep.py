@@ -29,7 +29,9 @@ flags.DEFINE_string("sweep", "", "Knobs to vary, comma-separated: NAME (its defa
                     "NAME=LOW:HIGH[:log] or NAME=A|B|C; the others keep their flag's value. "
                     "Default: every knob of the method (CS: mask_init, mask_penalty, "
                     "final_temperature; IMP: prune_fraction, rounds; ISS: mask_init, "
-                    "mask_penalty, mask_learning_rate).")
+                    "mask_penalty, mask_learning_rate). Any method also sweeps budgets: "
+                    "target_macs=0.5|0.25|0.125 or target_parameters=0.25|0.1 (one ticket per "
+                    "budget; the report draws accuracy against each one's speedup).")
 FLAGS = flags.FLAGS
 
 
