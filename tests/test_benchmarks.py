@@ -68,3 +68,15 @@ def test_deployment_benchmark_times_saved_shrunk_tickets_against_dense(tmp_path)
         deployment.main(["--models=lenet300_100,conv4", f"--shrunk={path}"])
     with pytest.raises(SystemExit, match="no such file 'gone.keras'"):
         deployment.main(["--models=conv4", "--shrunk=gone.keras"])
+
+
+@pytest.mark.slow
+def test_budget_vs_width_builds_a_budget_ticket_and_the_width_network_of_equal_macs():
+    from benchmarks import budget_vs_width
+
+    alpha = budget_vs_width.equal_mac_alpha(0.5, 0.35, 32)
+    width = budget_vs_width.macs(budget_vs_width.mobilenet(alpha, 32))
+    dense = budget_vs_width.macs(budget_vs_width.mobilenet(0.35, 32))
+    assert 0.45 < width / dense <= 0.5 * 1.05
+    ticket = budget_vs_width.random_budget_ticket(0.35, 32, 0.5)
+    assert 0.45 <= budget_vs_width.macs(ticket) / dense <= 0.5
