@@ -84,7 +84,8 @@ def inputs_of(model):
     operations = [entry for entry in entries if entry["config"]["name"] not in by_name]
     if operations:  # e.g. the padding mask an Embedding(mask_zero=True) computes
         raise ShrinkError(f"shrink follows layers only; the model also computes operation "
-                          f"{operations[0]['config']['name']!r} between them.")
+                          f"{operations[0]['config']['name']!r} between them (strip the ticket "
+                          "instead, or express that operation as a layer).")
     return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
             for entry in entries]
 
@@ -217,7 +218,9 @@ class _Shrinker:
         if all(len(c.kept) == c.total for c in inbound):
             return _Channels.full(int(layer.output.shape[-1]))
         raise ShrinkError(f"shrink: cannot take channels out of the input of layer "
-                          f"{layer.name!r} ({type(layer).__name__}).")
+                          f"{layer.name!r} ({type(layer).__name__}); leave the layers that feed "
+                          "it without unit masks (sparsify does unless shrinkable_only=False) "
+                          "or strip the ticket instead.")
 
     def _unit_layer(self, layer, inputs):
         kernel, *bias = self._arrays(layer)
@@ -240,7 +243,8 @@ class _Shrinker:
         dead = self._removable(layer, ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1))))
         if dead.all() and not self.counting:
             raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
-                              "network without it computes a constant.")
+                              "network without it computes a constant (search with a smaller "
+                              "lambda, or a budget with --min_units >= 1).")
         kept = np.flatnonzero(~dead)
         activation = keras.activations.get(layer.activation)
         outputs = np.asarray(activation(bias[dead][None]))[0] if dead.any() else []
