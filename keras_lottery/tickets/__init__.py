@@ -5,6 +5,7 @@
     snapshots     weight snapshots (w_0, the rewind point w_k) and their files
     convert       sparsify (plain -> masked) and strip (masked -> plain, w * b(s))
     shrinking     shrink: the ticket without its removed units, a smaller plain model
+    shrink_plan   shrink's plan on numpy arrays (what each layer keeps); unit_plan: its dry run
     export        size_report and export (stripped .keras, masks, report)
     tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
     deployed_cost DeployedCost: the MACs or parameters a ticket deploys at, counted fast

@@ -133,10 +133,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         penalty_cost: `"weights"` (the paper: `lambda` per weight) or `"macs"`: each layer's
             `lambda` is scaled by its multiply-accumulates per weight
             (`keras_lottery.layers.costs`).
-        shrinkable_only: with `unit` masks, leave plain the layers whose units `shrink` could
-            not remove (a dry run of its plan, `tickets.unit_plan`: channels that reach a
-            residual merge, expand convs before zero padding, ...), with a warning naming them
-            and why; the output layer stays masked (the methods never remove the classes).
+        shrinkable_only: with `unit` masks, leave plain (with a warning) the layers whose units
+            `shrink` could not remove (a dry run: `tickets.unit_plan`); not the output layer.
 
     Returns the masked model, of `model`'s class. Layers with LoRA enabled or quantized are
     refused with one line naming the layer.
@@ -151,9 +149,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         raise ValueError(f"exclude names layers {unknown} that the model does not have.")
     chosen = [i for i, (key, layer) in enumerate(keyed)
               if maskable(layer) and not {key, layer.name} & set(exclude)]
-    idle = set()
-    if mask_granularity == "unit" and shrinkable_only:
-        chosen, idle = _shrinkable(model, keyed, chosen)
+    chosen, idle = _shrinkable(model, keyed, chosen, mask_granularity == "unit"
+                               and shrinkable_only)
     for i in chosen:  # every refusal before any change
         check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
     costs.check_cost(penalty_cost)
@@ -174,9 +171,11 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     return target
 
 
-def _shrinkable(model, keyed, chosen):
+def _shrinkable(model, keyed, chosen, dry_run):
     """`(chosen without the layers whose units shrink could not remove, their names)`; warns
-    of them."""
+    of them. Without `dry_run`: `(chosen, set())`."""
+    if not dry_run:
+        return chosen, set()
     from keras_lottery.tickets.unit_plan import idle_unit_layers
 
     idle = idle_unit_layers(model)

@@ -10,7 +10,7 @@ the `kind` of the network that is deployed, as the deployment record (`results.j
   stay): the record's `deployed`;
 - weight and block tickets: the stripped network's kept weights: the record's
   `deployed_nonzero` (a weight the ticket keeps counts even if it happens to be 0).
-Unit tickets run `shrink`'s plan on numpy arrays (`shrinking.plan`): no model is built, so a
+Unit tickets run `shrink`'s plan on numpy arrays (`shrink_plan.plan`): no model is built, so a
 count takes milliseconds and a budget can be checked during training.
 """
 
@@ -20,7 +20,7 @@ from keras_lottery import compat
 from keras_lottery.layers import MASKED_CLASSES, costs, masked_layers
 from keras_lottery.layers.mask_rules import kept
 from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers_by_key
-from keras_lottery.tickets import shrinking
+from keras_lottery.tickets import shrink_plan
 
 #: What a budget counts: multiply-accumulates per example or stored parameters.
 BUDGET_KINDS = ("macs", "parameters")
@@ -74,7 +74,7 @@ class DeployedCost:
         self.removable = [np.ones(layer.mask_logits.shape, bool) for layer in self.layers]
         self.unshrinkable = {}
         if self.structured:
-            self._graph = shrinking.inputs_of(model)
+            self._graph = shrink_plan.inputs_of(model)
             self._top_level = {layer.name: layer for layer, _ in self._graph}
             self.unshrinkable = _unshrinkable(self)
             for index, layer in enumerate(self.layers):
@@ -112,7 +112,7 @@ class DeployedCost:
         for layer, mask in zip(self.layers, groups):
             if layer.name in self._top_level:
                 kernels[layer.name] = _ticket_arrays(layer, mask)
-        shrinker, _ = shrinking.plan(self.model, self._graph, kernels, counting=True)
+        shrinker, _ = shrink_plan.plan(self.model, self._graph, kernels, counting=True)
         return self._shrunk(shrinker)
 
     def _linear(self, groups):
@@ -143,7 +143,7 @@ def _unshrinkable(cost):
     other layers, those whose channels reach a merge or the outputs (`shrink` keeps them),
     and those `shrink` refuses (tried one layer at a time with half its units gone)."""
     everything = [np.ones(layer.mask_logits.shape, bool) for layer in cost.layers]
-    shrinker, _ = shrinking.plan(cost.model, cost._graph, {
+    shrinker, _ = shrink_plan.plan(cost.model, cost._graph, {
         layer.name: _ticket_arrays(layer, mask)
         for layer, mask in zip(cost.layers, everything) if layer.name in cost._top_level})
     found = {}
@@ -159,7 +159,7 @@ def _unshrinkable(cost):
             trial[index].reshape(-1)[::2] = False
             try:
                 cost.count(trial)
-            except shrinking.ShrinkError as error:
+            except shrink_plan.ShrinkError as error:
                 found[layer.name] = str(error)
     return found
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from keras_lottery import compat
-from keras_lottery.tickets import shrinking
+from keras_lottery.tickets import shrink_plan
 
 _CHANNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
                    keras.layers.DepthwiseConv2D)
@@ -43,8 +43,8 @@ def idle_unit_layers(model):
     if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
         return {}
     try:
-        graph = shrinking.inputs_of(model)
-    except shrinking.ShrinkError:
+        graph = shrink_plan.inputs_of(model)
+    except shrink_plan.ShrinkError:
         return {}
     outputs = {compat.producing_layer(t).name for t in model.outputs}
     candidates = [layer for layer, _ in graph
@@ -55,9 +55,9 @@ def idle_unit_layers(model):
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
         kernels = {**arrays, layer.name: _without_every_other_unit(arrays[layer.name], depthwise)}
         try:
-            shrinker, _ = shrinking.plan(model, graph, kernels, counting=True,
+            shrinker, _ = shrink_plan.plan(model, graph, kernels, counting=True,
                                          trained_statistics=True)
-        except shrinking.ShrinkError as error:
+        except shrink_plan.ShrinkError as error:
             idle[layer.name] = str(error)
             continue
         if shrinker.removed.get(layer.name):

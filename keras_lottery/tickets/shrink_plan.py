@@ -1,0 +1,354 @@
+"""`shrink`'s plan: which units of a ticket can leave the network, on numpy arrays only.
+
+`plan(model, graph)` walks the model's layers (`inputs_of`) once forward, with a backward
+pass first (`unused_channels`), and records what each unit layer, depthwise convolution and
+BatchNormalization keeps; `shrinking.shrink` rebuilds the model from it, `deployed_cost`
+counts tickets with it, `unit_plan` dry-runs it before masking. The rules are `shrinking`'s
+module docstring.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from keras_lottery import compat
+
+#: Layers that act on each channel alone and leave a channel's constant constant.
+_POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
+            keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling1D,
+            keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling1D,
+            keras.layers.GlobalMaxPooling2D, keras.layers.Dropout, keras.layers.SpatialDropout1D,
+            keras.layers.SpatialDropout2D)
+_ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU,
+                keras.layers.ELU)
+_MERGES = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply, keras.layers.Average,
+           keras.layers.Maximum, keras.layers.Minimum, keras.layers.Concatenate)
+_UNIT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
+#: Layers that move positions but leave channels alone; zero padding makes a constant channel
+#: depend on the position (exact only for a constant 0 or a channel nobody reads).
+_PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
+_CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
+_PASSING = _POOLING + _ACTIVATIONS + _PADDING + _CROPPING + (keras.layers.BatchNormalization,)
+
+
+class ShrinkError(ValueError):
+    """A model `shrink` cannot take units out of; the message names the layer."""
+
+
+class _Conflict(Exception):
+    """A gone unit's nonzero constant cannot be folded into its reader: keep the unit."""
+
+    def __init__(self, producers):
+        super().__init__()
+        self.producers = producers
+
+
+@dataclasses.dataclass
+class _Channels:
+    """The channels of a tensor: `kept` (original indices) of `total`; `constant` maps a gone
+    channel to `(value, producer unit)`: what it outputs everywhere, and who made it."""
+
+    kept: np.ndarray
+    total: int
+    constant: dict
+
+    @classmethod
+    def full(cls, total):
+        return cls(np.arange(total), total, {})
+
+
+def inputs_of(model):
+    """`[(layer, [names of its input layers])]` in the order the model runs them."""
+    if isinstance(model, keras.Sequential):
+        names = [layer.name for layer in model.layers]
+        return [(layer, names[i - 1:i]) for i, layer in enumerate(model.layers)]
+    by_name = {layer.name: layer for layer in model.layers}
+    entries = model.get_config()["layers"]
+    operations = [entry for entry in entries if entry["config"]["name"] not in by_name]
+    if operations:  # e.g. the padding mask an Embedding(mask_zero=True) computes
+        raise ShrinkError(f"shrink follows layers only; the model also computes operation "
+                          f"{operations[0]['config']['name']!r} between them (strip the ticket "
+                          "instead, or express that operation as a layer).")
+    return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
+            for entry in entries]
+
+
+def _history_names(value):
+    """The layer names in the `keras_history` of every tensor a config's `inbound_nodes` hold."""
+    if isinstance(value, dict) and "keras_history" in value.get("config", {}):
+        return [value["config"]["keras_history"][0]]
+    items = value.values() if isinstance(value, dict) else (
+        value if isinstance(value, (list, tuple)) else [])
+    return [name for item in items for name in _history_names(item)]
+
+
+def _merge_fed(graph):
+    """Names of the unit layers whose channels reach a merge (`Add`, ...) through layers that
+    keep channels: their units stay."""
+    readers = {}
+    for layer, inputs in graph:
+        for name in inputs:
+            readers.setdefault(name, []).append(layer)
+    passing = _PASSING
+
+    def reaches_merge(name, seen=()):
+        for reader in readers.get(name, []):
+            if isinstance(reader, _MERGES):
+                return True
+            if isinstance(reader, passing) and reader.name not in seen and reaches_merge(
+                    reader.name, seen + (reader.name,)):
+                return True
+        return False
+
+    return {layer.name for layer, _ in graph
+            if isinstance(layer, _UNIT_LAYERS + (keras.layers.DepthwiseConv2D,))
+            and reaches_merge(layer.name)}
+
+
+def _applied(activation, constant):
+    """`constant` (`{channel: (value, producer)}`) through an activation layer, in one call."""
+    if not constant:
+        return {}
+    values = np.asarray(activation(np.array([[v for v, _ in constant.values()]], "float32")))[0]
+    return {c: (float(v), p) for (c, (_, p)), v in zip(constant.items(), values)}
+
+
+class _Shrinker:
+    """One pass over the graph with a given set of units that must stay. `kernels`, when
+    given, holds `{layer name: [kernel, bias]}` (numpy) read instead of those layers' weights
+    (a masked model's ticket, without stripping it)."""
+
+    def __init__(self, model, graph, keep_units, kernels=None, counting=False,
+                 trained_statistics=False):
+        self.model, self.graph, self.keep_units = model, graph, keep_units
+        self.kernels, self.counting = kernels or {}, counting
+        #: Treat every constant through BatchNormalization as nonzero, as it is once the
+        #: statistics have trained (a dry run on a fresh model, whose BN maps 0 to 0).
+        self.trained_statistics = trained_statistics
+        self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
+        self.weights, self.sizes, self.removed = {}, {}, {}
+        self.unused = {}
+
+    def _arrays(self, layer):
+        return arrays_of(layer, self.kernels)
+
+    def run(self):
+        self.unused = unused_channels(self.model, self.graph, self.kernels)
+        channels = {}
+        for layer, inputs in self.graph:
+            inbound = [channels[name] for name in inputs]
+            channels[layer.name] = self._layer(layer, inbound)
+        return self
+
+    def _layer(self, layer, inbound):
+        if isinstance(layer, keras.layers.InputLayer):
+            return _Channels.full(int(layer.output.shape[-1]))
+        first = inbound[0] if inbound else _Channels.full(int(layer.input.shape[-1]))
+        if isinstance(layer, _UNIT_LAYERS):
+            return self._unit_layer(layer, first)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            return _depthwise(self, layer, first)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            self.weights[layer.name], channels = _batch_norm(layer, first,
+                                                             self.trained_statistics)
+            return channels
+        if isinstance(layer, _POOLING + _CROPPING):
+            return first
+        if isinstance(layer, _PADDING):
+            return _padding(first, self.unused.get(layer.name))
+        if isinstance(layer, _ACTIVATIONS):
+            return dataclasses.replace(first, constant=_applied(layer, first.constant))
+        if isinstance(layer, keras.layers.Flatten):
+            return _flatten(layer, first)
+        if all(len(c.kept) == c.total for c in inbound):
+            return _Channels.full(int(layer.output.shape[-1]))
+        raise ShrinkError(f"shrink: cannot take channels out of the input of layer "
+                          f"{layer.name!r} ({type(layer).__name__}); leave the layers that feed "
+                          "it without unit masks (sparsify does unless shrinkable_only=False) "
+                          "or strip the ticket instead.")
+
+    def _unit_layer(self, layer, inputs):
+        kernel, *bias = self._arrays(layer)
+        spatial = tuple(range(kernel.ndim - 2))
+        delta = np.zeros(kernel.shape[-1], kernel.dtype)
+        unpadded = isinstance(layer, keras.layers.Dense) or layer.padding == "valid" or all(
+            k == 1 for k in layer.kernel_size)  # a 1x1 convolution never pads
+        conflicts = []
+        for channel, (value, producer) in inputs.constant.items():
+            if value == 0 or not np.any(kernel[..., channel, :]):
+                continue
+            if not unpadded:
+                conflicts.append(producer)
+                continue
+            delta += value * kernel[..., channel, :].sum(axis=spatial)
+        if conflicts:
+            raise _Conflict(conflicts)
+        kernel = kernel[..., inputs.kept, :]
+        bias = (bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)) + delta
+        dead = self._removable(layer, ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1))))
+        if dead.all() and not self.counting:
+            raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
+                              "network without it computes a constant (search with a smaller "
+                              "lambda, or a budget with --min_units >= 1).")
+        kept = np.flatnonzero(~dead)
+        self.weights[layer.name] = [kernel[..., kept], bias[kept]]  # (a bias, always)
+        return self._record(layer, dead, bias)
+
+    def _record(self, layer, dead, bias):
+        """Notes what `layer` keeps and returns its output channels: each removed one a
+        constant, `act(bias)`, made by `(layer, channel)`."""
+        kept = np.flatnonzero(~dead)
+        activation = keras.activations.get(layer.activation)
+        outputs = np.asarray(activation(bias[dead][None]))[0] if dead.any() else []
+        constant = {int(c): (float(v), (layer.name, int(c)))
+                    for c, v in zip(np.flatnonzero(dead), outputs)}
+        self.sizes[layer.name] = len(kept)
+        self.removed[layer.name] = np.flatnonzero(dead).tolist()
+        return _Channels(kept, dead.size, constant)
+
+    def _removable(self, layer, dead):
+        """`dead` (its output channels that compute nothing) with the channels nobody reads,
+        less those that must stay (protected layers, units kept for padding)."""
+        ignored = self.unused.get(layer.name)
+        if ignored is not None:
+            dead = dead | ignored
+        if layer.name in self.protected:
+            dead[:] = False
+        for unit in self.keep_units.get(layer.name, ()):
+            dead[unit] = False
+        return dead
+
+
+
+def _depthwise(shrinker, layer, inputs):
+    """A DepthwiseConv2D (depth multiplier 1) keeps channel c if its input channel is kept
+    and its kernel is not gone; a gone input with a nonzero constant folds exactly only
+    where the layer does not pad (else the producer stays)."""
+    kernel, *bias = shrinker._arrays(layer)
+    if layer.depth_multiplier != 1:
+        if len(inputs.kept) == inputs.total:
+            return _Channels.full(kernel.shape[2] * kernel.shape[3])
+        raise ShrinkError(f"shrink: {layer.name!r} has depth_multiplier "
+                          f"{layer.depth_multiplier}; shrink takes channels out of "
+                          "DepthwiseConv2D layers with depth_multiplier 1 only.")
+    bias = bias[0].copy() if bias else np.zeros(kernel.shape[2], kernel.dtype)
+    dead = ~np.any(kernel != 0, axis=(0, 1, 3))
+    padded = layer.padding != "valid" and any(k > 1 for k in layer.kernel_size)
+    conflicts = []
+    for channel, (value, producer) in inputs.constant.items():
+        if value != 0 and not dead[channel]:
+            if padded:
+                conflicts.append(producer)
+                continue
+            bias[channel] += value * kernel[:, :, channel, 0].sum()
+        dead[channel] = True
+    if conflicts:
+        raise _Conflict(conflicts)
+    dead = shrinker._removable(layer, dead)
+    kept = np.flatnonzero(~dead)
+    gone = [inputs.constant[c][1] for c in kept.tolist() if c in inputs.constant]
+    if gone:  # a channel that must stay (it reaches a merge) needs its input back
+        raise _Conflict(gone)
+    shrinker.weights[layer.name] = [kernel[:, :, kept, :], bias[kept]]
+    return shrinker._record(layer, dead, bias)
+
+
+def _padding(inputs, ignored):
+    """Zero padding passes channels; a nonzero constant becomes position-dependent there, so
+    its producer stays (unless nobody reads the channel, `ignored`)."""
+    padded = [p for c, (v, p) in inputs.constant.items()
+              if v != 0 and not (ignored is not None and ignored[c])]
+    if padded:
+        raise _Conflict(padded)
+    return inputs
+
+
+def _batch_norm(layer, inputs, trained_statistics=False):
+    """`(weights, channels)` of a BatchNormalization after its input lost channels: its
+    parameters of the kept channels, and constants mapped through it (as 1.0, a nonzero, with
+    `trained_statistics`: a fresh BN maps 0 to 0, a trained one does not)."""
+    if layer.axis not in (-1, len(layer.input.shape) - 1):
+        raise ShrinkError(f"shrink: {layer.name!r} normalizes axis {layer.axis}; shrink "
+                          "handles channels-last models.")
+    names = [w.name for w in layer.weights]
+    values = dict(zip(names, [np.array(w) for w in layer.get_weights()]))
+    ones = np.ones(inputs.total, "float32")
+    gamma, beta = values.get("gamma", ones), values.get("beta", 0 * ones)
+    mean, variance = values["moving_mean"], values["moving_variance"]
+    constant = {c: (1.0 if trained_statistics else float(
+        gamma[c] * (v - mean[c]) / np.sqrt(variance[c] + layer.epsilon) + beta[c]), p)
+        for c, (v, p) in inputs.constant.items()}
+    return [values[n][inputs.kept] for n in names], dataclasses.replace(inputs, constant=constant)
+
+
+def _flatten(layer, inputs):
+    positions = int(np.prod(layer.input.shape[1:-1]))
+    total = inputs.total
+    kept = (np.arange(positions)[:, None] * total + inputs.kept[None, :]).ravel()
+    constant = {p * total + c: value for p in range(positions)
+                for c, value in inputs.constant.items()}
+    return _Channels(kept, positions * total, constant)
+
+
+def arrays_of(layer, kernels=None):
+    """`[kernel, bias...]` of a layer with a kernel: `kernels[name]` if given, else its
+    weights."""
+    return (kernels or {}).get(layer.name) or [np.array(w) for w in layer.get_weights()]
+
+
+def _ignored_inputs(reader, kernels, unused):
+    """A bool array over `reader`'s input channels that it ignores (zero weights, a removed
+    depthwise channel, or channels ignored downstream of a passing layer); None when it
+    reads them all or cannot tell."""
+    if isinstance(reader, _UNIT_LAYERS):
+        kernel = arrays_of(reader, kernels)[0]
+        return ~np.any(kernel != 0, axis=tuple(i for i in range(kernel.ndim)
+                                               if i != kernel.ndim - 2))
+    if isinstance(reader, keras.layers.DepthwiseConv2D) and reader.depth_multiplier == 1:
+        return ~np.any(arrays_of(reader, kernels)[0] != 0, axis=(0, 1, 3))
+    if isinstance(reader, _PASSING):
+        return unused.get(reader.name)
+    return None
+
+
+def unused_channels(model, graph, kernels=None):
+    """`{layer name: bool array}`: the output channels of each layer that no reader uses (a
+    backward pass): an expand conv's unit whose depthwise channel is gone, for instance."""
+    readers, outputs = {}, {compat.producing_layer(t).name for t in model.outputs}
+    for layer, inputs in graph:
+        for name in inputs:
+            readers.setdefault(name, []).append(layer)
+    unused = {}
+    for layer, _ in reversed(graph):
+        if layer.name in outputs or not readers.get(layer.name):
+            continue
+        ignored = None
+        for reader in readers[layer.name]:
+            mask = _ignored_inputs(reader, kernels, unused)
+            if mask is None:
+                ignored = None
+                break
+            ignored = mask if ignored is None else ignored & mask
+        if ignored is not None and ignored.any():
+            unused[layer.name] = ignored
+    return unused
+
+
+def plan(model, graph, kernels=None, counting=False, trained_statistics=False):
+    """`(shrinker, keep_units)`: what shrinking `model` (its `graph`, `inputs_of`) keeps of
+    each unit layer (`shrinker.sizes`, `.weights`, `.removed`, `.protected`), and the gone
+    units kept because their constant feeds a padded convolution. `kernels` as `_Shrinker`'s.
+    Only numpy work: no model is built (`deployed_cost` counts tickets with it, `counting`:
+    a layer may lose every unit, as a ticket may mid-search; `unit_plan` dry-runs it with
+    `trained_statistics`)."""
+    keep_units, tries = {}, len(model.layers) * 64 + 1
+    for _ in range(tries):  # each retry keeps one more unit
+        try:
+            shrinker = _Shrinker(model, graph, keep_units, kernels, counting, trained_statistics)
+            return shrinker.run(), keep_units
+        except _Conflict as conflict:
+            for name, unit in conflict.producers:
+                keep_units.setdefault(name, set()).add(unit)
+    raise ShrinkError(f"shrink gave up after {tries} tries: removed units kept conflicting; "
+                      "strip the ticket instead (strip(model)).")
