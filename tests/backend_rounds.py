@@ -50,11 +50,8 @@ def main():
                   callbacks=[callbacks.TemperatureCallback(final_temperature=50), rounds])
         for name, kept in rounds.tickets[-1].items():
             results[f"ticket{round_index}/{name}"] = np.asarray(kept, dtype="float32")
-        for layer in model.layers:
-            for variable in layer.weights:
-                if "mask" in variable.path:
-                    results[f"s{round_index}/{variable.path}"] = np.asarray(
-                        keras.ops.convert_to_numpy(variable))
+        for key, layer in layers.masked_layers_by_key(model).items():
+            results[f"s{round_index}/{key}"] = keras.ops.convert_to_numpy(layer.mask_logits)
     if not args.initial:
         results.update({f"w{i}": w for i, w in enumerate(initial_weights)})
     results["backend"] = np.array(keras.backend.backend())

@@ -34,7 +34,7 @@ def test_two_cs_rounds_match_across_tensorflow_and_jax(tmp_path):
         else:  # within 1e-5 of the logits' scale (float32 sums in a different order)
             scale = max(1.0, float(np.abs(expected).max()))
             np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale, err_msg=key)
-    # the rounds did something: round 2's logits moved away from the reset and some weights left
+    # the rounds did something: round 2's ticket has removed weights of the output layer
     assert on_jax["ticket2/cs_dense_1"].mean() < 1.0
 
 
@@ -49,6 +49,6 @@ def test_training_apps_refuse_jax_in_one_line(tmp_path, app_module):
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [errors[0]] and "KERAS_BACKEND=jax" in errors[0], done.stderr[-1500:]
+    assert len(errors) == 1 and "KERAS_BACKEND=jax" in errors[0], done.stderr[-1500:]
     assert "Traceback" not in done.stderr
     assert not out.exists()
