@@ -10,7 +10,7 @@ uncompiled `keras.Model` that outputs logits. Text models also take the
 import keras
 
 from keras_lottery import compat
-from keras_lottery.layers import CSConv2D, CSDense, mask_in_place, maskable
+from keras_lottery.layers import CSConv2D, CSDense, attention, mask_in_place, maskable
 from keras_lottery.tickets.unit_plan import idle_unit_layers
 
 _BUILDERS = {}
@@ -72,10 +72,16 @@ class _LayerFactory:
         return layer
 
     def mask_attention(self):
-        for attention in self.attention_layers:
-            for key, layer in compat.keyed_layers(attention):
-                if maskable(layer):
-                    mask_in_place(layer, f"{attention.name}/{key}", **self.mask_kwargs)
+        """Masks the attention layers' projections; with unit masks, the output projection's
+        heads only (`layers.attention`)."""
+        granularity = self.mask_kwargs.get("mask_granularity", "weight")
+        for layer_ in self.attention_layers:
+            by_projection = attention.granularity_of_projections(layer_, granularity)
+            for key, layer in compat.keyed_layers(layer_):
+                chosen = by_projection.get(id(layer), granularity)
+                if maskable(layer) and chosen is not None:
+                    mask_in_place(layer, f"{layer_.name}/{key}",
+                                  **{**self.mask_kwargs, "mask_granularity": chosen})
 
     def mask_model(self, model):
         """Masks the maskable layers of a built `model` in place (a keras.applications

@@ -52,6 +52,9 @@ CASES = {
     # lambda per layer priced in multiply-accumulates (read from one call of the model).
     "cs transformer, lambda in MACs": {"method": "cs", "epochs": 1, "steps": 3,
                                        "model": "transformer_tiny", "penalty_cost": "macs"},
+    # Heads and feed-forward units as groups (issue 30): one logit per head.
+    "cs transformer heads": {"method": "cs", "epochs": 1, "steps": 3,
+                             "model": "transformer_tiny", "mask_granularity": "unit"},
 }
 # Largest difference relative to a variable's scale that summation order explains.
 # float16 gradients of sums that nearly cancel (a bias, s after 3 steps from s0 = 0.002)

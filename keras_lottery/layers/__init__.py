@@ -3,6 +3,7 @@
     masked_layer   MaskedLayer: `w`, `s`, `beta`, `lambda`; the effective kernel `w * m`
     dense, conv    CSDense; CSConv1D, CSConv2D, CSDepthwiseConv2D
     einsum_dense   CSEinsumDense (attention's projections)
+    attention      attention heads as groups: the output projection's `head` masks
     in_place       mask_in_place: a built Keras layer becomes its masked class, where it is
     mask_rules     MaskRule, its registry, the ticket's rule `kept` (`s > 0`) and the `fixed`
                    rule `1[s > 0]`

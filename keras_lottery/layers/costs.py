@@ -10,14 +10,21 @@ Dense or attention projection on `T` tokens. A kernel of `n` weights costs
 per example over the whole model: the penalty of a unit then counts the MACs it costs instead
 of its weights, and at full density the total penalty is the same as with `"weights"` (the
 paper's), so a flagfile's `lambda` keeps its scale. On a network of Dense layers on vectors
-both costs are equal. This is an extension, not the paper's method: the CS authors' follow-up
-(Yuan, Savarese and Maire, ICLR 2021) budgets FLOPs in the same spirit.
+both costs are equal.
+
+A `head` group (`layers.attention`) stands for the head's query, key, value and output
+slices: its `lambda_l` is scaled by what those weigh over the output slice (`"weights"`), or by
+what they and the head's attention (`T_q * T_k * (key_dim + value_dim)` per head) cost in
+MACs (`"macs"`), so a head is priced as a whole. This is an extension, not the paper's
+method: the CS authors' follow-up (Yuan, Savarese and Maire, ICLR 2021) budgets FLOPs in the
+same spirit.
 """
 
 import keras
 import numpy as np
 
 from keras_lottery import compat
+from keras_lottery.layers import attention
 from keras_lottery.layers.einsum_dense import kernel_axes
 from keras_lottery.layers.masked_layer import masked_layers_by_key
 
@@ -129,38 +136,70 @@ def positions_by_key(model, layers):
     return {key: kernel_positions(layer, shapes.get(id(layer))) for key, layer in layers.items()}
 
 
-def penalty_factors(layers, cost="weights", positions=None):
+def head_costs(model, layers, positions=None):
+    """`{key: (weights, macs)}` for the `head`-granularity layers of `{key: layer}`: what
+    the heads stand for, summed over heads (the query, key, value and output kernels; their
+    MACs per example plus the attention's `T_q * T_k * (key_dim + value_dim)` per head, when
+    `positions` of `layers` are given; else None)."""
+    owners = attention.head_owner(model)
+    heads = {key: owners[id(layer)] for key, layer in layers.items()
+             if getattr(layer, "mask_granularity", None) == attention.HEAD
+             and id(layer) in owners}
+    found = {}
+    for key, owner in heads.items():
+        parts = attention.projections(owner)
+        sizes = [int(np.prod(_kernel_shape(p))) for p in parts]
+        macs = None
+        if positions is not None:
+            at = positions_by_key(model, dict(enumerate(parts)))
+            if any(p is None for p in at.values()):
+                macs = None
+            else:
+                query_shape, value_shape = _kernel_shape(parts[0]), _kernel_shape(parts[2])
+                heads_, key_dim, value_dim = query_shape[-2], query_shape[-1], value_shape[-1]
+                macs = (sum(at[i] * sizes[i] for i in range(4))
+                        + heads_ * at[0] * at[1] * (key_dim + value_dim))
+        found[key] = (sum(sizes), macs)
+    return found
+
+
+def penalty_factors(layers, cost="weights", positions=None, heads=None):
     """`{key: factor}` that multiplies each layer's `lambda` for `cost`, for `{key: layer}`
     (masked or plain layers with a kernel): 1 for `"weights"`; `positions_l * W / M` for
-    `"macs"` (module docstring), with `positions` from `positions_by_key` if given. A
-    ValueError names a bad cost, or a layer whose positions cannot be read."""
+    `"macs"` (module docstring), with `positions` from `positions_by_key` if given. `heads`
+    (`head_costs`) prices head groups as whole heads. A ValueError names a bad cost, or a
+    layer whose positions cannot be read."""
     check_cost(cost)
+    heads = heads or {}
+    sizes = {key: int(np.prod(_kernel_shape(layer))) for key, layer in layers.items()}
+    weights = {key: heads[key][0] if key in heads else sizes[key] for key in layers}
     if cost == "weights" or not layers:
-        return {key: 1.0 for key in layers}
+        return {key: weights[key] / sizes[key] for key in layers}
     if positions is None:
         positions = {key: kernel_positions(layer) for key, layer in layers.items()}
-    sizes = {}
-    for key, layer in layers.items():
-        if positions[key] is None:
+    macs = {}
+    for key in layers:
+        if positions[key] is None or (key in heads and heads[key][1] is None):
             raise ValueError(f"layer {key!r}: cannot weigh lambda by multiply-accumulates, "
                              "its shape per example is unknown (a variable length); use the "
                              "cost 'weights'.")
-        sizes[key] = int(np.prod(_kernel_shape(layer)))
-    scale = sum(sizes.values()) / sum(positions[k] * sizes[k] for k in layers)
-    return {key: positions[key] * scale for key in layers}
+        macs[key] = heads[key][1] if key in heads else positions[key] * sizes[key]
+    scale = sum(weights.values()) / sum(macs.values())
+    return {key: macs[key] / sizes[key] * scale for key in layers}
 
 
 def weigh_penalty(model, cost="weights", layers=None):
     """Scales the `lambda` (`mask_penalty` and `penalty_weight`) of `model`'s masked layers
     (or of `layers`, `{key: masked layer}`) by their `penalty_factors` for `cost`, computed
-    over those layers. Call it once, on layers that hold the same `lambda` (`sparsify(...,
-    penalty_cost=...)` and `apps.search` do). A layer whose positions only a call can tell
-    (one that another layer calls) is read in one call of `model` on zeros.
+    over those layers (head groups priced as whole heads). Call it once, on layers that hold
+    the same `lambda` (`sparsify(..., penalty_cost=...)` and `apps.search` do). A layer
+    whose positions only a call can tell (one that another layer calls) is read in one call
+    of `model` on zeros.
     Returns the factors."""
     layers = masked_layers_by_key(model) if layers is None else layers
     check_cost(cost)
     positions = positions_by_key(model, layers) if cost == "macs" else None
-    factors = penalty_factors(layers, cost, positions)
+    factors = penalty_factors(layers, cost, positions, head_costs(model, layers, positions))
     for key, layer in layers.items():
         if factors[key] != 1.0:
             layer.mask_penalty = float(layer.mask_penalty * factors[key])

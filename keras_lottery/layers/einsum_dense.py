@@ -5,7 +5,9 @@ Granularities: ``weight`` always. ``unit`` when the kernel's output axes (its le
 reach the output) are its last axes, as in every projection of `MultiHeadAttention`; a unit
 is one output channel (for the query `"abc,cde->abde"`: one (head, head_dim) entry), and its
 mask gates its bias, which must then span exactly those axes. ``block`` when the kernel is a
-matrix `"...i,ij->...j"` (TFLite's fully connected layout, as for `CSDense`).
+matrix `"...i,ij->...j"` (TFLite's fully connected layout, as for `CSDense`). ``head`` when
+the kernel's first axis is summed over and is not the last input axis alone, as in attention's
+output projection `"abcd,cde->abe"` (kernel `(heads, value_dim, outputs)`): a group is a head.
 """
 
 import keras
@@ -50,6 +52,11 @@ class CSEinsumDense(MaskedLayer, keras.layers.EinsumDense):
     @property
     def takes_blocks(self):  # a matrix kernel "i,ij": 1x4 blocks of inputs, as for Dense
         return kernel_axes(self.equation) == ([0], [1])
+
+    @property
+    def takes_heads(self):  # attention's output projection: kernel (heads, value_dim, out)
+        contracted, _ = kernel_axes(self.equation)
+        return len(contracted) >= 2 and contracted[:2] == [0, 1]
 
     def _forward(self, inputs, kernel, gate):
         outputs = ops.einsum(self.equation, inputs, kernel)

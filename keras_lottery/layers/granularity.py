@@ -8,6 +8,12 @@
 - ``block``: one logit per 1x4 block of consecutive inputs of one output unit, the layout in
   which TFLite keeps fully connected weights sparse (Dense only, input size divisible by 4);
   `s` has shape `(inputs / 4, units)`.
+- ``head``: one logit per attention head, on a `MultiHeadAttention`'s output projection
+  (kernel `(heads, value_dim, outputs)`); `s` has shape `(heads, 1, 1)`. The head's output
+  reaches the layer's output only through its slice of that kernel, so `m_h` gates the whole
+  head (Michel et al., 2019's head mask): a removed head's query, key, value and output
+  slices all leave the network (`shrink`). `sparsify(mask_granularity="unit")` gives
+  attention layers this granularity and leaves their query, key and value projections plain.
 
 The penalty counts the weights a group holds (`group_size`), so `lambda` keeps its
 per-weight meaning and a flagfile's value stays comparable across granularities.
@@ -105,7 +111,22 @@ class BlockGranularity(Granularity):
         return reduce(np.reshape(values, (blocks, BLOCK, units)), axis=1)
 
 
-GRANULARITIES = {g.name: g for g in (WeightGranularity, UnitGranularity, BlockGranularity)}
+class HeadGranularity(Granularity):
+    name = "head"
+
+    def group_shape(self, layer, kernel_shape):
+        if not getattr(layer, "takes_heads", False):
+            raise ValueError(f"{layer.name}: mask_granularity='head' is for the output "
+                             "projection of attention (an EinsumDense whose kernel's first axis "
+                             f"is the heads, summed over); {type(layer).__name__} takes "
+                             "'weight' or 'unit'.")
+        return (kernel_shape[0],) + (1,) * (len(kernel_shape) - 1)
+
+
+GRANULARITIES = {g.name: g for g in (WeightGranularity, UnitGranularity, BlockGranularity,
+                                     HeadGranularity)}
+#: What a search asks for (`--mask_granularity`): `unit` gives attention layers `head` groups.
+SEARCH_GRANULARITIES = ("weight", "unit", "block")
 
 
 def get(name):

@@ -64,10 +64,10 @@ SHARED = (
             "outputs.",
             group="method"),
     Setting("mask_granularity", "weight",
-            "What one mask logit decides: weight (unstructured), unit (a whole neuron or conv "
-            "filter: the ticket shrinks into a smaller, faster network) or block (1x4 inputs "
-            "of a Dense unit, which TFLite keeps sparse; Dense layers only).",
-            group="method", choices=tuple(granularity.GRANULARITIES)),
+            "What one mask logit decides: weight (unstructured), unit (a whole neuron, conv "
+            "filter or attention head: the ticket shrinks into a smaller, faster network) or "
+            "block (1x4 inputs of a Dense unit, which TFLite keeps sparse; Dense layers only).",
+            group="method", choices=granularity.SEARCH_GRANULARITIES),
     Setting("unmasked_layers", (),
             "Comma-separated layer names left without a mask (never pruned).",
             group="method"),

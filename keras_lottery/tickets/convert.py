@@ -25,6 +25,7 @@ from keras_lottery import compat, methods
 from keras_lottery.layers import (
     MASKED_CLASSES,
     MaskedLayer,
+    attention,
     costs,
     mask_in_place,
     maskable,
@@ -123,8 +124,9 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         mask_penalty: `lambda` (ignored by IMP).
         exclude: names or keys (`"block_0/attention/query"`) of layers to leave plain;
             a warning names the Dense and EinsumDense kernels left unmasked.
-        mask_granularity: `"weight"`, `"unit"` (whole neurons and filters, which `shrink`
-            removes) or `"block"` (1x4 blocks of inputs, Dense only; TFLite keeps them sparse).
+        mask_granularity: `"weight"`, `"unit"` (whole neurons, filters and attention heads
+            (`layers.attention`), which `shrink` removes) or `"block"` (1x4 blocks of inputs,
+            Dense only; TFLite keeps them sparse).
         mask_scaling: CS only: scale the mask by `1/sigmoid(s0)` (the official CS
             code's `mask_scale`), so that the outputs at the start equal `model`'s: a
             trained model stays trained. Without it, CS's start `sigmoid(s0)` multiplies
@@ -143,22 +145,15 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
     mask_kwargs = methods.get(method)().layer_arguments(
         mask_init, mask_penalty, mask_scaling=mask_scaling, mask_granularity=mask_granularity)
     keyed = compat.keyed_layers(model)
-    known = {name for key, layer in keyed for name in (key, layer.name)}
-    unknown = sorted(set(exclude) - known)
-    if unknown:
-        raise ValueError(f"exclude names layers {unknown} that the model does not have.")
-    chosen = [i for i, (key, layer) in enumerate(keyed)
-              if maskable(layer) and not {key, layer.name} & set(exclude)]
-    chosen, idle = _shrinkable(model, keyed, chosen, mask_granularity == "unit"
-                               and shrinkable_only)
+    chosen, arguments, left = _chosen(model, keyed, exclude, mask_kwargs, shrinkable_only)
     for i in chosen:  # every refusal before any change
-        check_maskable(keyed[i][1], keyed[i][0], **mask_kwargs)
+        check_maskable(keyed[i][1], keyed[i][0], **arguments[i])
     costs.check_cost(penalty_cost)
-    _warn_unmasked(keyed, chosen, set(exclude) | idle)
+    _warn_unmasked(keyed, chosen, set(exclude) | left)
     target = model if in_place else copy_model(model, "sparsify")
     layers = [layer for _, layer in compat.keyed_layers(target)]  # the order of `keyed`
     for i in chosen:
-        mask_in_place(layers[i], keyed[i][0], **mask_kwargs)
+        mask_in_place(layers[i], keyed[i][0], **arguments[i])
     compat.reset_compiled_functions(target)
     try:
         costs.weigh_penalty(target, penalty_cost, {keyed[i][0]: layers[i] for i in chosen})
@@ -169,6 +164,27 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
             compat.reset_compiled_functions(target)
         raise
     return target
+
+
+def _chosen(model, keyed, exclude, mask_kwargs, shrinkable_only):
+    """`(indices into keyed to mask, {index: mask arguments}, keys left plain on purpose)`:
+    the maskable layers not in `exclude`; with unit masks, not those whose units `shrink`
+    could not remove (`_shrinkable`), and an attention layer's output projection takes
+    `head` groups while its query, key and value projections stay plain (`layers.attention`)."""
+    known = {name for key, layer in keyed for name in (key, layer.name)}
+    unknown = sorted(set(exclude) - known)
+    if unknown:
+        raise ValueError(f"exclude names layers {unknown} that the model does not have.")
+    granularity = mask_kwargs["mask_granularity"]
+    chosen = [i for i, (key, layer) in enumerate(keyed)
+              if maskable(layer) and not {key, layer.name} & set(exclude)]
+    chosen, idle = _shrinkable(model, keyed, chosen, granularity == "unit" and shrinkable_only)
+    by_projection = attention.granularity_of_projections(model, granularity)
+    covered = {keyed[i][0] for i in chosen if by_projection.get(id(keyed[i][1]), 1) is None}
+    chosen = [i for i in chosen if keyed[i][0] not in covered]
+    arguments = {i: {**mask_kwargs, "mask_granularity": by_projection.get(
+        id(keyed[i][1]), granularity)} for i in chosen}
+    return chosen, arguments, covered | idle
 
 
 def _shrinkable(model, keyed, chosen, dry_run):
@@ -185,7 +201,7 @@ def _shrinkable(model, keyed, chosen, dry_run):
         warnings.warn(f"sparsify: {len(left)} layer(s) left without unit masks, since shrink "
                       f"could not remove their units ({reasons}"
                       f"{'; ...' if len(left) > 3 else ''}); pass shrinkable_only=False to "
-                      "mask them anyway.", stacklevel=3)
+                      "mask them anyway.", stacklevel=4)
     return [i for i in chosen if keyed[i][1].name not in idle], set(left)
 
 

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 
 from keras_lottery import compat
+from keras_lottery.tickets.shrink_attention import attention_plan, is_attention
+from keras_lottery.tickets.shrink_error import ShrinkError
 
 #: Layers that act on each channel alone and leave a channel's constant constant.
 _POOLING = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.AveragePooling1D,
@@ -30,10 +32,6 @@ _UNIT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
 _PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
 _CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
 _PASSING = _POOLING + _ACTIVATIONS + _PADDING + _CROPPING + (keras.layers.BatchNormalization,)
-
-
-class ShrinkError(ValueError):
-    """A model `shrink` cannot take units out of; the message names the layer."""
 
 
 class _Conflict(Exception):
@@ -63,13 +61,10 @@ def inputs_of(model):
     if isinstance(model, keras.Sequential):
         names = [layer.name for layer in model.layers]
         return [(layer, names[i - 1:i]) for i, layer in enumerate(model.layers)]
-    by_name = {layer.name: layer for layer in model.layers}
+    # Operations between layers (the padding mask an Embedding(mask_zero=True) computes) are
+    # in the graph too: they pass when their inputs keep every channel.
+    by_name = {operation.name: operation for operation in model.operations}
     entries = model.get_config()["layers"]
-    operations = [entry for entry in entries if entry["config"]["name"] not in by_name]
-    if operations:  # e.g. the padding mask an Embedding(mask_zero=True) computes
-        raise ShrinkError(f"shrink follows layers only; the model also computes operation "
-                          f"{operations[0]['config']['name']!r} between them (strip the ticket "
-                          "instead, or express that operation as a layer).")
     return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
             for entry in entries]
 
@@ -128,6 +123,8 @@ class _Shrinker:
         self.trained_statistics = trained_statistics
         self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
         self.weights, self.sizes, self.removed = {}, {}, {}
+        #: Attention layers (their `sizes` and `removed` count heads).
+        self.heads = set()
         self.unused = {}
 
     def _arrays(self, layer):
@@ -161,6 +158,14 @@ class _Shrinker:
             return dataclasses.replace(first, constant=_applied(layer, first.constant))
         if isinstance(layer, keras.layers.Flatten):
             return _flatten(layer, first)
+        if is_attention(layer):
+            full = all(len(c.kept) == c.total for c in inbound)
+            self.weights[layer.name], dead = attention_plan(layer, full, self.kernels,
+                                                            self.counting)
+            self.heads.add(layer.name)
+            self.sizes[layer.name] = int(np.sum(~dead))
+            self.removed[layer.name] = np.flatnonzero(dead).tolist()
+            return _Channels.full(int(layer.output.shape[-1]))
         if all(len(c.kept) == c.total for c in inbound):
             return _Channels.full(int(layer.output.shape[-1]))
         raise ShrinkError(f"shrink: cannot take channels out of the input of layer "

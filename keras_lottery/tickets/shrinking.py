@@ -34,7 +34,9 @@ __all__ = ["ShrinkError", "inputs_of", "plan", "shrink"]
 def _rebuild(model, shrinker):
     def clone(layer):
         config = layer.get_config()
-        if layer.name in shrinker.sizes:
+        if layer.name in shrinker.heads:
+            config["num_heads"] = shrinker.sizes[layer.name]
+        elif layer.name in shrinker.sizes:
             if not isinstance(layer, keras.layers.DepthwiseConv2D):  # (channels: its input's)
                 config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = (
                     shrinker.sizes[layer.name])
@@ -42,7 +44,7 @@ def _rebuild(model, shrinker):
         return layer.__class__.from_config(config)
 
     small = keras.models.clone_model(model, clone_function=clone)
-    for layer in compat.flatten_layers(small):
+    for layer in small.layers:
         if layer.name in shrinker.weights:
             layer.set_weights(shrinker.weights[layer.name])
         elif layer.weights:

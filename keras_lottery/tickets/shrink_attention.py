@@ -1,0 +1,63 @@
+"""`shrink`'s rule for attention: a `MultiHeadAttention` keeps the heads its ticket keeps.
+
+A head is gone when its slice of the output projection is all 0 (a `head` ticket removed it),
+or when its value slice and value bias are (it then adds 0 to every output). Its query, key,
+value and output slices leave the layer together and the layer is rebuilt with the kept
+number of heads: blocks may keep different numbers. The layer's inputs and outputs keep every
+channel (they are the residual stream). A ticket that keeps no head of a layer is refused in
+one line (a shrunk network without the layer's attention would compute something else: its
+output would be the output bias alone); a count (`counting`) lets it keep none.
+"""
+
+import keras
+import numpy as np
+
+from keras_lottery.layers import attention as attention_heads
+from keras_lottery.tickets.shrink_error import ShrinkError
+
+
+def is_attention(layer):
+    return isinstance(layer, keras.layers.MultiHeadAttention)
+
+
+def _arrays(layer, part, kernels):
+    """`[kernel, bias...]` of one projection: `kernels["<layer>/<projection>"]` if given."""
+    given = (kernels or {}).get(f"{layer.name}/{part.name}")
+    return [np.asarray(a) for a in given] if given else [np.array(w) for w in part.get_weights()]
+
+
+def dead_heads(layer, kernels=None):
+    """Bool per head: the heads of `layer` its weights (or `kernels`) have removed."""
+    query, key, value, output = (_arrays(layer, part, kernels)
+                                 for part in attention_heads.projections(layer))
+    out_kernel = output[0]
+    dead = ~np.any(out_kernel.reshape(out_kernel.shape[0], -1) != 0, axis=1)
+    value_kernel = np.moveaxis(value[0], -2, 0)  # (heads, inputs..., value_dim)
+    silent = ~np.any(value_kernel.reshape(value_kernel.shape[0], -1) != 0, axis=1)
+    if len(value) > 1:
+        silent &= ~np.any(value[1].reshape(value[1].shape[0], -1) != 0, axis=1)
+    return dead | silent
+
+
+def attention_plan(layer, inputs_full, kernels=None, counting=False):
+    """`(weights, dead)`: the flat weights of `layer` with its kept heads only (in
+    `MultiHeadAttention`'s order: query, key, value, output; kernels then biases) and a bool
+    per head, gone. A one-line ShrinkError if its inputs lost channels, or (unless
+    `counting`) if no head is kept."""
+    if not inputs_full:
+        raise ShrinkError(f"shrink: cannot take channels out of the inputs of attention layer "
+                          f"{layer.name!r}; leave the layers that feed it without unit masks.")
+    dead = dead_heads(layer, kernels)
+    if dead.all() and not counting:
+        raise ShrinkError(f"shrink: the ticket keeps no head of attention layer "
+                          f"{layer.name!r}; search with a smaller lambda (or --min_units >= 1).")
+    kept = np.flatnonzero(~dead)
+    weights = []
+    for index, part in enumerate(attention_heads.projections(layer)):
+        arrays = _arrays(layer, part, kernels)
+        if index < 3:  # query, key, value: kernel (inputs..., heads, dim), bias (heads, dim)
+            weights += [np.take(arrays[0], kept, axis=-2)] + [
+                np.take(b, kept, axis=0) for b in arrays[1:]]
+        else:  # output: kernel (heads, value_dim, outputs), bias (outputs)
+            weights += [arrays[0][kept]] + arrays[1:]
+    return weights, dead
