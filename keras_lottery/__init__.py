@@ -14,7 +14,9 @@ The library is a house of rooms; each imports only from the rooms listed before 
     callbacks         RoundManager and end_round (where every round ends), MaskSummaries, ...
     models            the paper's models by name
     optimizers        MaskOptimizer (s with its own optimizer), FusedSGD, coupled decay
-    data              Fashion-MNIST, MNIST, CIFAR-10 and their tf.data pipelines
+    data              Fashion-MNIST, MNIST, CIFAR-10, the King James text (kjv_genres,
+                      kjv_chars) and their tf.data pipelines
+    metrics           BitsPerCharacter (a language model's loss in bits)
     search            SearchConfig and the runner: the loop over steps in a run directory
     report            tables and figures from results.json files
     sweep             keras-tuner sweeps of searches
@@ -30,6 +32,7 @@ from keras_lottery import (
                            data,
                            layers,
                            methods,
+                           metrics,
                            models,
                            optimizers,
                            saving,
@@ -63,6 +66,7 @@ __all__ = [
     "CSEinsumDense", "ConfigError", "DeployedCost",
     "MaskSummaries", "RoundManager", "SearchConfig", "TargetRemaining", "TemperatureCallback",
     "TemperatureSchedule", "callbacks", "compat", "data", "end_round", "layers", "load_run",
-    "methods", "models", "native", "optimizers", "saving", "search", "shrink", "sparsify",
+    "methods", "metrics", "models", "native",
+    "optimizers", "saving", "search", "shrink", "sparsify",
     "strip", "tickets", "weights", "__version__",
 ]

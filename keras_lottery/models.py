@@ -240,6 +240,46 @@ def transformer_tiny(input_shape, num_classes, layers):
     return keras.Model(tokens, outputs, name="transformer_tiny")
 
 
+@register("gpt_tiny")
+def gpt_tiny(input_shape, num_classes, layers):
+    """A causal character-level language model: 4 pre-normalized blocks of width 128, 4 heads
+    of 32 and a feed-forward layer of 512 (GELU), learned positions, logits for the next
+    character at every position (`--dataset=kjv_chars`).
+
+    Token `embedding` plus `positions` (keras-hub's `PositionEmbedding`), per block
+    `block<b>_norm1`, `block<b>_attention` (causal), `block<b>_add1`, `block<b>_norm2`,
+    `block<b>_ff1`, `block<b>_ff2`, `block<b>_add2`; `final_norm`, `output`. Masked: the
+    attention projections and both feed-forward layers (with unit masks: the heads and
+    `ff1`'s units, which take `ff2`'s input rows along; `ff2` writes the residual stream,
+    whose channels stay, so it is left plain). The embeddings and `output` are never
+    masked. Our own functional model rather than keras-hub's `GPT2Backbone`: `shrink` walks
+    a functional graph of Keras layers, and a backbone's blocks hide theirs inside.
+    """
+    if not layers.vocabulary_size or tuple(input_shape) != (input_shape[0],):
+        raise ValueError("gpt_tiny reads a window of character ids: it needs a character "
+                         "data set (--dataset=kjv_chars).")
+    import keras_hub
+
+    width, heads, hidden = 128, 4, 512
+    units = layers.mask_kwargs.get("mask_granularity") == "unit"
+    tokens = keras.Input(input_shape, dtype="int32")
+    x = keras.layers.Embedding(layers.vocabulary_size, width, name="embedding")(tokens)
+    x = keras.layers.Add(name="add_positions")(
+        [x, keras_hub.layers.PositionEmbedding(input_shape[0], name="positions")(x)])
+    for block in range(4):
+        normed = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{block}_norm1")(x)
+        attended = layers.attention(heads, width // heads, name=f"block{block}_attention")(
+            normed, normed, use_causal_mask=True)
+        x = keras.layers.Add(name=f"block{block}_add1")([x, attended])
+        normed = keras.layers.LayerNormalization(epsilon=1e-5, name=f"block{block}_norm2")(x)
+        hidden_ = layers.dense(hidden, activation="gelu", name=f"block{block}_ff1")(normed)
+        hidden_ = layers.dense(width, name=f"block{block}_ff2", masked=not units)(hidden_)
+        x = keras.layers.Add(name=f"block{block}_add2")([x, hidden_])
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    outputs = layers.dense(num_classes, name="output", masked=False, dtype="float32")(x)
+    return keras.Model(tokens, outputs, name="gpt_tiny")
+
+
 @register("mobilenet_v2")
 def mobilenet_v2(input_shape, num_classes, layers):
     """`keras.applications.MobileNetV2` without pretrained weights, of width

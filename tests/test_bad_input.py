@@ -122,7 +122,7 @@ def test_helpfull_lists_the_choices_in_groups():
     assert "Traceback" not in done.stderr  # (absl exits 1 after printing the help)
     for line in ("search.method:", "search.schedule:", "search.data:", "search.run:",
                  "--method: <cs|imp|iss|random>", "--input_scaling: <standardize|unit>",
-                 "--reset: <paper|official>", "<conv2|conv4|conv6|lenet300_100|mobilenet_v2|"):
+                 "--reset: <paper|official>", "<conv2|conv4|conv6|gpt_tiny|lenet300_100|"):
         assert line in done.stdout, line
 
 

@@ -76,7 +76,7 @@ def test_flagfiles_carry_the_papers_numbers():
 
 
 #: Dry runs of the big models (ResNet, Conv-6) build and step their whole graph: slow tier.
-HEAVY = ("resnet18", "conv6", "transformer", "mobilenet")  # the transformers also run end to end (test_text)
+HEAVY = ("resnet18", "conv6", "transformer", "mobilenet", "gpt")  # the transformers also run end to end (test_text)
 
 
 @pytest.mark.parametrize("flagfile", [

@@ -67,6 +67,10 @@ FLOAT32_TOLERANCE = 2e-6
 # loss, the penalty (to 1e-9) and the ticket are equal. A penalty counted on one replica only,
 # or twice, moves `s` by percents.
 MODEL_TOLERANCE = {"transformer_tiny": 5e-5}
+# With head masks the key projection is plain, and its bias has no gradient in exact arithmetic
+# (softmax ignores a constant added to one query's scores): its Adam update is rounding noise,
+# 9.5e-5 of its tiny scale between 1 and 2 replicas; `s` differs by 1.6e-6, the penalty by 2e-8.
+CASE_TOLERANCE = {"cs transformer heads": 1e-4}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +87,9 @@ def results():
 def test_mirrored_steps_equal_single_device(results, case):
     result = results[case]
     assert result["replicas"] == [1, 2]
-    tolerance = TOLERANCE.get(CASES[case].get("mixed_precision"),
-                              MODEL_TOLERANCE.get(CASES[case].get("model"), FLOAT32_TOLERANCE))
+    tolerance = CASE_TOLERANCE.get(case, TOLERANCE.get(
+        CASES[case].get("mixed_precision"),
+        MODEL_TOLERANCE.get(CASES[case].get("model"), FLOAT32_TOLERANCE)))
     differences = dict(result["differences"])
     counters = [k for k in differences if k.endswith(("iteration@optimizer",
                                                       "dynamic_scale@optimizer"))]

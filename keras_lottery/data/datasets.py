@@ -1,4 +1,4 @@
-"""Data sets as `tf.data` pipelines: Fashion-MNIST, MNIST, CIFAR-10 and `kjv_genres` (text).
+"""Data sets as `tf.data` pipelines: Fashion-MNIST, MNIST, CIFAR-10 and text (`kjv_*`).
 
 `load(name, data_dir)` returns `Splits` (train / validation / test numpy
 arrays, normalised per channel with training-set statistics); `keras_lottery.data.pipelines`
@@ -15,6 +15,8 @@ Sources, in order:
   `cifar-10-batches-bin/`), tfds. The pickle version is never read.
 - `kjv_genres`: verses of the King James Bible as token ids, 6 groups of books
   (`keras_lottery.data.text`): Debian's `bible-kjv-text`, or `kjv.txt` in `data_dir`.
+- `kjv_chars`: the same text as windows of 128 characters, labelled with the next character
+  at every position (`keras_lottery.data.characters`): a character-level language model.
 tfds needs a download or a prepared tfds directory (`data_dir` doubles as it).
 """
 
@@ -24,7 +26,7 @@ import os
 
 import numpy as np
 
-from keras_lottery.data import text
+from keras_lottery.data import characters, text
 from keras_lottery.data.errors import DataError
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -190,7 +192,11 @@ _LOADERS = {
     "mnist": (_load_mnist, 10),
     "cifar10": (_load_cifar10, 10),
     "kjv_genres": (None, len(text.GROUPS)),  # text: its own split and no pixel scaling
+    "kjv_chars": (None, None),  # characters: as many classes as the vocabulary has
 }
+#: Data sets whose labels are the next token at every position (a causal language model):
+#: their loss in bits per character (`loss / ln 2`) is reported beside accuracy.
+LANGUAGE_MODELS = ("kjv_chars",)
 
 
 def available_datasets():
@@ -242,6 +248,9 @@ def load(name, data_dir=None, validation_examples=VALIDATION_EXAMPLES, train_exa
     if name == "kjv_genres":
         *arrays, vocabulary = text.load_kjv_genres(data_dir, train_examples, seed)
         return Splits(*arrays, num_classes, vocabulary_size=vocabulary)
+    if name == "kjv_chars":
+        *arrays, vocabulary = characters.load_kjv_chars(data_dir, train_examples, seed)
+        return Splits(*arrays, vocabulary, vocabulary_size=vocabulary)
     (x_train, y_train), (x_test, y_test) = loader(data_dir)
     x_train, x_test = _as_nhwc(x_train), _as_nhwc(x_test)
     y_train, y_test = np.asarray(y_train, np.int32), np.asarray(y_test, np.int32)

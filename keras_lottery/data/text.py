@@ -34,8 +34,9 @@ VOCABULARY = 8000
 _VERSE = re.compile(r"^(\d?[A-Za-z]+)(\d+):(\d+)\s+(.*)$")
 
 
-def read_verses(data_dir=None):
-    """`[(book, chapter, text)]` of every verse, from `data_dir/kjv.txt` or `bible`."""
+def read_verses(data_dir=None, dataset="kjv_genres"):
+    """`[(book, chapter, text)]` of every verse, from `data_dir/kjv.txt` or `bible`; a
+    one-line DataError naming the Debian packages (and `dataset`) if neither is there."""
     local = os.path.join(data_dir, "kjv.txt") if data_dir else None
     if local and os.path.exists(local):
         with open(local, encoding="utf-8") as handle:
@@ -44,7 +45,7 @@ def read_verses(data_dir=None):
         lines = subprocess.run(["bible", "-f", "gen1:1-rev22:21"], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, check=True).stdout.splitlines()
     else:
-        raise DataError("kjv_genres needs the King James text: apt-get install bible-kjv "
+        raise DataError(f"{dataset} needs the King James text: apt-get install bible-kjv "
                         "bible-kjv-text (or a kjv.txt of 'Ge1:1 text' lines in --data_dir).")
     verses = [match.groups() for match in map(_VERSE.match, lines) if match]
     return [(book, int(chapter), text) for book, chapter, _, text in verses]

@@ -8,7 +8,9 @@ never touches the mask logits `s`; with `--mask_optimizer` or
 import keras
 
 from keras_lottery import methods, models, optimizers
+from keras_lottery.data import LANGUAGE_MODELS
 from keras_lottery.layers import costs, masked_layers_by_key
+from keras_lottery.metrics import BitsPerCharacter
 from keras_lottery.search import distribute
 from keras_lottery.search.config import ConfigError
 from keras_lottery.tickets import snapshots, sparsify
@@ -133,13 +135,16 @@ def execution_steps(steps_per_epoch, most):
 
 
 def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None):
-    """Compiles `model` for a search: SGD/Adam from `config`, cross-entropy, accuracy."""
+    """Compiles `model` for a search: SGD/Adam from `config`, cross-entropy, accuracy (and,
+    for a language model's data, bits per character)."""
+    bits = [BitsPerCharacter()] if config.dataset in LANGUAGE_MODELS else []
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="task_loss"),
+            *bits,
         ],
         jit_compile=config.jit_compile,
         steps_per_execution=steps_per_execution or config.steps_per_execution,

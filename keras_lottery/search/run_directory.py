@@ -162,7 +162,10 @@ class RunDirectory:
 
 @contextlib.contextmanager
 def exclusive_lock(directory):
-    """Holds an exclusive lock on `directory`; RunLockedError if another process has it."""
+    """Holds an exclusive lock on `directory`; RunLockedError if another process has it. A
+    directory the lock created is removed again if nothing but the lock was written in it (a
+    run refused before its first file leaves nothing on disk)."""
+    created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
     handle = open(os.path.join(directory, ".lock"), "a+")
     try:
@@ -181,6 +184,9 @@ def exclusive_lock(directory):
         yield
     finally:
         handle.close()  # closing releases the lock
+        if created and os.listdir(directory) == [".lock"]:
+            os.remove(os.path.join(directory, ".lock"))
+            os.rmdir(directory)
 
 
 #: Version of the layout of results.json (docs/guide.md, "What a run writes").

@@ -20,6 +20,7 @@ import numpy as np
 from keras_lottery import callbacks as cb
 from keras_lottery import io_utils, tickets
 from keras_lottery.search import checkpoints, model_setup
+from keras_lottery.search.bits import bits_record, bits_text, summary_scalars
 from keras_lottery.search.config import budget_of
 from keras_lottery.tickets import snapshots
 from keras_lottery.tickets.budgets import budget_multiplier
@@ -106,6 +107,7 @@ class SearchRound:
         state.results["rounds"].append({
             "round": self.round, "method": config.method, "remaining": remaining,
             "search_accuracy": accuracy, "search_loss": task_loss,
+            **bits_record(config, "search", task_loss),
             "search_validation_accuracy": validation,
             "epochs": self.round * config.epochs, "supermask": config.supermask,
             "mask_penalty": model_setup.current_penalty(state.model, state.method),
@@ -118,6 +120,7 @@ class SearchRound:
         run_dir.write_results(state.results)  # the commit point of the step
         trainer.write_scalars("summary", self.round, {
             "Results/remaining": remaining, "Results/search_accuracy": accuracy,
+            **summary_scalars(bits_record(config, "search", task_loss)),
             "Results/search_epochs": self.round * config.epochs,
             **({"Results/budget_target": budget["target"],
                 "Results/budget_achieved": budget["achieved"]} if budget else {})})
@@ -176,16 +179,21 @@ class DenseBaseline:
         dense = trainer.ticket_model(state.model, all_ones, state.initial_weights)
         history = trainer.fit(dense, epochs, trainer.tensorboard("dense"), self.phase,
                               stream=0)
-        accuracy, _ = trainer.evaluate(dense)
+        accuracy, task_loss = trainer.evaluate(dense)
+        bits = bits_record(config, "test", task_loss)
         trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
         for round_index in range(1, config.rounds + 1):  # a reference line beside the rounds
-            trainer.write_scalars("summary", round_index, {"Results/dense_accuracy": accuracy})
-        state.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, "epochs": epochs,
+            trainer.write_scalars("summary", round_index, {
+                "Results/dense_accuracy": accuracy,
+                **({"Results/dense_bits_per_char": bits["test_bits_per_char"]} if bits else {})})
+        state.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, **bits,
+                                  "epochs": epochs,
                                   "wall_time_s": round(time.time() - started, 1),
                                   "history": history}
         state.run_dir.write_results(state.results)
         state.run_dir.clear_phase(self.phase)
-        log(f"dense baseline: test accuracy {accuracy:.4f} after {epochs} epochs")
+        log(f"dense baseline: test accuracy {accuracy:.4f}"
+            f"{bits_text(bits.get('test_bits_per_char'))} after {epochs} epochs")
 
 
 class TicketFromNextRound:
@@ -202,6 +210,8 @@ class TicketFromNextRound:
     def run(self, state):
         record = state.results["rounds"][self.round - 1]
         following = state.results["rounds"][self.round]
+        if "search_bits_per_char" in following:
+            record["ticket_bits_per_char"] = following["search_bits_per_char"]
         record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
                       ticket_validation_accuracy=following.get("search_validation_accuracy"),
                       ticket_source=f"round_{self.round + 1}", ticket_wall_time_s=0.0,
@@ -209,6 +219,7 @@ class TicketFromNextRound:
         state.run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
             "Results/ticket_accuracy": record["ticket_accuracy"],
+            **summary_scalars(bits_record(state.config, "ticket", following.get("search_loss"))),
             "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         log_round(state, record)
 
@@ -225,29 +236,31 @@ class RetrainTicket:
         return ticket_done(state.results["rounds"][self.round - 1])
 
     def _train(self, state, masks):
-        """`(ticket model, its test accuracy, its history)`; accuracy None: not retrained."""
+        """`(ticket model, (its test accuracy, its test task loss), its history)`; accuracy
+        None: not retrained."""
         config, trainer = state.config, state.trainer
         if config.supermask:
             ticket = trainer.ticket_model(state.model, masks, state.initial_weights)
-            return ticket, trainer.evaluate(ticket)[0], []
+            return ticket, trainer.evaluate(ticket), []
         if not config.ticket_epochs:
-            return None, None, []
+            return None, (None, None), []
         log(f"round {self.round}/{config.rounds}: retraining the ticket")
         ticket = trainer.ticket_model(state.model, masks, state.round_manager.ticket_weights)
         offset = (self.round - 1) * config.ticket_epochs  # the tickets' own timeline
         history = trainer.fit(ticket, config.ticket_epochs, trainer.tensorboard("tickets", offset),
                               self.phase, stream=2 * self.round + 1)
-        accuracy, _ = trainer.evaluate(ticket)
+        accuracy, task_loss = trainer.evaluate(ticket)
         trainer.write_scalars("tickets", offset + config.ticket_epochs,
                               {"test/accuracy": accuracy})
-        return ticket, accuracy, history
+        return ticket, (accuracy, task_loss), history
 
     def run(self, state):
         config, run_dir = state.config, state.run_dir
         record = state.results["rounds"][self.round - 1]
         started = time.time()
-        ticket, accuracy, history = self._train(state, tickets.load_masks(
+        ticket, (accuracy, task_loss), history = self._train(state, tickets.load_masks(
             run_dir.masks_path(self.round)))
+        bits = bits_record(config, "ticket", task_loss)
         if accuracy is not None and state.trainer.chief:
             report = tickets.export(ticket, run_dir.ticket_dir(self.round))
             if config.deployment and not state.trainer.dry_steps:
@@ -258,14 +271,14 @@ class RetrainTicket:
                 io_utils.copy_files(run_dir.ticket_dir(self.round), run_dir.ticket_dir())
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
         trained = config.ticket_epochs if accuracy is not None and not config.supermask else 0
-        record.update(ticket_accuracy=accuracy, ticket_source="retrained",
+        record.update(ticket_accuracy=accuracy, ticket_source="retrained", **bits,
                       ticket_validation_accuracy=None if ticket is None
                       else state.trainer.validate(ticket),
                       ticket_epochs_trained=trained, ticket_history=history,
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
-            "Results/ticket_accuracy": accuracy,
+            "Results/ticket_accuracy": accuracy, **summary_scalars(bits),
             "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         run_dir.clear_phase(self.phase)
         log_round(state, record)
@@ -279,5 +292,7 @@ def log_round(state, record):
         ticket_text += f" (trained in {record['ticket_source'].replace('_', ' ')})"
     log(f"{'dry run: ' if state.trainer.dry_steps else ''}round {record['round']}/"
         f"{config.rounds} ({config.method}): remaining {record['remaining']:.2%}, search "
-        f"accuracy {record['search_accuracy']:.4f}, ticket accuracy {ticket_text}, "
+        f"accuracy {record['search_accuracy']:.4f}, ticket accuracy {ticket_text}"
+        f"{bits_text(record.get('ticket_bits_per_char'))}, "
         f"{record['epochs']} search epochs, {record['wall_time_s']}s")
+
