@@ -13,6 +13,10 @@ same run: a shared, noisy machine makes absolute times meaningless, ratios less 
     python3 -m benchmarks.deployment [--models=lenet300_100,conv4,conv6,resnet18]
         [--batch_sizes=1,64,256] [--threads=1,2] [--kept_units=0.05] [--kept_blocks=0.05]
 
+Text models (`--models=gpt_tiny`, 128 characters of context, a vocabulary of 64) are timed on
+full-context forward passes of random ids, and their generation of `--generate` characters (one
+forward pass per character, batch 1) is timed too, as characters per second dense / ticket.
+
 With `--shrunk=PATH,...` (one model in `--models`) the unit tickets are real ones instead: the
 `shrunk.keras` files a search wrote (`ticket/round_<r>/shrunk.keras`), each timed against the
 dense network of that model, which is how REPRODUCTION.md's tickets are re-measured on an idle
@@ -32,17 +36,27 @@ import numpy as np  # noqa: E402
 from benchmarks.step_time import SHAPES  # noqa: E402
 from keras_lottery import models, tickets  # noqa: E402
 from keras_lottery.layers import masked_layers  # noqa: E402
-from keras_lottery.tickets.deployment import keras_runner, median_latencies  # noqa: E402
+from keras_lottery.tickets.deployment import (  # noqa: E402
+    generation_rates,
+    keras_runner,
+    median_latencies,
+)
+
+#: Text models: `(input shape, vocabulary size)`; their classes are the vocabulary.
+TEXT = {"gpt_tiny": ((128,), 64)}
 
 
 def random_ticket(model_name, granularity, kept, seed=0, shape=None):
     """The model (on inputs of `shape`, default the benchmark's) with fixed masks keeping `kept`
     of each masked layer's groups at random (at least one; the output layer keeps all)."""
     keras.utils.set_random_seed(seed)
-    model = models.build(model_name, shape or SHAPES[model_name], 10, mask_rule="fixed",
+    text_shape, vocabulary = TEXT.get(model_name, (None, None))
+    model = models.build(model_name, shape or text_shape or SHAPES[model_name],
+                         vocabulary or 10, vocabulary_size=vocabulary, mask_rule="fixed",
                          mask_init=1.0, mask_granularity=granularity)
     rng = np.random.RandomState(seed)
-    for layer in masked_layers(model)[:-1]:
+    layers = masked_layers(model)
+    for layer in layers if vocabulary else layers[:-1]:  # (gpt_tiny's output is not masked)
         groups = int(np.prod(layer.mask_logits.shape))
         chosen = rng.permutation(groups)[:max(1, int(round(kept * groups)))]
         mask = np.zeros(groups, bool)
@@ -73,6 +87,26 @@ def variants(model_name, kept_units, kept_blocks, folder, shrunk=None, shape=Non
     return runners, files
 
 
+def _inputs(model_name, shape, batch):
+    """A batch of random inputs: character ids for a text model, pixels otherwise."""
+    generator = np.random.RandomState(batch)
+    if model_name in TEXT:
+        return generator.randint(1, TEXT[model_name][1], size=(batch, *shape)).astype("int32")
+    return generator.rand(batch, *shape).astype("float32")
+
+
+def _print_generation(model_name, runners, lite, inputs, args, threads):
+    """Prints each ticket's generation speed over the dense network's, in Keras and TFLite."""
+    window = inputs[min(inputs)][:1]
+    for runtime, group in (("keras", runners), (f"tflite x{threads}", lite)):
+        rates = generation_rates(group, window, args.generate, max(1, args.repeats // 7))
+        for name, rate in rates.items():
+            if name != "dense":
+                print(f"{model_name:13s} {runtime} {name} generation: {rate:7.1f} chars/s, "
+                      f"{rate / rates['dense']:5.2f}x dense ({rates['dense']:.1f} chars/s)",
+                      flush=True)
+
+
 def speedups(times):
     return {name: {b: times["dense"][b] / t for b, t in per.items()}
             for name, per in times.items() if name != "dense"}
@@ -87,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--kept_blocks", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--shrunk", default="", help="saved shrunk tickets of the one model")
+    parser.add_argument("--generate", type=int, default=128,
+                        help="characters a text model generates, timed (0: none)")
     args = parser.parse_args(argv)
     shrunk_files = [path for path in args.shrunk.split(",") if path]
     if shrunk_files and len(args.models.split(",")) != 1:
@@ -100,8 +136,8 @@ def main(argv=None):
     table = {}
     for model_name in args.models.split(","):
         shape = tuple(next(iter(shrunk.values())).inputs[0].shape[1:]) if shrunk else (
-            SHAPES[model_name])
-        inputs = {b: np.random.RandomState(b).rand(b, *shape).astype("float32") for b in batches}
+            TEXT[model_name][0] if model_name in TEXT else SHAPES[model_name])
+        inputs = {b: _inputs(model_name, shape, b) for b in batches}
         with tempfile.TemporaryDirectory() as folder:
             runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder,
                                       shrunk, shape)
@@ -111,6 +147,8 @@ def main(argv=None):
                 lite = {name: tickets.TFLiteModel(path, threads) for name, path in files.items()}
                 rows.update({f"tflite x{threads} {name}": row for name, row in
                              speedups(median_latencies(lite, inputs, args.repeats)).items()})
+                if model_name in TEXT and args.generate:
+                    _print_generation(model_name, runners, lite, inputs, args, threads)
         table[model_name] = rows
         for name, row in rows.items():
             print(f"{model_name:13s} {name:26s} " + "  ".join(

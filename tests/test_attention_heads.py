@@ -182,3 +182,56 @@ def test_a_causal_decoder_shrinks_exactly_and_a_block_without_heads_is_one_error
     with pytest.raises(ShrinkError, match="keeps no head of attention layer 'attention'") as error:
         keras_lottery.shrink(model)
     assert "\n" not in str(error.value)
+
+
+def test_a_shrunk_encoder_converts_to_tflite_and_computes_the_same(tmp_path):
+    from keras_lottery.tickets import TFLiteModel, export_tflite
+
+    model = models.build("transformer_tiny", (12,), 3, vocabulary_size=30, mask_init=1.0,
+                         mask_rule="fixed", mask_granularity="unit")
+    rng = _random_heads(model, {"block0_attention": 2, "block1_attention": 1})
+    small = keras_lottery.shrink(model)
+    export_tflite(small, str(tmp_path / "small.tflite"))
+    x = rng.integers(1, 30, size=(1, 12)).astype("int32")
+    x[0, 9:] = 0  # padding
+    np.testing.assert_allclose(TFLiteModel(str(tmp_path / "small.tflite"))(x),
+                               small.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+
+
+def test_generation_is_timed_for_a_causal_ticket_and_both_runtimes_agree(tmp_path):
+    from keras_lottery.tickets import TFLiteModel, export_tflite
+    from keras_lottery.tickets.deployment import export_deployment, generate_greedily, keras_runner
+
+    model = models.build("gpt_tiny", (16,), 20, vocabulary_size=20, mask_init=1.0,
+                         mask_rule="fixed", mask_granularity="unit")
+    _random_heads(model, {f"block{b}_attention": 1 + b % 3 for b in range(4)})
+    window = np.random.default_rng(0).integers(1, 20, size=(1, 16)).astype("int32")
+    small = keras_lottery.shrink(model)
+    export_tflite(small, str(tmp_path / "small.tflite"))
+    made = generate_greedily(keras_runner(small), window, 6)
+    assert made == generate_greedily(TFLiteModel(str(tmp_path / "small.tflite")), window, 6)
+    assert made == generate_greedily(keras_runner(keras_lottery.strip(model)), window, 6)
+    report = export_deployment(model, str(tmp_path), batch_sizes=(1,), repeats=2, generate=4)
+    generation = report["generation"]
+    assert generation["tokens"] == 4 and all(v > 0 for v in
+                                             generation["tokens_per_second"].values())
+    assert set(generation["speedup"]) == {"keras", "tflite"}
+    assert report["shrunk"]["units"]["block2_attention"] == 3  # heads kept
+
+
+@pytest.mark.parametrize("kind", ["macs", "parameters"])
+def test_deployed_cost_counts_heads_as_the_shrunk_network_does(kind):
+    from keras_lottery.tickets.deployment import _all_kept, _counts
+
+    model = models.build("transformer_tiny", (12,), 3, vocabulary_size=30, mask_init=1.0,
+                         mask_rule="fixed", mask_granularity="unit")
+    _random_heads(model, {"block0_attention": 1, "block1_attention": 3})
+    cost = keras_lottery.DeployedCost(model, kind)
+    heads = masked_layers_by_key(model)["block0_attention/attention_output"]
+    assert cost.removable[cost.layers.index(heads)].all()  # every head can leave
+    counts = _counts(keras_lottery.strip(_all_kept(model), warn_undecided=False),
+                     keras_lottery.shrink(model))
+    key = "macs_per_example" if kind == "macs" else "parameters"
+    assert cost.fraction() == pytest.approx(counts[key]["deployed"] / counts[key]["dense"],
+                                            rel=1e-9)
+    assert cost.fraction() < 0.9

@@ -19,8 +19,8 @@ import numpy as np
 
 from keras_lottery import callbacks as cb
 from keras_lottery import io_utils, tickets
+from keras_lottery.search import bits as language_model
 from keras_lottery.search import checkpoints, model_setup
-from keras_lottery.search.bits import bits_record, bits_text, summary_scalars
 from keras_lottery.search.config import budget_of
 from keras_lottery.tickets import snapshots
 from keras_lottery.tickets.budgets import budget_multiplier
@@ -107,7 +107,7 @@ class SearchRound:
         state.results["rounds"].append({
             "round": self.round, "method": config.method, "remaining": remaining,
             "search_accuracy": accuracy, "search_loss": task_loss,
-            **bits_record(config, "search", task_loss),
+            **language_model.bits_record(config, "search", task_loss),
             "search_validation_accuracy": validation,
             "epochs": self.round * config.epochs, "supermask": config.supermask,
             "mask_penalty": model_setup.current_penalty(state.model, state.method),
@@ -120,7 +120,7 @@ class SearchRound:
         run_dir.write_results(state.results)  # the commit point of the step
         trainer.write_scalars("summary", self.round, {
             "Results/remaining": remaining, "Results/search_accuracy": accuracy,
-            **summary_scalars(bits_record(config, "search", task_loss)),
+            **language_model.scalars(config, "search", task_loss),
             "Results/search_epochs": self.round * config.epochs,
             **({"Results/budget_target": budget["target"],
                 "Results/budget_achieved": budget["achieved"]} if budget else {})})
@@ -180,7 +180,7 @@ class DenseBaseline:
         history = trainer.fit(dense, epochs, trainer.tensorboard("dense"), self.phase,
                               stream=0)
         accuracy, task_loss = trainer.evaluate(dense)
-        bits = bits_record(config, "test", task_loss)
+        bits = language_model.bits_record(config, "test", task_loss)
         trainer.write_scalars("dense", epochs, {"test/accuracy": accuracy})
         for round_index in range(1, config.rounds + 1):  # a reference line beside the rounds
             trainer.write_scalars("summary", round_index, {
@@ -193,7 +193,7 @@ class DenseBaseline:
         state.run_dir.write_results(state.results)
         state.run_dir.clear_phase(self.phase)
         log(f"dense baseline: test accuracy {accuracy:.4f}"
-            f"{bits_text(bits.get('test_bits_per_char'))} after {epochs} epochs")
+            f"{language_model.bits_text(bits.get('test_bits_per_char'))} after {epochs} epochs")
 
 
 class TicketFromNextRound:
@@ -219,7 +219,7 @@ class TicketFromNextRound:
         state.run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
             "Results/ticket_accuracy": record["ticket_accuracy"],
-            **summary_scalars(bits_record(state.config, "ticket", following.get("search_loss"))),
+            **language_model.scalars(state.config, "ticket", following.get("search_loss")),
             "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         log_round(state, record)
 
@@ -260,13 +260,14 @@ class RetrainTicket:
         started = time.time()
         ticket, (accuracy, task_loss), history = self._train(state, tickets.load_masks(
             run_dir.masks_path(self.round)))
-        bits = bits_record(config, "ticket", task_loss)
+        bits = language_model.bits_record(config, "ticket", task_loss)
         if accuracy is not None and state.trainer.chief:
             report = tickets.export(ticket, run_dir.ticket_dir(self.round))
             if config.deployment and not state.trainer.dry_steps:
                 record["deployment"] = export_deployment(
                     ticket, run_dir.ticket_dir(self.round), repeats=config.latency_repeats,
-                    batch_sizes=config.latency_batch_sizes)
+                    batch_sizes=config.latency_batch_sizes,
+                    generate=language_model.generated_characters(config))
             if self.round == config.rounds:  # ticket/ holds the last round's too
                 io_utils.copy_files(run_dir.ticket_dir(self.round), run_dir.ticket_dir())
             record["ticket_report"] = {k: v for k, v in report.items() if k != "layers"}
@@ -278,7 +279,7 @@ class RetrainTicket:
                       ticket_wall_time_s=round(time.time() - started, 1))
         run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
-            "Results/ticket_accuracy": accuracy, **summary_scalars(bits),
+            "Results/ticket_accuracy": accuracy, **language_model.summary_scalars(bits),
             "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         run_dir.clear_phase(self.phase)
         log_round(state, record)
@@ -293,6 +294,6 @@ def log_round(state, record):
     log(f"{'dry run: ' if state.trainer.dry_steps else ''}round {record['round']}/"
         f"{config.rounds} ({config.method}): remaining {record['remaining']:.2%}, search "
         f"accuracy {record['search_accuracy']:.4f}, ticket accuracy {ticket_text}"
-        f"{bits_text(record.get('ticket_bits_per_char'))}, "
+        f"{language_model.bits_text(record.get('ticket_bits_per_char'))}, "
         f"{record['epochs']} search epochs, {record['wall_time_s']}s")
 

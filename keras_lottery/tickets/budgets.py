@@ -19,7 +19,7 @@ import numpy as np
 from keras_lottery.layers import REMOVED_LOGIT
 from keras_lottery.layers.mask_rules import kept, removed
 from keras_lottery.tickets import cuts
-from keras_lottery.tickets.deployed_cost import BUDGET_KINDS, DeployedCost, check_kind
+from keras_lottery.tickets.deployed_cost import BUDGET_KINDS, STRUCTURED, DeployedCost, check_kind
 
 
 class BudgetError(ValueError):
@@ -72,7 +72,7 @@ def minimal_ticket(cost, min_units=1):
     groups = []
     for layer, removable in zip(cost.layers, cost.removable):
         mask = ~removable
-        if layer.granularity.name == "unit":
+        if layer.granularity.name in STRUCTURED:
             flat = mask.reshape(-1)
             flat[np.flatnonzero(removable.reshape(-1))[:min_units]] = True
         groups.append(mask)
@@ -104,7 +104,7 @@ def _plan_cut(cost, target, score, candidates, min_units):
     layers = cost.layers
     order = cuts.rank(layers, candidates, score)
     owner = cuts.owners(layers)
-    unit_layers = np.array([layer.granularity.name == "unit" for layer in layers])
+    unit_layers = np.array([layer.granularity.name in STRUCTURED for layer in layers])
     forced = cuts.floors(order[unit_layers[owner[order]]], owner, min_units)
     order = order[~np.isin(order, forced)]
     flat = cuts.flat_logits(layers)

@@ -17,11 +17,13 @@ count takes milliseconds and a budget can be checked during training.
 import numpy as np
 
 from keras_lottery import compat
-from keras_lottery.layers import MASKED_CLASSES, costs, masked_layers
+from keras_lottery.layers import MASKED_CLASSES, attention, costs, masked_layers
 from keras_lottery.layers.mask_rules import kept
 from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers_by_key
 from keras_lottery.tickets import shrink_plan
 
+#: Granularities whose removed groups leave the deployed network (`shrink`).
+STRUCTURED = ("unit", "head")
 #: What a budget counts: multiply-accumulates per example or stored parameters.
 BUDGET_KINDS = ("macs", "parameters")
 
@@ -70,7 +72,7 @@ class DeployedCost:
         self._key_of = {id(layer): key for key, layer in kernel_layers.items()}
         mask_ids = {id(v) for layer in self.layers for v in layer.mask_variables()}
         self._parameters = _size([v for v in model.weights if id(v) not in mask_ids])
-        self.structured = any(layer.granularity.name == "unit" for layer in self.layers)
+        self.structured = any(layer.granularity.name in STRUCTURED for layer in self.layers)
         self.removable = [np.ones(layer.mask_logits.shape, bool) for layer in self.layers]
         self.unshrinkable = {}
         if self.structured:
@@ -108,12 +110,22 @@ class DeployedCost:
         groups = self.ticket_groups() if groups is None else groups
         if not self.structured:
             return self._linear(groups)
+        shrinker, _ = shrink_plan.plan(self.model, self._graph, self._kernels(groups),
+                                       counting=True)
+        return self._shrunk(shrinker)
+
+    def _kernels(self, groups):
+        """`shrink_plan`'s `kernels` for group masks: top-level layers by name, attention's
+        output projections as `"<attention>/<projection>"`."""
+        owners = attention.head_owner(self.model)
         kernels = {}
         for layer, mask in zip(self.layers, groups):
+            owner = owners.get(id(layer))
             if layer.name in self._top_level:
                 kernels[layer.name] = _ticket_arrays(layer, mask)
-        shrinker, _ = shrink_plan.plan(self.model, self._graph, kernels, counting=True)
-        return self._shrunk(shrinker)
+            elif owner is not None and owner.name in self._top_level:
+                kernels[f"{owner.name}/{layer.name}"] = _ticket_arrays(layer, mask)
+        return kernels
 
     def _linear(self, groups):
         total = self._parameters if self.kind == "parameters" else sum(
@@ -132,8 +144,12 @@ class DeployedCost:
         total = 0
         for key, size in self._kernel_sizes.items():
             layer = self._top_level.get(key)
+            owner = key.split("/")[0]
             if layer is not None and key in shrinker.sizes:
                 size = _size([shrinker.weights[key][0]])
+            elif owner in shrinker.heads:  # a projection of attention: its kept heads' share
+                heads = shrinker.sizes[owner] + len(shrinker.removed[owner])
+                size = size * shrinker.sizes[owner] // heads
             total += self._positions[key] * size
         return total
 
@@ -143,12 +159,14 @@ def _unshrinkable(cost):
     other layers, those whose channels reach a merge or the outputs (`shrink` keeps them),
     and those `shrink` refuses (tried one layer at a time with half its units gone)."""
     everything = [np.ones(layer.mask_logits.shape, bool) for layer in cost.layers]
-    shrinker, _ = shrink_plan.plan(cost.model, cost._graph, {
-        layer.name: _ticket_arrays(layer, mask)
-        for layer, mask in zip(cost.layers, everything) if layer.name in cost._top_level})
+    shrinker, _ = shrink_plan.plan(cost.model, cost._graph, cost._kernels(everything))
     found = {}
+    owners = attention.head_owner(cost.model)
     for index, layer in enumerate(cost.layers):
-        if layer.granularity.name != "unit":
+        if layer.granularity.name not in STRUCTURED:
+            continue
+        owner = owners.get(id(layer))
+        if owner is not None and owner.name in cost._top_level:  # heads: always removable
             continue
         if layer.name not in cost._top_level:
             found[layer.name] = "it is inside another layer"
@@ -169,11 +187,10 @@ def _kernel(layer):
 
 
 def _plain_size(layer):
-    """A layer's weights as a plain layer stores them (a masked layer's without its masks)."""
-    if isinstance(layer, MaskedLayer):
-        masks = {id(v) for v in layer.mask_variables()}
-        return _size([v for v in layer.weights if id(v) not in masks])
-    return _size(layer.weights)
+    """A layer's weights as a plain layer stores them (without the masks of the masked layers
+    in it, itself included)."""
+    masks = {id(v) for inner in masked_layers(layer) for v in inner.mask_variables()}
+    return _size([v for v in layer.weights if id(v) not in masks])
 
 
 def _ticket_arrays(layer, groups):

@@ -66,12 +66,14 @@ def _file_bytes(save, suffix):
         return os.path.getsize(path)
 
 
-def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
+def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15, generate=0):
     """Writes `shrunk.keras` (when the ticket removes whole units) and `ticket.tflite` into
     `directory` (beside `tickets.export`'s files) and returns what they cost against the dense
     network of the same architecture: parameters, multiply-accumulates per example, file
     bytes, and the median latency ratio dense / ticket at each batch size, in Keras (the
-    shrunk model, or the stripped ticket) and in TFLite. `repeats=0` measures no latency."""
+    shrunk model, or the stripped ticket) and in TFLite. `repeats=0` measures no latency.
+    `generate` (a causal language model's): also time generating that many tokens, one full
+    forward pass of the context window each, at batch 1 (`generation_rates`)."""
     stripped = strip(model, warn_undecided=False)
     dense = strip(_all_kept(model), warn_undecided=False)
     try:
@@ -117,8 +119,45 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15):
             "keras": {str(b): times["dense"][b] / times["ticket"][b] for b in batch_sizes},
             "tflite": {str(b): times["dense_tflite"][b] / times["ticket_tflite"][b]
                        for b in batch_sizes}}
+        if generate:
+            rates = generation_rates(
+                {"dense": keras_runner(dense), "ticket": keras_runner(deployed),
+                 "dense_tflite": TFLiteModel(dense_tflite),
+                 "ticket_tflite": TFLiteModel(os.path.join(directory, "ticket.tflite"))},
+                _example_inputs(model, 1), generate, max(1, repeats // 5))
+            report["generation"] = {
+                "tokens": generate, "tokens_per_second": rates,
+                "speedup": {"keras": rates["ticket"] / rates["dense"],
+                            "tflite": rates["ticket_tflite"] / rates["dense_tflite"]}}
     io_utils.remove_path(dense_tflite)
     return report
+
+
+def generate_greedily(run, window, length):
+    """`length` tokens a causal language model `run` (a batch of id windows -> logits at every
+    position) continues `window` (ids, shape (1, context)) with: each step feeds the last
+    `context` ids and appends the most likely next one."""
+    window, made = np.array(window), []
+    for _ in range(length):
+        logits = run(window)
+        token = int(np.argmax(logits[0, -1]))
+        made.append(token)
+        window = np.concatenate([window[:, 1:], [[token]]], axis=1).astype(window.dtype)
+    return made
+
+
+def generation_rates(runners, window, length=128, repeats=3):
+    """`{name: tokens per second}`: how fast each runner generates `length` tokens after
+    `window` (`generate_greedily`), the median of `repeats` rounds that time every runner in
+    turn."""
+    rates = {name: [] for name in runners}
+    for repeat in range(repeats):
+        order = list(runners.items())
+        for name, run in order[::-1] if repeat % 2 else order:
+            started = time.perf_counter()
+            generate_greedily(run, window, length)
+            rates[name].append(length / (time.perf_counter() - started))
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def _counts(dense, deployed):
