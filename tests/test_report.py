@@ -273,3 +273,21 @@ def test_budgets_get_a_column_and_a_figure_of_accuracy_against_the_deployed_cost
     assert str(tmp_path / "out" / "budgets.png") in written
     table = open(tmp_path / "out" / "results.md").read()
     assert "| 0.250 -> 0.240 macs |" in table and "budget: target -> deployed" in table
+
+
+def test_a_language_models_runs_get_a_bits_per_character_column(tmp_path):
+    paths = _seeds(tmp_path, "gpt", [[(0.30, 0.50)], [(0.32, 0.52)]], dataset="kjv_chars")
+    for index, path in enumerate(paths):  # what the search writes for --dataset=kjv_chars
+        file = tmp_path / path / "results.json"
+        results = json.loads(file.read_text())
+        results["rounds"][0]["ticket_bits_per_char"] = 2.0 + 0.1 * index
+        results["dense"]["test_bits_per_char"] = 1.9
+        file.write_text(json.dumps(results))
+    table = markdown_table(report.load_runs(paths))
+    assert ("| gpt | cs | 2 | 1 | 31.00 ± 1.41 | 51.00 ± 1.41 | 50.00 ± 1.41 | 10 ± 0 | "
+            "2.050 ± 0.071 |") in table
+    assert "| gpt | dense | 2 | - | 100.00 | 87.50 ± 0.71 | - | 12 | 1.900 ± 0.000 |" in table
+    assert "| seed_1 | cs | 1 | 32.00 | 52.00 | 51.00 | 10 | 2.100 |" in table
+    assert "| seed_1 | dense | - | 100.00 | 88.00 | - | 12 | 1.900 |" in table
+    images = markdown_table(report.load_runs(_seeds(tmp_path, "lenet", [[(0.3, 0.9)]])))
+    assert "bits/char" not in images

@@ -81,7 +81,8 @@ class Setting:
 
     def round_statistics(self):
         """Per round present in any seed: `{"round", "seeds", key: (mean, spread)}` for
-        `remaining`, `ticket_accuracy`, `search_accuracy` and `epochs` (computed once: the
+        `remaining`, `ticket_accuracy`, `search_accuracy`, `epochs` and a language model's
+        `ticket_bits_per_char` and `search_bits_per_char` (computed once: the
         table and every figure read them)."""
         if self._round_rows is None:
             self._round_rows = self._compute_round_statistics()
@@ -96,7 +97,8 @@ class Setting:
         for number in sorted(by_round):
             records = by_round[number]
             row = {"round": number, "seeds": len(records)}
-            for key in ("remaining", "ticket_accuracy", "search_accuracy", "epochs"):
+            for key in ("remaining", "ticket_accuracy", "search_accuracy", "epochs",
+                        "ticket_bits_per_char", "search_bits_per_char"):  # (bits: text)
                 row[key] = mean_and_spread([r.get(key) for r in records])
             for key, path in DEPLOYMENT_KEYS.items():
                 row[key] = mean_and_spread([_deployment_value(r, path) for r in records])
@@ -131,6 +133,7 @@ class Setting:
             return None
         return {"seeds": len(dense),
                 "accuracy": mean_and_spread([d.get("test_accuracy") for d in dense]),
+                "bits_per_char": mean_and_spread([d.get("test_bits_per_char") for d in dense]),
                 "epochs": dense[0].get("epochs")}
 
 
