@@ -247,3 +247,25 @@ def test_two_layers_with_one_key_are_an_error_not_an_overwrite():
     keras_lottery.sparsify(model, in_place=True)
     with pytest.raises(ValueError, match="two masked layers have the key 'twin'"):
         tickets.extract_masks(model)
+
+
+def test_keras_hub_attention_gets_head_masks_and_a_head_ticket_still_generates():
+    keras.utils.set_random_seed(0)
+    model = keras_lottery.sparsify(_gpt2(), method="imp", mask_granularity="unit")
+    heads = [layer for layer in masked_layers(model) if layer.mask_granularity == "head"]
+    assert len(heads) == 2 and all(tuple(h.mask_logits.shape) == (4, 1, 1) for h in heads)
+    plain = [layer for layer in compat.flatten_layers(model)
+             if isinstance(layer, keras.layers.MultiHeadAttention)]
+    assert all(not isinstance(p._query_dense, keras_lottery.layers.MaskedLayer) for p in plain)
+    heads[0].set_ticket_mask(np.array([True, False, False, True]).reshape(4, 1, 1))
+    x = _hub_inputs(2)
+    ticket = keras_lottery.strip(model)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ticket(x)),
+                               keras.ops.convert_to_numpy(model(x)), rtol=1e-5, atol=1e-5)
+    kernel = [layer for layer in compat.flatten_layers(ticket)
+              if layer.name == heads[0].name][0].kernel
+    assert not np.any(keras.ops.convert_to_numpy(kernel)[[1, 2]])  # the removed heads' slices
+    generated = ticket.generate({"token_ids": x["token_ids"][:, :LENGTH],
+                                 "padding_mask": np.arange(LENGTH)[None].repeat(2, 0) < 3},
+                                stop_token_ids=None)
+    assert np.asarray(generated["token_ids"]).shape == (2, LENGTH)

@@ -64,7 +64,11 @@ def inputs_of(model):
     # Operations between layers (the padding mask an Embedding(mask_zero=True) computes) are
     # in the graph too: they pass when their inputs keep every channel.
     by_name = {operation.name: operation for operation in model.operations}
-    entries = model.get_config()["layers"]
+    entries = model.get_config().get("layers")
+    if entries is None:  # a keras-hub Task or Backbone: its config holds its arguments
+        raise ShrinkError(f"shrink follows functional graphs in their config; "
+                          f"{type(model).__name__}'s config holds its arguments instead "
+                          "(strip the ticket instead).")
     return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
             for entry in entries]
 
