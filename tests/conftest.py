@@ -10,6 +10,20 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skips the tests marked `tensorflow_only` under another Keras backend (the layer suite
+    also runs under JAX: tests/test_backends.py)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"needs the TensorFlow backend, not {backend}")
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
+
+
 def write_idx(path, array):
     """Writes `array` (uint8) as an IDX file, gzipped when `path` ends in .gz."""
     array = np.asarray(array, np.uint8)

@@ -1,8 +1,10 @@
-"""The library on Keras's JAX backend: the same rounds give the same `s` and tickets as TensorFlow."""
+"""The library on Keras's JAX backend: the same rounds give the same `s` and tickets as
+TensorFlow, and the layer-level suite passes under JAX."""
 
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
@@ -52,3 +54,31 @@ def test_training_apps_refuse_jax_in_one_line(tmp_path, app_module):
     assert len(errors) == 1 and "KERAS_BACKEND=jax" in errors[0], done.stderr[-1500:]
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+#: Tests of the layers, mask groups, costs, budgets and callbacks that also run under JAX (the
+#: ones marked `tensorflow_only` skip: tf.GradientTape, tf.function, TFLite, the search app).
+JAX_SUITE = ("test_layers.py", "test_granularity.py", "test_attention_heads.py",
+             "test_ticket_rule.py", "test_costs.py", "test_budgets.py")
+
+
+@pytest.mark.slow
+def test_the_layer_suite_passes_under_jax(tmp_path):
+    """One pytest run of `JAX_SUITE` under `KERAS_BACKEND=jax` (fast tier of those files):
+    every test passes or is a marked TensorFlow-only skip. Among them the `Budget` callback
+    writes `lambda` mid-epoch, which JAX's trainer sees only after the callback attaches its
+    state (`RoundClock._attach_state`)."""
+    report = tmp_path / "jax.xml"
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+         f"--junitxml={report}", *[os.path.join(ROOT, "tests", name) for name in JAX_SUITE]],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    failures = [case.get("name") for case in suite.iter("testcase")
+                if case.find("failure") is not None or case.find("error") is not None]
+    assert done.returncode == 0 and not failures, (failures, done.stdout[-3000:])
+    skipped = [case for case in suite.iter("testcase") if case.find("skipped") is not None]
+    assert all("TensorFlow backend" in case.find("skipped").get("message", "")
+               for case in skipped)
+    assert int(suite.get("tests")) - len(skipped) >= 60

@@ -168,6 +168,7 @@ def test_budget_refuses_what_it_cannot_steer():
         kl.BudgetTarget("macs", 1.5)
 
 
+@pytest.mark.tensorflow_only  # (the search app)
 def test_searches_land_on_the_budget_every_round(idx_dir, tmp_path):
     for method, extra in (("cs", {"mask_granularity": "unit"}),
                           ("imp", {"mask_granularity": "unit", "ticket_epoch": 0})):
@@ -207,6 +208,7 @@ def test_a_mac_budget_on_a_model_of_variable_size_is_one_line():
     assert kl.DeployedCost(model, "parameters").fraction() == pytest.approx(14 / 90)
 
 
+@pytest.mark.tensorflow_only  # (the search app)
 def test_a_budget_the_ticket_cannot_reach_is_one_line_and_writes_nothing(idx_dir, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ConfigError) as error:

@@ -42,6 +42,7 @@ def test_macs_price_each_layer_by_its_positions_and_keep_the_total_at_full_densi
         1e-7 * sum(int(np.prod(l.unmasked_kernel.shape)) for l in layers.values()), rel=5e-4)  # sigmoid(9)
 
 
+@pytest.mark.tensorflow_only
 def test_the_penalty_gradient_on_a_filter_grows_by_its_positions():
     def gradient_ratio(cost):  # |d penalty / d s| of a conv filter over that of a dense unit
         keras.utils.set_random_seed(0)

@@ -67,8 +67,10 @@ class Budget(RoundClock):
     def on_train_batch_end(self, batch, logs=None):
         due = self._tick(batch, self.update_every)
         if self._total and self._step >= self._total:
+            self._attach_state()
             self.achieved = cut_learned(self.cost, self.target, self.min_units)
         elif self.rate and due and self._step >= self.start * self._total:
+            self._attach_state()
             self._steer()
 
     def on_epoch_end(self, epoch, logs=None):

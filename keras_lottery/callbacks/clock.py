@@ -29,6 +29,13 @@ class RoundClock(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._step = self._epoch_start = epoch * self._steps_per_epoch
 
+    def _attach_state(self):
+        """Before a callback reads or writes the model's variables in the middle of an epoch:
+        under JAX the trainer holds the state apart from the variables while it runs the
+        epoch; reading `self.model` attaches it (Keras's `jax_state_sync`), and the next step
+        then starts from the variables, this callback's writes included. Free elsewhere."""
+        return self.model
+
     def _tick(self, batch, every=0):
         """Moves the count to the end of `batch`; True when it passed a multiple of `every`."""
         in_epoch = batch + 1

@@ -68,6 +68,7 @@ class MaskSummaries(RoundClock):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._tick(batch, self.update_freq):
+            self._attach_state()
             self._write_scalars(self._global_step)
 
     def on_epoch_end(self, epoch, logs=None):

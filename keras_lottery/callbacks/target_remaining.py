@@ -59,6 +59,7 @@ class TargetRemaining(RoundClock):
         last = self._total and self._step >= self._total
         if self._step < self.start * self._total or not (due or last):
             return
+        self._attach_state()
         self.project()
 
     def project(self):

@@ -87,9 +87,13 @@ def _rebuild(model, who, change=None):
 
 
 def _copy_own_variables(source, target):
+    """`source`'s variables into `target`'s, as copies: under JAX a variable's value is a
+    buffer that a jitted `predict` or `fit` of the model holding it may donate (delete), so two
+    models must not share one."""
     store = {}
     source.save_own_variables(store)
-    target.load_own_variables(store)
+    target.load_own_variables({key: np.array(keras.ops.convert_to_numpy(
+        getattr(value, "value", value))) for key, value in store.items()})
 
 
 def copy_model(model, who="copy_model", mask_overrides=None, copy_weights=True):
