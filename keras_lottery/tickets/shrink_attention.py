@@ -4,9 +4,10 @@ A head is gone when its slice of the output projection is all 0 (a `head` ticket
 or when its value slice and value bias are (it then adds 0 to every output). Its query, key,
 value and output slices leave the layer together and the layer is rebuilt with the kept
 number of heads: blocks may keep different numbers. The layer's inputs and outputs keep every
-channel (they are the residual stream). A ticket that keeps no head of a layer is refused in
-one line (a shrunk network without the layer's attention would compute something else: its
-output would be the output bias alone); a count (`counting`) lets it keep none.
+channel (they are the residual stream). A ticket that keeps no head of a layer leaves one
+*silent* head (Keras's `MultiHeadAttention` needs one): its query, key, value and output slices
+are zeros, so the layer outputs its output bias alone, as the stripped ticket does, and costs
+one head.
 """
 
 import keras
@@ -41,23 +42,27 @@ def dead_heads(layer, kernels=None):
 
 def attention_plan(layer, inputs_full, kernels=None, counting=False):
     """`(weights, dead)`: the flat weights of `layer` with its kept heads only (in
-    `MultiHeadAttention`'s order: query, key, value, output; kernels then biases) and a bool
-    per head, gone. A one-line ShrinkError if its inputs lost channels, or (unless
-    `counting`) if no head is kept."""
+    `MultiHeadAttention`'s order: query, key, value, output; kernels then biases; one silent
+    head when none is kept) and a bool per head, gone. A one-line ShrinkError if its inputs
+    lost channels."""
     if not inputs_full:
         raise ShrinkError(f"shrink: cannot take channels out of the inputs of attention layer "
                           f"{layer.name!r}; leave the layers that feed it without unit masks.")
+    del counting  # (a count and a shrink keep the same heads)
     dead = dead_heads(layer, kernels)
-    if dead.all() and not counting:
-        raise ShrinkError(f"shrink: the ticket keeps no head of attention layer "
-                          f"{layer.name!r}; search with a smaller lambda (or --min_units >= 1).")
-    kept = np.flatnonzero(~dead)
+    silent = dead.all()
+    kept = np.array([0]) if silent else np.flatnonzero(~dead)
     weights = []
     for index, part in enumerate(attention_heads.projections(layer)):
         arrays = _arrays(layer, part, kernels)
         if index < 3:  # query, key, value: kernel (inputs..., heads, dim), bias (heads, dim)
-            weights += [np.take(arrays[0], kept, axis=-2)] + [
+            slices = [np.take(arrays[0], kept, axis=-2)] + [
                 np.take(b, kept, axis=0) for b in arrays[1:]]
         else:  # output: kernel (heads, value_dim, outputs), bias (outputs)
-            weights += [arrays[0][kept]] + arrays[1:]
+            slices = [arrays[0][kept]] + arrays[1:]
+            if silent:
+                slices[0] = np.zeros_like(slices[0])
+        if silent and index < 3:
+            slices = [np.zeros_like(a) for a in slices]
+        weights += slices
     return weights, dead

@@ -166,9 +166,9 @@ class _Shrinker:
             full = all(len(c.kept) == c.total for c in inbound)
             self.weights[layer.name], dead = attention_plan(layer, full, self.kernels,
                                                             self.counting)
-            self.heads.add(layer.name)
-            self.sizes[layer.name] = int(np.sum(~dead))
-            self.removed[layer.name] = np.flatnonzero(dead).tolist()
+            self.heads.add(layer.name)  # (no head kept: one silent head stays, head 0)
+            self.sizes[layer.name] = max(1, int(np.sum(~dead)))
+            self.removed[layer.name] = np.flatnonzero(dead).tolist()[0 if (~dead).any() else 1:]
             return _Channels.full(int(layer.output.shape[-1]))
         if all(len(c.kept) == c.total for c in inbound):
             return _Channels.full(int(layer.output.shape[-1]))
