@@ -20,7 +20,7 @@ from keras_lottery import compat
 from keras_lottery.layers import MASKED_CLASSES, attention, costs, masked_layers
 from keras_lottery.layers.mask_rules import kept
 from keras_lottery.layers.masked_layer import MaskedLayer, masked_layers_by_key
-from keras_lottery.tickets import shrink_plan
+from keras_lottery.tickets import shrink_graph, shrink_plan
 
 #: Granularities whose removed groups leave the deployed network (`shrink`).
 STRUCTURED = ("unit", "head")
@@ -76,7 +76,7 @@ class DeployedCost:
         self.removable = [np.ones(layer.mask_logits.shape, bool) for layer in self.layers]
         self.unshrinkable = {}
         if self.structured:
-            self._graph = shrink_plan.inputs_of(model)
+            self._graph = shrink_graph.inputs_of(model)
             self._top_level = {layer.name: layer for layer, _ in self._graph}
             self.unshrinkable = _unshrinkable(self)
             for index, layer in enumerate(self.layers):

@@ -72,19 +72,11 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15, genera
     network of the same architecture: parameters, multiply-accumulates per example, file
     bytes, and the median latency ratio dense / ticket at each batch size, in Keras (the
     shrunk model, or the stripped ticket) and in TFLite. `repeats=0` measures no latency.
-    `generate` (a causal language model's): also time generating that many tokens, one full
-    forward pass of the context window each, at batch 1 (`generation_rates`)."""
+    `generate` (a causal language model's): also time generating that many tokens at batch 1
+    (`generation_rates`)."""
     stripped = strip(model, warn_undecided=False)
     dense = strip(_all_kept(model), warn_undecided=False)
-    try:
-        small, shrunk = shrink(stripped, return_report=True)
-    except ShrinkError as error:
-        small, shrunk = None, {"error": str(error)}
-    gone = small is not None and shrunk["shrunk_parameters"] < shrunk["parameters"]
-    deployed = small if gone else stripped
-    if gone:
-        io_utils.atomic_write(os.path.join(directory, "shrunk.keras"), small.save,
-                              suffix=".keras")
+    deployed, shrunk, gone = _shrunk_ticket(stripped, directory)
     blocks = any(layer.mask_granularity == "block" for layer in masked_layers(model))
     dense_tflite = os.path.join(directory, ".dense.tflite")
     try:
@@ -120,15 +112,11 @@ def export_deployment(model, directory, batch_sizes=(1, 256), repeats=15, genera
             "tflite": {str(b): times["dense_tflite"][b] / times["ticket_tflite"][b]
                        for b in batch_sizes}}
         if generate:
-            rates = generation_rates(
+            report["generation"] = _generation_record(
                 {"dense": keras_runner(dense), "ticket": keras_runner(deployed),
                  "dense_tflite": TFLiteModel(dense_tflite),
                  "ticket_tflite": TFLiteModel(os.path.join(directory, "ticket.tflite"))},
                 _example_inputs(model, 1), generate, max(1, repeats // 5))
-            report["generation"] = {
-                "tokens": generate, "tokens_per_second": rates,
-                "speedup": {"keras": rates["ticket"] / rates["dense"],
-                            "tflite": rates["ticket_tflite"] / rates["dense_tflite"]}}
     io_utils.remove_path(dense_tflite)
     return report
 
@@ -158,6 +146,29 @@ def generation_rates(runners, window, length=128, repeats=3):
             generate_greedily(run, window, length)
             rates[name].append(length / (time.perf_counter() - started))
     return {name: float(np.median(values)) for name, values in rates.items()}
+
+
+def _shrunk_ticket(stripped, directory):
+    """`(deployed model, shrink's report or {"error"}, whether units left)`: the stripped
+    ticket shrunk (written as `shrunk.keras` when that removed anything), else itself."""
+    try:
+        small, shrunk = shrink(stripped, return_report=True)
+    except ShrinkError as error:
+        return stripped, {"error": str(error)}, False
+    gone = shrunk["shrunk_parameters"] < shrunk["parameters"]
+    if gone:
+        io_utils.atomic_write(os.path.join(directory, "shrunk.keras"), small.save,
+                              suffix=".keras")
+    return (small if gone else stripped), shrunk, gone
+
+
+def _generation_record(runners, window, length, repeats):
+    """The deployment record's `generation`: tokens per second of the dense network and the
+    ticket in Keras and TFLite (`generation_rates`), and the ticket's speedups."""
+    rates = generation_rates(runners, window, length, repeats)
+    return {"tokens": length, "tokens_per_second": rates,
+            "speedup": {"keras": rates["ticket"] / rates["dense"],
+                        "tflite": rates["ticket_tflite"] / rates["dense_tflite"]}}
 
 
 def _counts(dense, deployed):

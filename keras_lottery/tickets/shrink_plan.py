@@ -1,7 +1,7 @@
 """`shrink`'s plan: which units of a ticket can leave the network, on numpy arrays only.
 
-`plan(model, graph)` walks the model's layers (`inputs_of`) once forward, with a backward
-pass first (`unused_channels`), and records what each unit layer, depthwise convolution and
+`plan(model, graph)` walks the model's layers (`shrink_graph.inputs_of`) once forward, with a
+backward pass first (`unused_channels`), and records what each unit layer, depthwise convolution and
 BatchNormalization keeps; `shrinking.shrink` rebuilds the model from it, `deployed_cost`
 counts tickets with it, `unit_plan` dry-runs it before masking. The rules are `shrinking`'s
 module docstring.
@@ -14,6 +14,14 @@ import numpy as np
 
 from keras_lottery import compat
 from keras_lottery.tickets.shrink_attention import attention_plan, is_attention
+from keras_lottery.tickets.shrink_channels import (
+    Channels,
+    Conflict,
+    through_activation,
+    through_batch_norm,
+    through_flatten,
+    through_padding,
+)
 from keras_lottery.tickets.shrink_error import ShrinkError
 
 #: Layers that act on each channel alone and leave a channel's constant constant.
@@ -32,54 +40,6 @@ _UNIT_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)
 _PADDING = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D)
 _CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
 _PASSING = _POOLING + _ACTIVATIONS + _PADDING + _CROPPING + (keras.layers.BatchNormalization,)
-
-
-class _Conflict(Exception):
-    """A gone unit's nonzero constant cannot be folded into its reader: keep the unit."""
-
-    def __init__(self, producers):
-        super().__init__()
-        self.producers = producers
-
-
-@dataclasses.dataclass
-class _Channels:
-    """The channels of a tensor: `kept` (original indices) of `total`; `constant` maps a gone
-    channel to `(value, producer unit)`: what it outputs everywhere, and who made it."""
-
-    kept: np.ndarray
-    total: int
-    constant: dict
-
-    @classmethod
-    def full(cls, total):
-        return cls(np.arange(total), total, {})
-
-
-def inputs_of(model):
-    """`[(layer, [names of its input layers])]` in the order the model runs them."""
-    if isinstance(model, keras.Sequential):
-        names = [layer.name for layer in model.layers]
-        return [(layer, names[i - 1:i]) for i, layer in enumerate(model.layers)]
-    # Operations between layers (the padding mask an Embedding(mask_zero=True) computes) are
-    # in the graph too: they pass when their inputs keep every channel.
-    by_name = {operation.name: operation for operation in model.operations}
-    entries = model.get_config().get("layers")
-    if entries is None:  # a keras-hub Task or Backbone: its config holds its arguments
-        raise ShrinkError(f"shrink follows functional graphs in their config; "
-                          f"{type(model).__name__}'s config holds its arguments instead "
-                          "(strip the ticket instead).")
-    return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
-            for entry in entries]
-
-
-def _history_names(value):
-    """The layer names in the `keras_history` of every tensor a config's `inbound_nodes` hold."""
-    if isinstance(value, dict) and "keras_history" in value.get("config", {}):
-        return [value["config"]["keras_history"][0]]
-    items = value.values() if isinstance(value, dict) else (
-        value if isinstance(value, (list, tuple)) else [])
-    return [name for item in items for name in _history_names(item)]
 
 
 def _merge_fed(graph):
@@ -103,14 +63,6 @@ def _merge_fed(graph):
     return {layer.name for layer, _ in graph
             if isinstance(layer, _UNIT_LAYERS + (keras.layers.DepthwiseConv2D,))
             and reaches_merge(layer.name)}
-
-
-def _applied(activation, constant):
-    """`constant` (`{channel: (value, producer)}`) through an activation layer, in one call."""
-    if not constant:
-        return {}
-    values = np.asarray(activation(np.array([[v for v, _ in constant.values()]], "float32")))[0]
-    return {c: (float(v), p) for (c, (_, p)), v in zip(constant.items(), values)}
 
 
 class _Shrinker:
@@ -144,24 +96,24 @@ class _Shrinker:
 
     def _layer(self, layer, inbound):
         if isinstance(layer, keras.layers.InputLayer):
-            return _Channels.full(int(layer.output.shape[-1]))
-        first = inbound[0] if inbound else _Channels.full(int(layer.input.shape[-1]))
+            return Channels.full(int(layer.output.shape[-1]))
+        first = inbound[0] if inbound else Channels.full(int(layer.input.shape[-1]))
         if isinstance(layer, _UNIT_LAYERS):
             return self._unit_layer(layer, first)
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             return _depthwise(self, layer, first)
         if isinstance(layer, keras.layers.BatchNormalization):
-            self.weights[layer.name], channels = _batch_norm(layer, first,
+            self.weights[layer.name], channels = through_batch_norm(layer, first,
                                                              self.trained_statistics)
             return channels
         if isinstance(layer, _POOLING + _CROPPING):
             return first
         if isinstance(layer, _PADDING):
-            return _padding(first, self.unused.get(layer.name))
+            return through_padding(first, self.unused.get(layer.name))
         if isinstance(layer, _ACTIVATIONS):
-            return dataclasses.replace(first, constant=_applied(layer, first.constant))
+            return dataclasses.replace(first, constant=through_activation(layer, first.constant))
         if isinstance(layer, keras.layers.Flatten):
-            return _flatten(layer, first)
+            return through_flatten(layer, first)
         if is_attention(layer):
             full = all(len(c.kept) == c.total for c in inbound)
             self.weights[layer.name], dead = attention_plan(layer, full, self.kernels,
@@ -169,9 +121,9 @@ class _Shrinker:
             self.heads.add(layer.name)  # (no head kept: one silent head stays, head 0)
             self.sizes[layer.name] = max(1, int(np.sum(~dead)))
             self.removed[layer.name] = np.flatnonzero(dead).tolist()[0 if (~dead).any() else 1:]
-            return _Channels.full(int(layer.output.shape[-1]))
+            return Channels.full(int(layer.output.shape[-1]))
         if all(len(c.kept) == c.total for c in inbound):
-            return _Channels.full(int(layer.output.shape[-1]))
+            return Channels.full(int(layer.output.shape[-1]))
         raise ShrinkError(f"shrink: cannot take channels out of the input of layer "
                           f"{layer.name!r} ({type(layer).__name__}); leave the layers that feed "
                           "it without unit masks (sparsify does unless shrinkable_only=False) "
@@ -192,7 +144,7 @@ class _Shrinker:
                 continue
             delta += value * kernel[..., channel, :].sum(axis=spatial)
         if conflicts:
-            raise _Conflict(conflicts)
+            raise Conflict(conflicts)
         kernel = kernel[..., inputs.kept, :]
         bias = (bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)) + delta
         dead = self._removable(layer, ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1))))
@@ -214,7 +166,7 @@ class _Shrinker:
                     for c, v in zip(np.flatnonzero(dead), outputs)}
         self.sizes[layer.name] = len(kept)
         self.removed[layer.name] = np.flatnonzero(dead).tolist()
-        return _Channels(kept, dead.size, constant)
+        return Channels(kept, dead.size, constant)
 
     def _removable(self, layer, dead):
         """`dead` (its output channels that compute nothing) with the channels nobody reads,
@@ -237,7 +189,7 @@ def _depthwise(shrinker, layer, inputs):
     kernel, *bias = shrinker._arrays(layer)
     if layer.depth_multiplier != 1:
         if len(inputs.kept) == inputs.total:
-            return _Channels.full(kernel.shape[2] * kernel.shape[3])
+            return Channels.full(kernel.shape[2] * kernel.shape[3])
         raise ShrinkError(f"shrink: {layer.name!r} has depth_multiplier "
                           f"{layer.depth_multiplier}; shrink takes channels out of "
                           "DepthwiseConv2D layers with depth_multiplier 1 only.")
@@ -253,51 +205,14 @@ def _depthwise(shrinker, layer, inputs):
             bias[channel] += value * kernel[:, :, channel, 0].sum()
         dead[channel] = True
     if conflicts:
-        raise _Conflict(conflicts)
+        raise Conflict(conflicts)
     dead = shrinker._removable(layer, dead)
     kept = np.flatnonzero(~dead)
     gone = [inputs.constant[c][1] for c in kept.tolist() if c in inputs.constant]
     if gone:  # a channel that must stay (it reaches a merge) needs its input back
-        raise _Conflict(gone)
+        raise Conflict(gone)
     shrinker.weights[layer.name] = [kernel[:, :, kept, :], bias[kept]]
     return shrinker._record(layer, dead, bias)
-
-
-def _padding(inputs, ignored):
-    """Zero padding passes channels; a nonzero constant becomes position-dependent there, so
-    its producer stays (unless nobody reads the channel, `ignored`)."""
-    padded = [p for c, (v, p) in inputs.constant.items()
-              if v != 0 and not (ignored is not None and ignored[c])]
-    if padded:
-        raise _Conflict(padded)
-    return inputs
-
-
-def _batch_norm(layer, inputs, trained_statistics=False):
-    """`(weights, channels)` of a BatchNormalization after its input lost channels: its
-    parameters of the kept channels, and constants mapped through it (as 1.0, a nonzero, with
-    `trained_statistics`: a fresh BN maps 0 to 0, a trained one does not)."""
-    if layer.axis not in (-1, len(layer.input.shape) - 1):
-        raise ShrinkError(f"shrink: {layer.name!r} normalizes axis {layer.axis}; shrink "
-                          "handles channels-last models.")
-    names = [w.name for w in layer.weights]
-    values = dict(zip(names, [np.array(w) for w in layer.get_weights()]))
-    ones = np.ones(inputs.total, "float32")
-    gamma, beta = values.get("gamma", ones), values.get("beta", 0 * ones)
-    mean, variance = values["moving_mean"], values["moving_variance"]
-    constant = {c: (1.0 if trained_statistics else float(
-        gamma[c] * (v - mean[c]) / np.sqrt(variance[c] + layer.epsilon) + beta[c]), p)
-        for c, (v, p) in inputs.constant.items()}
-    return [values[n][inputs.kept] for n in names], dataclasses.replace(inputs, constant=constant)
-
-
-def _flatten(layer, inputs):
-    positions = int(np.prod(layer.input.shape[1:-1]))
-    total = inputs.total
-    kept = (np.arange(positions)[:, None] * total + inputs.kept[None, :]).ravel()
-    constant = {p * total + c: value for p in range(positions)
-                for c, value in inputs.constant.items()}
-    return _Channels(kept, positions * total, constant)
 
 
 def arrays_of(layer, kernels=None):
@@ -356,7 +271,7 @@ def plan(model, graph, kernels=None, counting=False, trained_statistics=False):
         try:
             shrinker = _Shrinker(model, graph, keep_units, kernels, counting, trained_statistics)
             return shrinker.run(), keep_units
-        except _Conflict as conflict:
+        except Conflict as conflict:
             for name, unit in conflict.producers:
                 keep_units.setdefault(name, set()).add(unit)
     raise ShrinkError(f"shrink gave up after {tries} tries: removed units kept conflicting; "

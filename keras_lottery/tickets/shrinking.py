@@ -26,7 +26,9 @@ import keras
 from keras_lottery import compat
 from keras_lottery.layers import masked_layers
 from keras_lottery.tickets.convert import strip
-from keras_lottery.tickets.shrink_plan import ShrinkError, inputs_of, plan
+from keras_lottery.tickets.shrink_error import ShrinkError
+from keras_lottery.tickets.shrink_graph import inputs_of
+from keras_lottery.tickets.shrink_plan import plan
 
 __all__ = ["ShrinkError", "inputs_of", "plan", "shrink"]
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from keras_lottery import compat
-from keras_lottery.tickets import shrink_plan
+from keras_lottery.tickets import shrink_graph, shrink_plan
 
 _CHANNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
                    keras.layers.DepthwiseConv2D)
@@ -43,7 +43,7 @@ def idle_unit_layers(model):
     if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
         return {}
     try:
-        graph = shrink_plan.inputs_of(model)
+        graph = shrink_graph.inputs_of(model)
     except shrink_plan.ShrinkError:
         return {}
     outputs = {compat.producing_layer(t).name for t in model.outputs}
