@@ -244,6 +244,12 @@ def input_channels(conv, input_shape):
     return conv._get_input_channel(input_shape)
 
 
+def read_by_other_layers(layer):
+    """Whether another layer of a functional graph reads `layer`'s output (Keras's
+    `_outbound_nodes`; False outside a graph, such as in a subclassed model)."""
+    return bool(getattr(layer, "_outbound_nodes", None))
+
+
 def producing_layer(tensor):
     """The layer whose call made the symbolic `tensor` of a functional graph."""
     return tensor._keras_history[0]

@@ -238,3 +238,14 @@ def test_deployed_cost_counts_heads_as_the_shrunk_network_does(kind):
     assert cost.fraction() == pytest.approx(counts[key]["deployed"] / counts[key]["dense"],
                                             rel=1e-9)
     assert cost.fraction() < 0.9
+
+
+def test_imp_prunes_the_last_feed_forward_layer_when_the_output_layer_is_unmasked():
+    imp = methods.IterativeMagnitudePruning(0.5, "layerwise")
+    model = models.build("gpt_tiny", (16,), 20, vocabulary_size=20, mask_granularity="unit",
+                         **{k: v for k, v in imp.layer_arguments(mask_granularity="unit").items()
+                            if k != "mask_granularity"})
+    layers = masked_layers_by_key(model)
+    imp.round_end(list(layers.values()))
+    assert layers["block3_ff1"].remaining_fraction() == pytest.approx(0.5)  # not the classes
+    assert layers["block3_attention/attention_output"].remaining_fraction() == 0.5

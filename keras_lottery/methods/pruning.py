@@ -7,11 +7,14 @@ IMP scores a weight by `|w|`, random pruning by a random number. Ties are broken
 position, so the result is deterministic. The ticket is the mask after pruning.
 
 With `mask_granularity="unit"` the last masked layer's units are the network's outputs (the
-classes), so pruning leaves them all: only hidden units are removed.
+classes) unless another layer reads them (`gpt_tiny` leaves its output layer unmasked, so its
+last masked layer is a feed-forward layer), and pruning then leaves them all: only hidden units
+are removed.
 """
 
 import numpy as np
 
+from keras_lottery import compat
 from keras_lottery.layers import REMOVED_LOGIT
 from keras_lottery.layers.mask_rules import kept
 from keras_lottery.methods.base import Method, Setting, fraction
@@ -116,7 +119,8 @@ class PruningMethod(Method):
 
     def round_end(self, layers):
         scores = self.scores(layers)
-        if layers and layers[-1].granularity.name == "unit":
+        if (layers and layers[-1].granularity.name == "unit"
+                and not compat.read_by_other_layers(layers[-1])):
             layers = layers[:-1]  # the output layer's units are the classes: never pruned
         if self.scope == "global":
             prune_global(layers, self.fraction, scores)
