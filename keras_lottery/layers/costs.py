@@ -145,20 +145,20 @@ def head_costs(model, layers, positions=None):
     heads = {key: owners[id(layer)] for key, layer in layers.items()
              if getattr(layer, "mask_granularity", None) == attention.HEAD
              and id(layer) in owners}
+    # every projection of every such attention layer, read in one call of `model` at most
+    at = positions_by_key(model, {(key, i): part for key, owner in heads.items()
+                                  for i, part in enumerate(attention.projections(owner))}
+                          ) if positions is not None else {}
     found = {}
     for key, owner in heads.items():
         parts = attention.projections(owner)
         sizes = [int(np.prod(_kernel_shape(p))) for p in parts]
         macs = None
-        if positions is not None:
-            at = positions_by_key(model, dict(enumerate(parts)))
-            if any(p is None for p in at.values()):
-                macs = None
-            else:
-                query_shape, value_shape = _kernel_shape(parts[0]), _kernel_shape(parts[2])
-                heads_, key_dim, value_dim = query_shape[-2], query_shape[-1], value_shape[-1]
-                macs = (sum(at[i] * sizes[i] for i in range(4))
-                        + heads_ * at[0] * at[1] * (key_dim + value_dim))
+        if positions is not None and all(at[(key, i)] is not None for i in range(4)):
+            query_shape, value_shape = _kernel_shape(parts[0]), _kernel_shape(parts[2])
+            heads_, key_dim, value_dim = query_shape[-2], query_shape[-1], value_shape[-1]
+            macs = (sum(at[(key, i)] * sizes[i] for i in range(4))
+                    + heads_ * at[(key, 0)] * at[(key, 1)] * (key_dim + value_dim))
         found[key] = (sum(sizes), macs)
     return found
 

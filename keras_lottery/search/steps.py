@@ -185,7 +185,7 @@ class DenseBaseline:
         for round_index in range(1, config.rounds + 1):  # a reference line beside the rounds
             trainer.write_scalars("summary", round_index, {
                 "Results/dense_accuracy": accuracy,
-                **({"Results/dense_bits_per_char": bits["test_bits_per_char"]} if bits else {})})
+                **language_model.scalars(config, "dense", task_loss)})
         state.results["dense"] = {"remaining": 1.0, "test_accuracy": accuracy, **bits,
                                   "epochs": epochs,
                                   "wall_time_s": round(time.time() - started, 1),
@@ -210,16 +210,16 @@ class TicketFromNextRound:
     def run(self, state):
         record = state.results["rounds"][self.round - 1]
         following = state.results["rounds"][self.round]
-        if "search_bits_per_char" in following:
-            record["ticket_bits_per_char"] = following["search_bits_per_char"]
+        bits = language_model.bits_record(state.config, "ticket", following.get("search_loss"))
         record.update(ticket_accuracy=following["search_accuracy"], ticket_epochs_trained=0,
+                      **bits,
                       ticket_validation_accuracy=following.get("search_validation_accuracy"),
                       ticket_source=f"round_{self.round + 1}", ticket_wall_time_s=0.0,
                       ticket_history=following.get("history", []))  # the training that was it
         state.run_dir.write_results(state.results)
         state.trainer.write_scalars("summary", self.round, {
             "Results/ticket_accuracy": record["ticket_accuracy"],
-            **language_model.scalars(state.config, "ticket", following.get("search_loss")),
+            **language_model.summary_scalars(bits),
             "Results/ticket_validation_accuracy": record["ticket_validation_accuracy"]})
         log_round(state, record)
 

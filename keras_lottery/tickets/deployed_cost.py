@@ -76,6 +76,8 @@ class DeployedCost:
         self.removable = [np.ones(layer.mask_logits.shape, bool) for layer in self.layers]
         self.unshrinkable = {}
         if self.structured:
+            #: The attention layer that owns each head-masked output projection.
+            self._owners = attention.head_owner(model)
             self._graph = shrink_graph.inputs_of(model)
             self._top_level = {layer.name: layer for layer, _ in self._graph}
             self.unshrinkable = _unshrinkable(self)
@@ -117,10 +119,9 @@ class DeployedCost:
     def _kernels(self, groups):
         """`shrink_plan`'s `kernels` for group masks: top-level layers by name, attention's
         output projections as `"<attention>/<projection>"`."""
-        owners = attention.head_owner(self.model)
         kernels = {}
         for layer, mask in zip(self.layers, groups):
-            owner = owners.get(id(layer))
+            owner = self._owners.get(id(layer))
             if layer.name in self._top_level:
                 kernels[layer.name] = _ticket_arrays(layer, mask)
             elif owner is not None and owner.name in self._top_level:
@@ -161,11 +162,10 @@ def _unshrinkable(cost):
     everything = [np.ones(layer.mask_logits.shape, bool) for layer in cost.layers]
     shrinker, _ = shrink_plan.plan(cost.model, cost._graph, cost._kernels(everything))
     found = {}
-    owners = attention.head_owner(cost.model)
     for index, layer in enumerate(cost.layers):
         if layer.granularity.name not in STRUCTURED:
             continue
-        owner = owners.get(id(layer))
+        owner = cost._owners.get(id(layer))
         if owner is not None and owner.name in cost._top_level:  # heads: always removable
             continue
         if layer.name not in cost._top_level:

@@ -27,10 +27,10 @@ def _arrays(layer, part, kernels):
     return [np.asarray(a) for a in given] if given else [np.array(w) for w in part.get_weights()]
 
 
-def dead_heads(layer, kernels=None):
-    """Bool per head: the heads of `layer` its weights (or `kernels`) have removed."""
-    query, key, value, output = (_arrays(layer, part, kernels)
-                                 for part in attention_heads.projections(layer))
+def dead_heads(arrays):
+    """Bool per head: the heads that the `[kernel, bias...]` of an attention layer's query,
+    key, value and output projections (`arrays`) have removed."""
+    _, _, value, output = arrays
     out_kernel = output[0]
     dead = ~np.any(out_kernel.reshape(out_kernel.shape[0], -1) != 0, axis=1)
     value_kernel = np.moveaxis(value[0], -2, 0)  # (heads, inputs..., value_dim)
@@ -40,7 +40,7 @@ def dead_heads(layer, kernels=None):
     return dead | silent
 
 
-def attention_plan(layer, inputs_full, kernels=None, counting=False):
+def attention_plan(layer, inputs_full, kernels=None):
     """`(weights, dead)`: the flat weights of `layer` with its kept heads only (in
     `MultiHeadAttention`'s order: query, key, value, output; kernels then biases; one silent
     head when none is kept) and a bool per head, gone. A one-line ShrinkError if its inputs
@@ -48,13 +48,12 @@ def attention_plan(layer, inputs_full, kernels=None, counting=False):
     if not inputs_full:
         raise ShrinkError(f"shrink: cannot take channels out of the inputs of attention layer "
                           f"{layer.name!r}; leave the layers that feed it without unit masks.")
-    del counting  # (a count and a shrink keep the same heads)
-    dead = dead_heads(layer, kernels)
+    projections = [_arrays(layer, part, kernels) for part in attention_heads.projections(layer)]
+    dead = dead_heads(projections)
     silent = dead.all()
     kept = np.array([0]) if silent else np.flatnonzero(~dead)
     weights = []
-    for index, part in enumerate(attention_heads.projections(layer)):
-        arrays = _arrays(layer, part, kernels)
+    for index, arrays in enumerate(projections):
         if index < 3:  # query, key, value: kernel (inputs..., heads, dim), bias (heads, dim)
             slices = [np.take(arrays[0], kept, axis=-2)] + [
                 np.take(b, kept, axis=0) for b in arrays[1:]]

@@ -116,8 +116,7 @@ class _Shrinker:
             return through_flatten(layer, first)
         if is_attention(layer):
             full = all(len(c.kept) == c.total for c in inbound)
-            self.weights[layer.name], dead = attention_plan(layer, full, self.kernels,
-                                                            self.counting)
+            self.weights[layer.name], dead = attention_plan(layer, full, self.kernels)
             self.heads.add(layer.name)  # (no head kept: one silent head stays, head 0)
             self.sizes[layer.name] = max(1, int(np.sum(~dead)))
             self.removed[layer.name] = np.flatnonzero(dead).tolist()[0 if (~dead).any() else 1:]
