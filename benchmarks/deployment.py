@@ -95,16 +95,15 @@ def _inputs(model_name, shape, batch):
     return generator.rand(batch, *shape).astype("float32")
 
 
-def _print_generation(model_name, runners, lite, inputs, args, threads):
-    """Prints each ticket's generation speed over the dense network's, in Keras and TFLite."""
+def _print_generation(model_name, runtime, runners, inputs, args):
+    """Prints each ticket's generation speed over the dense network's in one `runtime`."""
     window = inputs[min(inputs)][:1]
-    for runtime, group in (("keras", runners), (f"tflite x{threads}", lite)):
-        rates = generation_rates(group, window, args.generate, max(1, args.repeats // 7))
-        for name, rate in rates.items():
-            if name != "dense":
-                print(f"{model_name:13s} {runtime} {name} generation: {rate:7.1f} chars/s, "
-                      f"{rate / rates['dense']:5.2f}x dense ({rates['dense']:.1f} chars/s)",
-                      flush=True)
+    rates = generation_rates(runners, window, args.generate, max(1, args.repeats // 7))
+    for name, rate in rates.items():
+        if name != "dense":
+            print(f"{model_name:13s} {runtime} {name} generation: {rate:7.1f} chars/s, "
+                  f"{rate / rates['dense']:5.2f}x dense ({rates['dense']:.1f} chars/s)",
+                  flush=True)
 
 
 def speedups(times):
@@ -143,12 +142,15 @@ def main(argv=None):
                                       shrunk, shape)
             rows = {f"keras {name}": row for name, row in
                     speedups(median_latencies(runners, inputs, args.repeats)).items()}
+            generates = model_name in TEXT and args.generate
+            if generates:
+                _print_generation(model_name, "keras", runners, inputs, args)
             for threads in (int(t) for t in args.threads.split(",")):
                 lite = {name: tickets.TFLiteModel(path, threads) for name, path in files.items()}
                 rows.update({f"tflite x{threads} {name}": row for name, row in
                              speedups(median_latencies(lite, inputs, args.repeats)).items()})
-                if model_name in TEXT and args.generate:
-                    _print_generation(model_name, runners, lite, inputs, args, threads)
+                if generates:
+                    _print_generation(model_name, f"tflite x{threads}", lite, inputs, args)
         table[model_name] = rows
         for name, row in rows.items():
             print(f"{model_name:13s} {name:26s} " + "  ".join(
