@@ -1,9 +1,9 @@
 """`python -m apps.report`: the repository's short name for `keras_lottery.apps.report`
 (installed: `keras-lottery-report`, or `python -m keras_lottery.apps.report`)."""
 
-import os
+from apps import exit_on_unsupported_backend
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+exit_on_unsupported_backend()
 
 from keras_lottery.apps.report import *  # noqa: E402,F403
 from keras_lottery.apps.report import run_main  # noqa: E402

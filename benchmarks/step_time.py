@@ -12,8 +12,14 @@ the plain Keras model (`keras.layers.Dense` / `Conv2D`, same architecture,
 ops with the hand-written gradient and `cs (autodiff)` CS as autodiff builds it,
 for comparison.
 
+`--backend=tensorflow,jax` measures the same table on each Keras backend, every one in its own
+process (a process has one backend) and each against its own plain Keras step, and prints the
+ratios side by side. On JAX every step is jitted (`jit=on`; Keras's JAX `jit_compile=False`
+runs op by op) and the native kernel, a TensorFlow op, is not used.
+
     python3 -m benchmarks.step_time [--models=lenet300_100,conv6] [--batch_size=60]
                                     [--optimizer=sgd|adam] [--jit=both|on|off] [--json=FILE]
+                                    [--backend=tensorflow,jax]
 """
 
 import argparse
@@ -21,7 +27,9 @@ import functools
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,6 +83,8 @@ def build_variants(model_name, input_shape, names=None):
     for name, kwargs in MASKED_VARIANTS.items():
         if names and name not in names and name != "imp / ticket":
             continue
+        if name == "cs (tf ops)" and keras.backend.backend() != "tensorflow":
+            continue  # elsewhere "cs" is already on the backend's ops
         keras.utils.set_random_seed(0)
         variants[name] = models.build(model_name, input_shape, 10, **kwargs)
     # The plain model: the fixed-mask one stripped to keras.layers.Dense / Conv2D.
@@ -174,11 +184,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default="", help="also write the table to this JSON file")
+    parser.add_argument("--backend", default=keras.backend.backend(),
+                        help="comma-separated Keras backends (tensorflow, jax): each measured "
+                        "in its own process, the ratios printed side by side")
     args = parser.parse_args(argv)
+    backends = args.backend.split(",")
+    if backends != [keras.backend.backend()]:
+        return compare_backends(backends, argv if argv is not None else sys.argv[1:], args)
     jit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
+    if keras.backend.backend() == "jax":
+        jit_modes = [True]
     print(f"command: python3 -m benchmarks.step_time {' '.join(sys.argv[1:])}")
     print(f"devices: {[d.device_type for d in tf.config.list_physical_devices()]}, "
-          f"tensorflow {tf.__version__}, keras {keras.__version__}")
+          f"tensorflow {tf.__version__}, keras {keras.__version__} "
+          f"(backend {keras.backend.backend()})")
     print("native CS kernel: " + ("loaded" if native.load() else
                                   f"not available ({native.unavailable_reason()})"))
     table = {}
@@ -194,6 +213,39 @@ def main(argv=None):
         with open(args.json, "w") as handle:
             json.dump(table, handle, indent=2)
     return table
+
+
+def compare_backends(backends, argv, args):
+    """Runs this benchmark once per backend (a child process each, `KERAS_BACKEND` set) and
+    prints every variant's median ratio to its backend's plain Keras step side by side."""
+    unknown = [b for b in backends if b not in ("tensorflow", "jax")]
+    if unknown:
+        raise SystemExit(f"error: --backend={args.backend} is invalid: {unknown[0]!r} is not "
+                         "one of tensorflow, jax.")
+    tables = {}
+    own = [a for a in argv if not a.startswith(("--backend", "--json"))]
+    for backend in backends:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            command = [sys.executable, "-m", "benchmarks.step_time", *own,
+                       f"--backend={backend}", f"--json={out.name}"]
+            print(f"== {backend}", flush=True)
+            subprocess.run(command, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
+            with open(out.name) as handle:
+                tables[backend] = json.load(handle)
+    print(f"\nmedian step-time ratio to the plain Keras step of the same backend "
+          f"(batch {args.batch_size}):")
+    print(f"{'model':22s} {'variant':15s} " + " ".join(f"{b:>11s}" for b in backends))
+    for model_name in args.models.split(","):
+        for name in next(iter(tables.values())).get(f"{model_name} jit=on", {}):
+            cells = []
+            for backend in backends:
+                row = tables[backend].get(f"{model_name} jit=on", {}).get(name)
+                cells.append(f"{row['ratio']:11.3f}" if row else f"{'-':>11s}")
+            print(f"{model_name + ' jit=on':22s} {name:15s} " + " ".join(cells))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(tables, handle, indent=2)
+    return tables
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
+# ruff: noqa: E402  (the backend check runs before any import that loads Keras)
 """keras_lottery: lottery tickets in Keras 3 with Continuous Sparsification.
 
 The library is a house of rooms; each imports only from the rooms listed before it:
 
+    backends          which Keras backends it runs on (checked before Keras loads)
     compat, io_utils  the floor: Keras internals (each pinned by a test), atomic files,
     version           and the version
     layers            the one masking mechanism: MaskedLayer, CSDense, CSEinsumDense, CSConv2D,
@@ -23,8 +25,12 @@ The library is a house of rooms; each imports only from the rooms listed before 
     apps              the command-line apps (absl)
 
 `sparsify(model)` / `strip(model)` convert any Keras model to a masked one and back (a copy,
-or `in_place=True`).
+or `in_place=True`). It runs on Keras's TensorFlow and JAX backends (`backends`).
 """
+
+from keras_lottery import backends as _backends
+
+_backends.require_supported()  # before Keras loads: one line on a backend we do not run on
 
 from keras_lottery import (
                            callbacks,

@@ -1,7 +1,8 @@
 """Runs one tiny search on 2 logical CPU devices, mirrored or not; prints its results as JSON.
 
 Used by test_distribute.py in a fresh process (logical devices must be set
-before TensorFlow initialises).
+before TensorFlow initialises). Under `KERAS_BACKEND=jax` the host CPU is split into
+2 XLA devices instead (`--xla_force_host_platform_device_count`).
 """
 
 import json
@@ -11,11 +12,17 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # noqa: E402
+if os.environ.get("KERAS_BACKEND") == "jax":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=2")
+else:
+    import tensorflow as tf  # noqa: E402
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+import keras  # noqa: E402
 
 from keras_lottery import search  # noqa: E402
 from keras_lottery.search import distribute  # noqa: E402
@@ -33,6 +40,7 @@ def main():
     results = search.run(config)
     strategy_object = distribute.make_strategy(strategy)
     results["replicas"] = strategy_object.num_replicas_in_sync
+    results["backend"] = keras.backend.backend()
     print("RESULTS " + json.dumps(results))
 
 

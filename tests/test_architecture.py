@@ -11,7 +11,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "keras_lottery"
 #: Rooms from the floor up (keras_lottery/__init__.py lists the same order). A room may
 #: import its own modules and every room of a lower rank.
-RANKS = {"compat": 0, "io_utils": 0, "version": 0, "layers": 1, "saving": 2, "methods": 2, "tickets": 3, "callbacks": 4,
+RANKS = {"backends": 0, "compat": 0, "io_utils": 0, "version": 0, "layers": 1, "saving": 2,
+         "methods": 2, "tickets": 3, "callbacks": 4,
          "models": 5, "optimizers": 5, "data": 5, "metrics": 5, "search": 6, "report": 7, "sweep": 8,
          "apps": 9}
 

@@ -1,6 +1,7 @@
 """The library on Keras's JAX backend: the same rounds give the same `s` and tickets as
 TensorFlow, and the layer-level suite passes under JAX."""
 
+import json
 import os
 import subprocess
 import sys
@@ -40,20 +41,66 @@ def test_two_cs_rounds_match_across_tensorflow_and_jax(tmp_path):
     assert on_jax["ticket2/cs_dense_1"].mean() < 1.0
 
 
-@pytest.mark.parametrize("app_module", ["apps.search", "apps.sweep"])
-def test_training_apps_refuse_jax_in_one_line(tmp_path, app_module):
-    out = tmp_path / "run"
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", app_module, "--flagfile=apps/flags/quickstart.cfg",
-               f"--output_dir={out}"]
-    if app_module == "apps.sweep":
-        command.append(f"--sweep_dir={out}")
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2
+def _app(tmp_path, backend, *flags, module="apps.search"):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", module, "--flagfile=apps/flags/quickstart.cfg",
+               f"--output_dir={tmp_path / 'run'}", *flags]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _one_error_line(done, *words):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "KERAS_BACKEND=jax" in errors[0], done.stderr[-1500:]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-1500:]
+    assert all(word in errors[0] for word in words), errors[0]
     assert "Traceback" not in done.stderr
-    assert not out.exists()
+
+
+@pytest.mark.parametrize("module", ["apps.search", "apps.sweep", "apps.report"])
+def test_an_unsupported_backend_is_one_line(tmp_path, module):
+    """Keras would fail deep in its own import (torch is not installed); the repository's apps
+    say so in one line, and importing the library raises one clear ImportError."""
+    done = _app(tmp_path, "torch", module=module)
+    _one_error_line(done, "'torch'", "KERAS_BACKEND=jax")
+    assert not (tmp_path / "run").exists()
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    imported = subprocess.run([sys.executable, "-c", "import keras_lottery"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    last = imported.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: keras_lottery runs on") and "'torch'" in last
+
+
+def test_multi_worker_is_refused_on_jax(tmp_path):
+    done = _app(tmp_path, "jax", "--distribute=multi_worker")
+    _one_error_line(done, "--distribute='multi_worker'", "KERAS_BACKEND=jax")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_search_app_runs_on_jax_and_resumes(tmp_path):
+    """The quickstart's app on JAX, cut short: a round, its ticket retrained, the deployment
+    export (TFLite through jax2tf) and TensorBoard; a second, longer call resumes after it."""
+    short = ("--train_examples=1000", "--validation_examples=500", "--epochs=2",
+             "--ticket_epoch=1", "--ticket_epochs=1", "--dense_baseline=false", "--verbose=0",
+             "--mask_init=0.05")
+    done = _app(tmp_path, "jax", "--rounds=1", *short)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "running 1 step per call on KERAS_BACKEND=jax" in done.stderr + done.stdout
+    run = tmp_path / "run"
+    results = json.loads((run / "results.json").read_text())
+    first = results["rounds"][0]
+    assert results["environment"]["backend"] == "jax"
+    assert 0 < first["remaining"] < 1 and first["ticket_accuracy"] > 0.3
+    deployment = first["deployment"]
+    assert deployment["file_bytes"]["tflite"] > 0 and "tflite_error" not in deployment
+    assert (run / "tickets" / "round_1.npz").exists()
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    again = _app(tmp_path, "jax", "--rounds=2", *short)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming after round 1" in again.stderr + again.stdout
+    rounds = json.loads((run / "results.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2] and rounds[0] == first
+    assert rounds[1]["remaining"] < first["remaining"]
 
 
 #: Tests of the layers, mask groups, costs, budgets and callbacks that also run under JAX (the

@@ -10,22 +10,6 @@ May import: every room.
 
 import sys
 
-#: The Keras backends the training apps run on (the library's layers also run on JAX).
-APP_BACKENDS = ("tensorflow",)
-
-
-def unsupported_backend():
-    """The one-line reason the training apps cannot run on the active Keras backend, or None.
-    They drive `tf.distribute` and TensorFlow's summaries; issue 31 brings them to JAX."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend in APP_BACKENDS:
-        return None
-    return (f"KERAS_BACKEND={backend} is not supported by this app yet: it runs on "
-            f"{', '.join(APP_BACKENDS)} only (unset KERAS_BACKEND or set it to tensorflow); "
-            "the library's layers, callbacks and tickets do run on jax.")
-
 
 def run(main, doc, flags_parser=None):
     """`absl.app.run(main)`, with the app's docstring as the `--help` text however the app was

@@ -132,10 +132,6 @@ def parse_seeds(values):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    refusal = apps.unsupported_backend()
-    if refusal:
-        print(f"error: {refusal}", file=sys.stderr)
-        return 2
     if FLAGS.seeds:
         try:
             seeds = parse_seeds(FLAGS.seeds)

@@ -38,10 +38,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    refusal = apps.unsupported_backend()
-    if refusal:
-        print(f"error: {refusal}", file=sys.stderr)
-        return 2
     try:
         config = search_app.config_from_flags()
         summary = sweep.run_sweep(config, FLAGS.sweep_dir, FLAGS.max_trials, FLAGS.tuner,

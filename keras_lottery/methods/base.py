@@ -144,6 +144,9 @@ class Method:
     takes_target_remaining = True
     #: The settings this method reads besides the shared ones (`Setting`s).
     settings = ()
+    #: Whether a batch hook sets the layers before every step off TensorFlow (CS's `beta`):
+    #: there each call into the compiled step runs one step.
+    anneals_per_step = False
     #: Settings applied when the search starts from a trained model (`--init_from`).
     trained_model_settings = {}
     #: The knobs a sweep varies by default: `(name, kind, keras-tuner arguments)`.

@@ -244,6 +244,10 @@ class ContinuousSparsification(Method):
         self.official_temperature = official_temperature
         self.reset = reset
 
+    @property
+    def anneals_per_step(self):
+        return self.final_temperature is not None and not self.per_epoch
+
     @classmethod
     def from_settings(cls, settings):
         return cls(settings.initial_temperature, settings.final_temperature,

@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from keras_lottery import methods
+from keras_lottery.search import distribute
 from keras_lottery.search.settings import SHARED
 from keras_lottery.tickets.budgets import BudgetTarget
 
@@ -210,6 +211,9 @@ def _cross_problems(config):
             set(decay_epochs)):
         problems.append(("lr_decay_epochs", ",".join(map(str, decay_epochs)),
                          f"must be increasing epochs in 1..{config.epochs - 1} (--epochs)"))
+    if distribute.backend_problem(config.distribute):
+        problems.append(("distribute", config.distribute,
+                         distribute.backend_problem(config.distribute)))
     if config.target_remaining and not method.takes_target_remaining:
         problems.append(("target_remaining", config.target_remaining,
                          f"--method={method.name} sets sparsity with --prune_fraction and "

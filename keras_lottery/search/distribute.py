@@ -1,5 +1,6 @@
-"""`tf.distribute` strategies for a search: `--distribute=auto|none|mirrored|multi_worker`.
+"""Where a search runs: `--distribute=auto|none|mirrored|multi_worker`.
 
+On TensorFlow, `tf.distribute` strategies:
 - `none`: the default strategy (one device).
 - `mirrored`: `tf.distribute.MirroredStrategy` over every visible GPU (or the
   logical CPU devices a test sets up).
@@ -8,14 +9,25 @@
   chief writes the run, the others only their resume state.
 - `auto`: `mirrored` when more than one GPU is visible, else `none`.
 
+On JAX, `keras.distribution` (`JaxPlacement`):
+- `none`: no distribution (JAX's default device).
+- `mirrored`: `keras.distribution.DataParallel` over every local device: the
+  variables replicated, each batch split along its first axis (the host CPU
+  splits into N devices with `XLA_FLAGS=--xla_force_host_platform_device_count=N`).
+- `auto`: `mirrored` when more than one accelerator is visible, else `none`.
+- `multi_worker` is TensorFlow's and refused (`backend_problem`).
+
 Every variable (`w`, `s`, `beta`, optimizer slots) is created under the
-strategy's scope, so callbacks that assign `beta` or reset `s` between rounds
-update every replica at once.
+strategy's scope (on JAX, the whole search runs in the distribution's scope,
+so the callbacks' variables are replicated too), so callbacks that assign
+`beta` or reset `s` between rounds update every replica at once.
 """
 
+import contextlib
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 from keras_lottery import compat
@@ -23,10 +35,57 @@ from keras_lottery import compat
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 
 
+class JaxPlacement:
+    """The part of a `tf.distribute.Strategy` a search uses, for JAX: `scope()` (the
+    `keras.distribution` scope, or nothing on one device), `num_replicas_in_sync` and
+    `cluster_resolver` (None: one process).
+
+    Keras's JAX trainer computes each step over the whole global batch as one program
+    sharded over the devices, so the loss, the penalty `lambda * ||m||_1` and the gradients
+    are those of one device (no per-replica scaling to undo)."""
+
+    cluster_resolver = None
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+        self.num_replicas_in_sync = (
+            len(distribution.device_mesh.devices.flat) if distribution is not None else 1)
+
+    def scope(self):
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
+
+
+def backend_problem(name):
+    """Why `--distribute=name` cannot run on the active Keras backend, or None."""
+    if name == "multi_worker" and keras.backend.backend() != "tensorflow":
+        return (f"it is TensorFlow's MultiWorkerMirroredStrategy, and KERAS_BACKEND="
+                f"{keras.backend.backend()}; use --distribute=mirrored (keras.distribution."
+                "DataParallel over this host's devices) or the tensorflow backend")
+    return None
+
+
+def _jax_placement(name):
+    import jax
+
+    if backend_problem(name):
+        raise ValueError(f"--distribute={name} is invalid: {backend_problem(name)}.")
+    if name == "auto":
+        accelerators = [d for d in jax.devices() if d.platform != "cpu"]
+        name = "mirrored" if len(accelerators) > 1 else "none"
+    if name == "none" or len(jax.devices()) == 1:
+        return JaxPlacement()
+    return JaxPlacement(keras.distribution.DataParallel(devices=jax.devices()))
+
+
 def make_strategy(name):
-    """Returns the `tf.distribute.Strategy` for `name` (one of `STRATEGIES`)."""
+    """Returns the `tf.distribute.Strategy` for `name` (one of `STRATEGIES`), or on JAX the
+    `JaxPlacement`."""
     if name not in STRATEGIES:
         raise ValueError(f"Unknown distribute {name!r}; expected one of {list(STRATEGIES)}.")
+    if keras.backend.backend() == "jax":
+        return _jax_placement(name)
     if name == "auto":
         name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "none"
     if name == "none":
@@ -42,9 +101,19 @@ def make_strategy(name):
 def prepare_model(model):
     """Makes `model.fit` / `evaluate` work under the strategy the model was built in
     (MultiWorkerMirroredStrategy needs `compat.build_from_local_batch`); returns `model`."""
-    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if isinstance(getattr(model, "distribute_strategy", None),
+                  tf.distribute.MultiWorkerMirroredStrategy):
         compat.build_from_local_batch(model)
     return model
+
+
+def running(strategy):
+    """The context a whole search runs in: on JAX the distribution's scope (the variables
+    callbacks create mid-run are placed like the model's), on TensorFlow nothing (each
+    model and restore enters its strategy's scope itself)."""
+    if isinstance(strategy, JaxPlacement):
+        return strategy.scope()
+    return contextlib.nullcontext()
 
 
 def is_chief(strategy):

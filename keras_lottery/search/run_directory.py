@@ -194,8 +194,9 @@ SCHEMA_VERSION = 2
 
 
 def environment():
-    """What made a run: library, TensorFlow, Keras and Python versions, the library's git
-    commit when it runs from a checkout, the host and the time (for `results.json`)."""
+    """What made a run: library, TensorFlow, Keras (and its backend; JAX's version on JAX)
+    and Python versions, the library's git commit when it runs from a checkout, the host and
+    the time (for `results.json`)."""
 
     try:
         commit = subprocess.run(
@@ -203,7 +204,12 @@ def environment():
             cwd=os.path.dirname(os.path.abspath(io_utils.__file__))).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
+    backend = {"backend": keras.backend.backend()}
+    if backend["backend"] == "jax":
+        import jax
+
+        backend["jax"] = jax.__version__
     return {"schema_version": SCHEMA_VERSION, "keras_lottery": __version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__, **backend,
             "python": platform.python_version(), "commit": commit, "host": socket.gethostname(),
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

@@ -66,7 +66,7 @@ class LotteryRunner:
         strategy = distribute.make_strategy(config.distribute)
         self.chief = distribute.is_chief(strategy)
         run_dir = RunDirectory(distribute.worker_output_dir(strategy, output_dir), self.chief)
-        with run_dir.lock():
+        with run_dir.lock(), distribute.running(strategy):
             previous = run_dir.previous_run(config.to_dict(), RESUMABLE_CHANGES,
                                             overwrite=config.overwrite)
             if previous and finished(previous, config.rounds):

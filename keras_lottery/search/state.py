@@ -9,6 +9,8 @@ ready, so a bad setting found there leaves it as it was.
 import dataclasses
 import os
 
+import keras
+
 from keras_lottery import callbacks as cb
 from keras_lottery import compat, data, methods, tickets
 from keras_lottery.search import model_setup, tensorboard
@@ -44,7 +46,23 @@ class SearchState:
     trainer: PhaseTrainer
 
 
-def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks):
+def _steps_per_execution(config, strategy, method):
+    """The steps each call into the compiled step runs: `--steps_per_execution`, or 1 where
+    that would change the results (logged)."""
+    wanted = compat.steps_per_execution_for(strategy, config.steps_per_execution)
+    if wanted != config.steps_per_execution:
+        log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call "
+            f"on {strategy.num_replicas_in_sync} replicas (Keras cannot run several under "
+            "tf.distribute yet, keras-team/keras#19246); same results")
+    elif wanted > 1 and method.anneals_per_step and keras.backend.backend() != "tensorflow":
+        wanted = 1
+        log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call on "
+            f"KERAS_BACKEND={keras.backend.backend()}, where beta is assigned before every "
+            "step (on tensorflow the step reads it from the optimizer's counter)")
+    return wanted
+
+
+def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks, method):
     """The data and the `PhaseTrainer` over them."""
     splits = data.load(config.dataset, config.data_dir or None,
                        validation_examples=config.validation_examples,
@@ -54,11 +72,7 @@ def _trainer(config, strategy, run_dir, dry_steps, extra_callbacks):
     if not len(splits.x_val):  # --validation_examples=0: train on every image
         validation = None
     steps_per_epoch = dry_steps or data.steps_per_epoch(splits, config.batch_size)
-    wanted = compat.steps_per_execution_for(strategy, config.steps_per_execution)
-    if wanted != config.steps_per_execution:
-        log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call "
-            f"on {strategy.num_replicas_in_sync} replicas (Keras cannot run several under "
-            "tf.distribute yet, keras-team/keras#19246); same results")
+    wanted = _steps_per_execution(config, strategy, method)
     steps = model_setup.execution_steps(steps_per_epoch, wanted)
     if steps != wanted and not dry_steps:
         log(f"--steps_per_execution={config.steps_per_execution}: running {steps} steps "
@@ -120,7 +134,7 @@ def open_search(config, run_dir, strategy, previous, dry_steps=None, extra_callb
     """The `SearchState` of search `config` in `run_dir`: new, or continuing `previous` (its
     results). Writes `results.json` (and, for a new search, its HParams)."""
     method = methods.from_config(config)
-    trainer = _trainer(config, strategy, run_dir, dry_steps, extra_callbacks)
+    trainer = _trainer(config, strategy, run_dir, dry_steps, extra_callbacks, method)
     with strategy.scope():
         model = model_setup.build_model(config, trainer.splits.input_shape,
                                         trainer.splits.num_classes,

@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -24,9 +25,12 @@ from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
 
 
 def keras_runner(model):
-    """`model`'s inference as a compiled function of a batch (closure, not default argument).
-    A numpy batch becomes a tensor once (kept by `id`): timing a call times the model, not
-    the copy of its input."""
+    """`model`'s inference as a compiled function of a batch (closure, not default argument):
+    a `tf.function`, or on JAX `jax.jit` of `stateless_call`. A numpy batch becomes a tensor
+    once (kept by `id`): timing a call times the model, not the copy of its input."""
+    if keras.backend.backend() == "jax":
+        return _jax_runner(model)
+
     @tf.function(reduce_retracing=True)
     def run(x):
         return model(x, training=False)
@@ -38,6 +42,23 @@ def keras_runner(model):
         if tensor is None:
             tensor = tensors[id(x)] = (x, tf.constant(x))
         return np.asarray(run(tensor[1]))
+
+    return call
+
+
+def _jax_runner(model):
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    fixed = [v.value for v in model.non_trainable_variables]
+    run = jax.jit(lambda t, f, x: model.stateless_call(t, f, x, training=False)[0])
+    arrays = {}
+
+    def call(x):
+        array = arrays.get(id(x))
+        if array is None:
+            array = arrays[id(x)] = (x, jax.numpy.asarray(x))
+        return np.asarray(run(trainable, fixed, array[1]))
 
     return call
 

@@ -11,6 +11,7 @@ DENSIFY op turns them dense before use (then nothing is gained), and it says whi
 import contextlib
 import io
 import os
+import tempfile
 import warnings
 
 import keras
@@ -23,14 +24,29 @@ from keras_lottery.layers import masked_layers
 from keras_lottery.tickets.convert import strip
 
 
+def _converter(model, directory):
+    """TensorFlow's TFLite converter for `model`: from the Keras model on TensorFlow; on JAX
+    from the SavedModel Keras exports through jax2tf into `directory` (the converter
+    legalizes its StableHLO into TFLite's ops)."""
+    if keras.backend.backend() == "tensorflow":
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"export_tflite runs on KERAS_BACKEND=tensorflow or jax, not "
+                         f"{keras.backend.backend()}.")
+    model.export(directory, format="tf_saved_model", verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(directory)
+
+
 def _convert(model, sparse):
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if sparse:
-        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)  # the converter logs every step at INFO
+    # the converter logs every step at INFO; jax2tf's SavedModel warns of its gradients
+    logging.set_verbosity(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the exported signature
+        with tempfile.TemporaryDirectory(prefix="keras_lottery_tflite_") as directory, \
+                contextlib.redirect_stdout(io.StringIO()):  # Keras prints the signature
+            converter = _converter(model, directory)
+            if sparse:
+                converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
             return converter.convert()
     finally:
         logging.set_verbosity(verbosity)
