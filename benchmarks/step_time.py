@@ -232,16 +232,17 @@ def compare_backends(backends, argv, args):
             subprocess.run(command, check=True, env=dict(os.environ, KERAS_BACKEND=backend))
             with open(out.name) as handle:
                 tables[backend] = json.load(handle)
-    print(f"\nmedian step-time ratio to the plain Keras step of the same backend "
-          f"(batch {args.batch_size}):")
-    print(f"{'model':22s} {'variant':15s} " + " ".join(f"{b:>11s}" for b in backends))
+    print(f"\nmedian step-time ratio to the plain Keras step of the same backend and XLA "
+          f"setting (batch {args.batch_size}):")
     for model_name in args.models.split(","):
-        for name in next(iter(tables.values())).get(f"{model_name} jit=on", {}):
-            cells = []
-            for backend in backends:
-                row = tables[backend].get(f"{model_name} jit=on", {}).get(name)
-                cells.append(f"{row['ratio']:11.3f}" if row else f"{'-':>11s}")
-            print(f"{model_name + ' jit=on':22s} {name:15s} " + " ".join(cells))
+        columns = [(backend, key) for backend in backends for key in tables[backend]
+                   if key.split(" ")[0] == model_name]
+        print(f"{model_name:15s}" + "".join(f"{b + ' ' + k.split(' ')[1]:>21s}"
+                                            for b, k in columns))
+        for name in tables[columns[0][0]][columns[0][1]]:
+            cells = [tables[b][k].get(name) for b, k in columns]
+            print(f"  {name:13s}" + "".join(f"{c['ratio']:21.3f}" if c else f"{'-':>21s}"
+                                           for c in cells))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(tables, handle, indent=2)

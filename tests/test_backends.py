@@ -70,6 +70,18 @@ def test_an_unsupported_backend_is_one_line(tmp_path, module):
     assert last.startswith("ImportError: keras_lottery runs on") and "'torch'" in last
 
 
+def test_masks_added_in_place_follow_the_distribution():
+    """`s` added to a built model inside a `DataParallel` scope lives on both devices, as `w`
+    does, and the model trains there (no "incompatible devices", keras-team/keras#18681)."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tests",
+                                                        "backend_in_place_mirrored.py")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "OK 2 2" in done.stdout, done.stdout[-500:]
+    assert "REFUSED layer 'spread' (Dense): its weights are spread over 2 devices" in done.stdout
+
+
 def test_multi_worker_is_refused_on_jax(tmp_path):
     done = _app(tmp_path, "jax", "--distribute=multi_worker")
     _one_error_line(done, "--distribute='multi_worker'", "KERAS_BACKEND=jax")

@@ -47,7 +47,13 @@ def check_maskable(layer, key=None, **mask_arguments):
     if getattr(layer, "quantization_mode", None) is not None:
         raise ValueError(f"{who} is quantized ({layer.quantization_mode}); mask the float "
                          "model, then quantize the stripped ticket.")
-    kernel_shape = tuple((layer._kernel if hasattr(layer, "_kernel") else layer.kernel).shape)
+    kernel_variable = layer._kernel if hasattr(layer, "_kernel") else layer.kernel
+    spread = _devices_outside_distribution(kernel_variable)
+    if spread:
+        raise ValueError(f"{who}: its weights are spread over {spread} devices by a "
+                         "keras.distribution, and new mask variables would sit on one; mask "
+                         "the model inside that distribution's scope() (keras-team/keras#18681).")
+    kernel_shape = tuple(kernel_variable.shape)
     plain = type(layer)
     state = {name: vars(layer)[name] for name in _MASK_STATE if name in vars(layer)}
     try:  # the masked class's view of the layer, for its argument and granularity checks
@@ -61,6 +67,17 @@ def check_maskable(layer, key=None, **mask_arguments):
         for name in _MASK_STATE:
             vars(layer).pop(name, None)
         vars(layer).update(state)
+
+
+def _devices_outside_distribution(variable):
+    """On JAX, outside any `keras.distribution` scope: how many devices `variable` is spread
+    over when more than one (a variable created now would sit on one device and a jitted
+    step would refuse the mix); else 0."""
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is not None:
+        return 0
+    sharding = getattr(getattr(variable, "value", None), "sharding", None)
+    devices = len(sharding.device_set) if sharding is not None else 1
+    return devices if devices > 1 else 0
 
 
 #: The attributes `set_mask_arguments` sets.

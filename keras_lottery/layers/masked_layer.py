@@ -209,15 +209,10 @@ def _add_mask_variables(layer):
 
 
 def _scalar_weight(layer, name, value):
-    """A float32 scalar of mask state (not trained, never autocast), updatable in-step.
-
-    Training steps update beta in the graph (`beta <- beta * rate`, as BatchNormalization
-    updates its statistics), so annealing costs no Python work per step. Aggregation
-    "none": under `tf.distribute` a step's update writes each replica's own copy (the same
-    value on every replica, no cross-replica merge inside the forward pass); callbacks
-    assign it outside the step, to every replica at once. `lambda` is one too, so
-    callbacks can change it without retracing the step.
-    """
+    """A float32 scalar of mask state (not trained, never autocast): `beta`, its per-step
+    rate, `lambda`. Callbacks assign them outside the step, to every replica at once
+    (aggregation "none": no cross-replica merge), so changing one does not retrace the step;
+    the layer only reads them (`layers.annealing`)."""
     return layer.add_weight(name=name, shape=(), initializer=keras.initializers.Constant(value),
                             trainable=False, dtype="float32", autocast=False,
                             aggregation="none")
