@@ -40,6 +40,7 @@ from keras_lottery.tickets.deployment import (  # noqa: E402
     generation_rates,
     keras_runner,
     median_latencies,
+    random_batch,
 )
 
 #: Text models: `(input shape, vocabulary size)`; their classes are the vocabulary.
@@ -87,14 +88,6 @@ def variants(model_name, kept_units, kept_blocks, folder, shrunk=None, shape=Non
     return runners, files
 
 
-def _inputs(model_name, shape, batch):
-    """A batch of random inputs: character ids for a text model, pixels otherwise."""
-    generator = np.random.RandomState(batch)
-    if model_name in TEXT:
-        return generator.randint(1, TEXT[model_name][1], size=(batch, *shape)).astype("int32")
-    return generator.rand(batch, *shape).astype("float32")
-
-
 def _print_generation(model_name, runtime, runners, inputs, args):
     """Prints each ticket's generation speed over the dense network's in one `runtime`."""
     window = inputs[min(inputs)][:1]
@@ -136,7 +129,9 @@ def main(argv=None):
     for model_name in args.models.split(","):
         shape = tuple(next(iter(shrunk.values())).inputs[0].shape[1:]) if shrunk else (
             TEXT[model_name][0] if model_name in TEXT else SHAPES[model_name])
-        inputs = {b: _inputs(model_name, shape, b) for b in batches}
+        text, vocabulary = model_name in TEXT, TEXT.get(model_name, (None, 10))[1]
+        inputs = {b: random_batch(shape, "int32" if text else "float32", b, vocabulary)
+                  for b in batches}
         with tempfile.TemporaryDirectory() as folder:
             runners, files = variants(model_name, args.kept_units, args.kept_blocks, folder,
                                       shrunk, shape)

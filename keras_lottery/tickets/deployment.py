@@ -209,12 +209,16 @@ def _counts(dense, deployed):
 
 
 def _example_inputs(model, batch):
-    """`batch` random inputs for `model`: floats in [0, 1), or token ids 1..9 for a model
-    that reads integers (a text model)."""
-    shape, dtype = tuple(model.inputs[0].shape[1:]), str(model.inputs[0].dtype)
+    """`batch` random inputs for `model` (`random_batch` of its input's shape and type)."""
+    return random_batch(tuple(model.inputs[0].shape[1:]), str(model.inputs[0].dtype), batch)
+
+
+def random_batch(shape, dtype, batch, vocabulary=10):
+    """`batch` random examples of `shape` (seeded by `batch`): floats in [0, 1), or token ids
+    in 1..vocabulary-1 for an integer `dtype` (a text model)."""
     generator = np.random.RandomState(batch)
     if "int" in dtype:
-        return generator.randint(1, 10, size=(batch, *shape)).astype(dtype)
+        return generator.randint(1, vocabulary, size=(batch, *shape)).astype(dtype)
     return generator.rand(batch, *shape).astype("float32")
 
 

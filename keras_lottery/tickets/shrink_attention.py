@@ -14,17 +14,12 @@ import keras
 import numpy as np
 
 from keras_lottery.layers import attention as attention_heads
+from keras_lottery.tickets.shrink_channels import arrays_of
 from keras_lottery.tickets.shrink_error import ShrinkError
 
 
 def is_attention(layer):
     return isinstance(layer, keras.layers.MultiHeadAttention)
-
-
-def _arrays(layer, part, kernels):
-    """`[kernel, bias...]` of one projection: `kernels["<layer>/<projection>"]` if given."""
-    given = (kernels or {}).get(f"{layer.name}/{part.name}")
-    return [np.asarray(a) for a in given] if given else [np.array(w) for w in part.get_weights()]
 
 
 def dead_heads(arrays):
@@ -48,7 +43,8 @@ def attention_plan(layer, inputs_full, kernels=None):
     if not inputs_full:
         raise ShrinkError(f"shrink: cannot take channels out of the inputs of attention layer "
                           f"{layer.name!r}; leave the layers that feed it without unit masks.")
-    projections = [_arrays(layer, part, kernels) for part in attention_heads.projections(layer)]
+    projections = [arrays_of(part, kernels, key=f"{layer.name}/{part.name}")
+                   for part in attention_heads.projections(layer)]
     dead = dead_heads(projections)
     silent = dead.all()
     kept = np.array([0]) if silent else np.flatnonzero(~dead)

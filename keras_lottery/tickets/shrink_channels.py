@@ -74,3 +74,10 @@ def through_flatten(layer, inputs):
     constant = {p * total + c: value for p in range(positions)
                 for c, value in inputs.constant.items()}
     return Channels(kept, positions * total, constant)
+
+
+def arrays_of(layer, kernels=None, key=None):
+    """`[kernel, bias...]` of a layer with a kernel: `kernels[key]` (`key` defaults to the
+    layer's name) if given, else its weights."""
+    given = (kernels or {}).get(key or layer.name)
+    return [np.asarray(a) for a in given] if given else [np.array(w) for w in layer.get_weights()]

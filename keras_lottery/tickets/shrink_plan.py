@@ -17,6 +17,7 @@ from keras_lottery.tickets.shrink_attention import attention_plan, is_attention
 from keras_lottery.tickets.shrink_channels import (
     Channels,
     Conflict,
+    arrays_of,
     through_activation,
     through_batch_norm,
     through_flatten,
@@ -212,12 +213,6 @@ def _depthwise(shrinker, layer, inputs):
         raise Conflict(gone)
     shrinker.weights[layer.name] = [kernel[:, :, kept, :], bias[kept]]
     return shrinker._record(layer, dead, bias)
-
-
-def arrays_of(layer, kernels=None):
-    """`[kernel, bias...]` of a layer with a kernel: `kernels[name]` if given, else its
-    weights."""
-    return (kernels or {}).get(layer.name) or [np.array(w) for w in layer.get_weights()]
 
 
 def _ignored_inputs(reader, kernels, unused):
