@@ -146,7 +146,8 @@ def compile_model(model, config, steps_per_epoch=None, steps_per_execution=None)
             keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="task_loss"),
             *bits,
         ],
-        jit_compile=config.jit_compile,
+        # Keras's JAX trainer without jit runs every op eagerly (7x slower here): always jit
+        jit_compile=config.jit_compile or keras.backend.backend() == "jax",
         steps_per_execution=steps_per_execution or config.steps_per_execution,
     )
     return distribute.prepare_model(model)

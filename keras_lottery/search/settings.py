@@ -196,7 +196,7 @@ SHARED = (
             "Make CPU runs bit-for-bit repeatable (TensorFlow op determinism).",
             group="run"),
     Setting("jit_compile", False,
-            "Compile train steps with XLA.",
+            "Compile train steps with XLA (TensorFlow; on JAX every step is jitted).",
             group="run"),
     Setting("steps_per_execution", 1,
             "Training steps per call into the compiled step, at most (the largest divisor of an "
