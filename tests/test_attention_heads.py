@@ -83,6 +83,33 @@ def test_the_penalty_in_macs_prices_a_head_with_its_attention():
     assert ratio == pytest.approx(head_per_weight / TOKENS, rel=1e-6)
 
 
+def test_macs_count_the_attention_itself_for_every_head_it_keeps():
+    """Beside its four projections, a head costs `T * T * (key_dim + value_dim)` MACs per
+    example (scores and weighted values): counted for all heads when dense, for the heads the
+    output projection still reads when nonzero, and by a MACs budget for the heads shrink
+    keeps."""
+    model = keras_lottery.sparsify(_attention_model(), mask_granularity="unit", mask_init=1.0,
+                                   shrinkable_only=False)
+    kernels = (3 * TOKENS * WIDTH * HEADS * KEY_DIM + TOKENS * HEADS * KEY_DIM * WIDTH
+               + TOKENS * WIDTH * 12 + TOKENS * 12 * WIDTH + TOKENS * WIDTH * 3)
+    per_head = TOKENS * TOKENS * 2 * KEY_DIM
+    dense = keras_lottery.tickets.size_report(model)
+    assert dense["dense_macs_per_example"] == kernels + HEADS * per_head
+    assert dense["nonzero_macs_per_example"] == kernels + HEADS * per_head
+    cost = keras_lottery.DeployedCost(model, "macs")
+    assert cost.dense == kernels + HEADS * per_head
+    _heads(model).mask_logits.assign(np.array([1.0, -1.0, -1.0, 1.0]).reshape(HEADS, 1, 1))
+    half = keras_lottery.tickets.size_report(model)
+    assert half["dense_macs_per_example"] == dense["dense_macs_per_example"]
+    # two heads' output slices and their attention gone (q, k, v stay stored and nonzero)
+    assert half["nonzero_macs_per_example"] == (kernels - 2 * TOKENS * KEY_DIM * WIDTH
+                                                + 2 * per_head)
+    shrunk = keras_lottery.tickets.size_report(keras_lottery.shrink(model))
+    assert shrunk["dense_macs_per_example"] == (kernels - 2 * 4 * TOKENS * KEY_DIM * WIDTH
+                                                + 2 * per_head)
+    assert cost.count() == shrunk["dense_macs_per_example"]
+
+
 def _head_model(method):
     arguments = method.layer_arguments(mask_init=1.0, mask_granularity="unit")
     model = models.build("transformer_tiny", (TOKENS,), 3, vocabulary_size=20, **arguments)

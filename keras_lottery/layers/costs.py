@@ -136,6 +136,36 @@ def positions_by_key(model, layers):
     return {key: kernel_positions(layer, shapes.get(id(layer))) for key, layer in layers.items()}
 
 
+def attention_macs_per_head(attention_layer, query_positions, key_positions):
+    """Multiply-accumulates per example of one head's attention itself, beside its
+    projections: the scores `q . k` and their weighted sum of `v`,
+    `T_q * T_k * (key_dim + value_dim)` (`T_q`, `T_k`: the positions its query and key
+    projections run at)."""
+    query, _, value, _ = attention.projections(attention_layer)
+    return query_positions * key_positions * (_kernel_shape(query)[-1]
+                                              + _kernel_shape(value)[-1])
+
+
+def attention_macs(keyed, positions, kept_heads=None):
+    """The attention's own multiply-accumulates per example (`attention_macs_per_head` times
+    its heads) summed over the attention layers among `keyed` (`(key, layer)` pairs, their
+    projections keyed `"<key>/<projection name>"` in `positions`); `kept_heads` (`{key:
+    heads}`) counts fewer heads than the layer has. Layers whose positions are unknown
+    count 0."""
+    total = 0
+    for key, layer in keyed:
+        if not isinstance(layer, keras.layers.MultiHeadAttention):
+            continue
+        query, key_part = attention.projections(layer)[:2]
+        t_q = positions.get(f"{key}/{query.name}")
+        t_k = positions.get(f"{key}/{key_part.name}")
+        if t_q is None or t_k is None:
+            continue
+        heads = (kept_heads or {}).get(key, _kernel_shape(query)[-2])
+        total += heads * attention_macs_per_head(layer, t_q, t_k)
+    return total
+
+
 def head_costs(model, layers, positions=None):
     """`{key: (weights, macs)}` for the `head`-granularity layers of `{key: layer}`: what
     the heads stand for, summed over heads (the query, key, value and output kernels; their
@@ -155,10 +185,9 @@ def head_costs(model, layers, positions=None):
         sizes = [int(np.prod(_kernel_shape(p))) for p in parts]
         macs = None
         if positions is not None and all(at[(key, i)] is not None for i in range(4)):
-            query_shape, value_shape = _kernel_shape(parts[0]), _kernel_shape(parts[2])
-            heads_, key_dim, value_dim = query_shape[-2], query_shape[-1], value_shape[-1]
             macs = (sum(at[(key, i)] * sizes[i] for i in range(4))
-                    + heads_ * at[(key, 0)] * at[(key, 1)] * (key_dim + value_dim))
+                    + _kernel_shape(parts[0])[-2]
+                    * attention_macs_per_head(owner, at[(key, 0)], at[(key, 1)]))
         found[key] = (sum(sizes), macs)
     return found
 

@@ -3,8 +3,9 @@
 `DeployedCost(model, kind)` counts, for a masked `model` and any choice of kept mask groups,
 the `kind` of the network that is deployed, as the deployment record (`results.json`,
 `tickets.deployment`) counts it:
-- `"macs"`: multiply-accumulates per example of the kernel layers (`size_report`'s
-  `dense_macs_per_example`); `"parameters"`: every stored weight but the masks.
+- `"macs"`: multiply-accumulates per example of the kernel layers and of each attention
+  layer's kept heads (`size_report`'s `dense_macs_per_example`); `"parameters"`: every
+  stored weight but the masks.
 - unit tickets: the network `shrink` makes (a removed unit leaves its layer and the input
   rows or channels of the layers that read it; units that reach a merge or the outputs
   stay): the record's `deployed`;
@@ -14,6 +15,7 @@ Unit tickets run `shrink`'s plan on numpy arrays (`shrink_plan.plan`): no model 
 count takes milliseconds and a budget can be checked during training.
 """
 
+import keras
 import numpy as np
 
 from keras_lottery import compat
@@ -69,6 +71,9 @@ class DeployedCost:
                                  "variable length); give a parameter budget instead.")
         self._kernel_sizes = {key: _size([_kernel(layer)]) for key, layer in
                               kernel_layers.items()}
+        #: The attention layers, whose own MACs (`costs.attention_macs`) count per kept head.
+        self._attention = [(key, layer) for key, layer in compat.keyed_layers(model)
+                           if isinstance(layer, keras.layers.MultiHeadAttention)]
         self._key_of = {id(layer): key for key, layer in kernel_layers.items()}
         mask_ids = {id(v) for layer in self.layers for v in layer.mask_variables()}
         self._parameters = _size([v for v in model.weights if id(v) not in mask_ids])
@@ -130,7 +135,8 @@ class DeployedCost:
 
     def _linear(self, groups):
         total = self._parameters if self.kind == "parameters" else sum(
-            self._positions[key] * size for key, size in self._kernel_sizes.items())
+            self._positions[key] * size for key, size in self._kernel_sizes.items()
+        ) + costs.attention_macs(self._attention, self._positions)
         for layer, mask in zip(self.layers, groups):
             removed = int(np.size(mask) - np.count_nonzero(mask)) * layer.group_size
             total -= removed * self._positions[self._key_of[id(layer)]]
@@ -142,7 +148,8 @@ class DeployedCost:
             for name, arrays in shrinker.weights.items():
                 total += _size(arrays) - _plain_size(self._top_level[name])
             return total
-        total = 0
+        total = costs.attention_macs(self._attention, self._positions,
+                                     {name: shrinker.sizes[name] for name in shrinker.heads})
         for key, size in self._kernel_sizes.items():
             layer = self._top_level.get(key)
             owner = key.split("/")[0]

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from keras_lottery import compat, io_utils
-from keras_lottery.layers import MaskedLayer, costs
+from keras_lottery.layers import MaskedLayer, attention, costs
 from keras_lottery.tickets.convert import MASKED_CLASSES, strip
 from keras_lottery.tickets.masks import extract_masks, save_masks
 
@@ -20,11 +20,16 @@ def size_report(model):
     maskable weights kept), `dense_bytes` (all weights stored densely),
     `ticket_bytes` (each kernel stored the cheaper way: its kept entries plus a
     1-bit-per-weight mask, or dense; other weights dense, so a dense model's ticket
-    is as large as the model), `dense_macs_per_example` and `nonzero_macs_per_example`.
+    is as large as the model), `dense_macs_per_example` and `nonzero_macs_per_example`
+    (the kernels' MACs, plus each attention layer's own, `costs.attention_macs`: all its heads
+    when dense, those its output projection still reads when nonzero).
     """
     layers, kept_total, maskable_total = [], 0, 0
     dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
     keyed = compat.keyed_layers(model)
+    outputs = {f"{key}/{attention.projections(layer)[3].name}": key for key, layer in keyed
+               if isinstance(layer, keras.layers.MultiHeadAttention)}
+    live_heads = {}  # attention key -> the heads its output projection still reads
     positions_of = costs.positions_by_key(model, {
         key: layer for key, layer in keyed
         if isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES})
@@ -48,6 +53,9 @@ def size_report(model):
             continue
         itemsize = kernel.dtype.itemsize
         kept = int(mask.sum())
+        if key in outputs:  # kernel (heads, value_dim, outputs): the heads not all zero
+            live_heads[outputs[key]] = int(np.any(
+                (kernel * mask).reshape(kernel.shape[0], -1) != 0, axis=1).sum())
         other_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in others)
         dense_bytes += kernel.size * itemsize + other_bytes
         ticket_bytes += min(kernel.size * itemsize,
@@ -62,6 +70,8 @@ def size_report(model):
         layers.append(entry)
         kept_total += kept
         maskable_total += kernel.size
+    dense_macs += costs.attention_macs(keyed, positions_of)
+    nonzero_macs += costs.attention_macs(keyed, positions_of, live_heads)
     return {
         "remaining": kept_total / maskable_total if maskable_total else 1.0,
         "kept_weights": kept_total,
