@@ -232,6 +232,7 @@ def test_seeds_run_one_search_per_seed_and_print_mean_and_spread(idx_dir, tmp_pa
                            f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "warning:" not in done.stderr  # the seeds get no other method's settings
     first, second = (json.load(open(out / f"seed_{k}" / "results.json")) for k in (0, 1))
     assert (first["flags"]["seed"], second["flags"]["seed"]) == (0, 1)
     assert first["rounds"][0]["remaining"] != second["rounds"][0]["remaining"]

@@ -83,9 +83,13 @@ def config_from_flags(flag_values=FLAGS, warn=True):
 
 
 def config_flags(config):
-    """`config` as command-line flags that describe it whole (`--name=value`, `--[no]name`)."""
+    """`config` as command-line flags that describe it whole (`--name=value`, `--[no]name`),
+    without the settings of other methods (ignored, and each would be warned of)."""
     arguments = []
+    unused = set(methods.get(config.method).unused_settings(methods.settings()))
     for name, value in config.to_dict().items():
+        if name in unused:
+            continue
         if isinstance(value, bool):
             arguments.append(f"--{'' if value else 'no'}{name}")
         elif isinstance(value, list):
