@@ -118,7 +118,8 @@ def test_the_search_app_runs_on_jax_and_resumes(tmp_path):
 #: Tests of the layers, mask groups, costs, budgets and callbacks that also run under JAX (the
 #: ones marked `tensorflow_only` skip: tf.GradientTape, tf.function, TFLite, the search app).
 JAX_SUITE = ("test_layers.py", "test_granularity.py", "test_attention_heads.py",
-             "test_ticket_rule.py", "test_costs.py", "test_budgets.py")
+             "test_ticket_rule.py", "test_costs.py", "test_budgets.py", "test_callbacks.py",
+             "test_methods.py", "test_convert.py", "test_shrink.py", "test_in_place.py")
 
 
 @pytest.mark.slow
