@@ -49,16 +49,18 @@ class SearchState:
 def _steps_per_execution(config, strategy, method):
     """The steps each call into the compiled step runs: `--steps_per_execution`, or 1 where
     that would change the results (logged)."""
-    wanted = compat.steps_per_execution_for(strategy, config.steps_per_execution)
+    wanted = config.steps_per_execution
+    if wanted > 1 and keras.backend.backend() != "tensorflow" and method.anneals_per_step:
+        log(f"--steps_per_execution={wanted}: running 1 step per call on KERAS_BACKEND="
+            f"{keras.backend.backend()}, where beta is assigned before every step (on "
+            "tensorflow the step reads it from the optimizer's counter)")
+        return 1
+    if keras.backend.backend() == "tensorflow":
+        wanted = compat.steps_per_execution_for(strategy, wanted)
     if wanted != config.steps_per_execution:
         log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call "
             f"on {strategy.num_replicas_in_sync} replicas (Keras cannot run several under "
             "tf.distribute yet, keras-team/keras#19246); same results")
-    elif wanted > 1 and method.anneals_per_step and keras.backend.backend() != "tensorflow":
-        wanted = 1
-        log(f"--steps_per_execution={config.steps_per_execution}: running 1 step per call on "
-            f"KERAS_BACKEND={keras.backend.backend()}, where beta is assigned before every "
-            "step (on tensorflow the step reads it from the optimizer's counter)")
     return wanted
 
 
