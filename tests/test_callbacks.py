@@ -235,7 +235,7 @@ class Temperatures(keras.callbacks.Callback):
         self.layer, self.values = layer, []
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model  # on JAX, reading `model` puts the epoch's state back into the variables
+        _ = self.model  # on JAX, reading `model` puts the epoch's state back into the variables
         self.values.append(float(np.asarray(self.layer.current_temperature())))
 
 

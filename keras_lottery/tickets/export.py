@@ -24,36 +24,25 @@ def size_report(model):
     (the kernels' MACs, plus each attention layer's own, `costs.attention_macs`: all its heads
     when dense, those its output projection still reads when nonzero).
     """
-    layers, kept_total, maskable_total = [], 0, 0
+    layers, kept_total, maskable_total, live_heads = [], 0, 0, {}
     dense_bytes = ticket_bytes = dense_macs = nonzero_macs = 0
     keyed = compat.keyed_layers(model)
     outputs = {f"{key}/{attention.projections(layer)[3].name}": key for key, layer in keyed
                if isinstance(layer, keras.layers.MultiHeadAttention)}
-    live_heads = {}  # attention key -> the heads its output projection still reads
-    positions_of = costs.positions_by_key(model, {
-        key: layer for key, layer in keyed
-        if isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES})
+    positions_of = costs.positions_by_key(model, {k: v for k, v in keyed if _has_kernel(v)})
     for key, layer in keyed:
         if isinstance(layer, keras.Model):
             continue
-        if isinstance(layer, MaskedLayer):
-            kernel = layer.unmasked_kernel.numpy()
-            mask = layer.ticket_mask()
-            skip = {id(v) for v in layer.mask_variables()} | {id(layer.unmasked_kernel)}
-            others = [v for v in layer.weights if id(v) not in skip]
-        elif type(layer) in MASKED_CLASSES:
-            kernel = layer.get_weights()[0]
-            mask = kernel != 0
-            others = layer.weights[1:]
-        else:
-            for variable in compat.own_variables(layer):  # a container's own, not its children's
-                size = int(np.prod(variable.shape)) * np.dtype(variable.dtype).itemsize
-                dense_bytes += size
-                ticket_bytes += size
+        parts = _kernel_parts(layer)
+        if parts is None:
+            size = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                       for v in compat.own_variables(layer))  # not its children's
+            dense_bytes, ticket_bytes = dense_bytes + size, ticket_bytes + size
             continue
+        kernel, mask, others = parts
         itemsize = kernel.dtype.itemsize
         kept = int(mask.sum())
-        if key in outputs:  # kernel (heads, value_dim, outputs): the heads not all zero
+        if key in outputs:  # (heads, value_dim, outputs): the attention's heads still read
             live_heads[outputs[key]] = int(np.any(
                 (kernel * mask).reshape(kernel.shape[0], -1) != 0, axis=1).sum())
         other_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in others)
@@ -82,6 +71,24 @@ def size_report(model):
         "nonzero_macs_per_example": nonzero_macs,
         "layers": layers,
     }
+
+
+def _has_kernel(layer):
+    """Whether `layer` is masked or a plain layer with a kernel that could be."""
+    return isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES
+
+
+def _kernel_parts(layer):
+    """`(kernel w, ticket mask, other weights)` of a masked layer or of a plain one with a
+    kernel (its zeros removed), or None for any other layer."""
+    if isinstance(layer, MaskedLayer):
+        skip = {id(v) for v in layer.mask_variables()} | {id(layer.unmasked_kernel)}
+        return (layer.unmasked_kernel.numpy(), layer.ticket_mask(),
+                [v for v in layer.weights if id(v) not in skip])
+    if type(layer) in MASKED_CLASSES:
+        kernel = layer.get_weights()[0]
+        return kernel, kernel != 0, layer.weights[1:]
+    return None
 
 
 def export(model, directory):
