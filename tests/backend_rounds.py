@@ -18,6 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_lottery import callbacks, layers  # noqa: E402
+from keras_lottery.search import model_setup  # noqa: E402
+from keras_lottery.search.config import SearchConfig  # noqa: E402
 
 
 def main():
@@ -41,7 +43,10 @@ def main():
             count = sum(1 for key in initial.files if key[0] == "w" and key[1:].isdigit())
             model.set_weights([initial[f"w{i}"] for i in range(count)])
     initial_weights = model.get_weights()
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+    # the search's optimizer: FusedSGD, Nesterov, weight decay through the momentum
+    config = SearchConfig(optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
+                          weight_decay=1e-3)
+    model.compile(optimizer=model_setup.make_optimizer(config, 8),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rounds = callbacks.RoundManager(ticket_epoch=0)
     results = {}
