@@ -17,6 +17,7 @@ def exit_on_unsupported_backend():
     spec = importlib.util.spec_from_file_location("_keras_lottery_backends", path)
     backends = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(backends)
-    if backends.problem():
-        print(f"error: {backends.problem()}", file=sys.stderr)
+    reason = backends.problem()
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
         raise SystemExit(2)

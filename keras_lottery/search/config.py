@@ -211,9 +211,9 @@ def _cross_problems(config):
             set(decay_epochs)):
         problems.append(("lr_decay_epochs", ",".join(map(str, decay_epochs)),
                          f"must be increasing epochs in 1..{config.epochs - 1} (--epochs)"))
-    if distribute.backend_problem(config.distribute):
-        problems.append(("distribute", config.distribute,
-                         distribute.backend_problem(config.distribute)))
+    refused = distribute.backend_problem(config.distribute)
+    if refused:
+        problems.append(("distribute", config.distribute, refused))
     if config.target_remaining and not method.takes_target_remaining:
         problems.append(("target_remaining", config.target_remaining,
                          f"--method={method.name} sets sparsity with --prune_fraction and "

@@ -69,8 +69,9 @@ def backend_problem(name):
 def _jax_placement(name):
     import jax
 
-    if backend_problem(name):
-        raise ValueError(f"--distribute={name} is invalid: {backend_problem(name)}.")
+    refused = backend_problem(name)
+    if refused:
+        raise ValueError(f"--distribute={name} is invalid: {refused}.")
     if name == "auto":
         accelerators = [d for d in jax.devices() if d.platform != "cpu"]
         name = "mirrored" if len(accelerators) > 1 else "none"

@@ -59,7 +59,8 @@ class DeployedCost:
         check_kind(kind)
         self.model, self.kind = model, kind
         self.layers = masked_layers(model, required_by="DeployedCost")
-        kernel_layers = {key: layer for key, layer in compat.keyed_layers(model)
+        keyed = compat.keyed_layers(model)
+        kernel_layers = {key: layer for key, layer in keyed
                          if isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES}
         self._positions = {key: 1 for key in kernel_layers}
         if kind == "macs":
@@ -72,7 +73,7 @@ class DeployedCost:
         self._kernel_sizes = {key: _size([_kernel(layer)]) for key, layer in
                               kernel_layers.items()}
         #: The attention layers, whose own MACs (`costs.attention_macs`) count per kept head.
-        self._attention = [(key, layer) for key, layer in compat.keyed_layers(model)
+        self._attention = [(key, layer) for key, layer in keyed
                            if isinstance(layer, keras.layers.MultiHeadAttention)]
         self._key_of = {id(layer): key for key, layer in kernel_layers.items()}
         mask_ids = {id(v) for layer in self.layers for v in layer.mask_variables()}

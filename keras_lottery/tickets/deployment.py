@@ -29,36 +29,26 @@ def keras_runner(model):
     a `tf.function`, or on JAX `jax.jit` of `stateless_call`. A numpy batch becomes a tensor
     once (kept by `id`): timing a call times the model, not the copy of its input."""
     if keras.backend.backend() == "jax":
-        return _jax_runner(model)
+        import jax
 
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return model(x, training=False)
+        state = ([v.value for v in model.trainable_variables],
+                 [v.value for v in model.non_trainable_variables])
+        jitted = jax.jit(lambda t, f, x: model.stateless_call(t, f, x, training=False)[0])
+
+        def run(x):
+            return jitted(*state, x)
+    else:
+        @tf.function(reduce_retracing=True)
+        def run(x):
+            return model(x, training=False)
 
     tensors = {}
 
     def call(x):
         tensor = tensors.get(id(x))
         if tensor is None:
-            tensor = tensors[id(x)] = (x, tf.constant(x))
+            tensor = tensors[id(x)] = (x, keras.ops.convert_to_tensor(x))
         return np.asarray(run(tensor[1]))
-
-    return call
-
-
-def _jax_runner(model):
-    import jax
-
-    trainable = [v.value for v in model.trainable_variables]
-    fixed = [v.value for v in model.non_trainable_variables]
-    run = jax.jit(lambda t, f, x: model.stateless_call(t, f, x, training=False)[0])
-    arrays = {}
-
-    def call(x):
-        array = arrays.get(id(x))
-        if array is None:
-            array = arrays[id(x)] = (x, jax.numpy.asarray(x))
-        return np.asarray(run(trainable, fixed, array[1]))
 
     return call
 

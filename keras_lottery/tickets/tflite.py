@@ -30,9 +30,6 @@ def _converter(model, directory):
     legalizes its StableHLO into TFLite's ops)."""
     if keras.backend.backend() == "tensorflow":
         return tf.lite.TFLiteConverter.from_keras_model(model)
-    if keras.backend.backend() != "jax":
-        raise ValueError(f"export_tflite runs on KERAS_BACKEND=tensorflow or jax, not "
-                         f"{keras.backend.backend()}.")
     model.export(directory, format="tf_saved_model", verbose=False)
     return tf.lite.TFLiteConverter.from_saved_model(directory)
 
