@@ -62,14 +62,7 @@ class DeployedCost:
         keyed = compat.keyed_layers(model)
         kernel_layers = {key: layer for key, layer in keyed
                          if isinstance(layer, MaskedLayer) or type(layer) in MASKED_CLASSES}
-        self._positions = {key: 1 for key in kernel_layers}
-        if kind == "macs":
-            self._positions = costs.positions_by_key(model, kernel_layers)
-            unknown = [key for key, p in self._positions.items() if p is None]
-            if unknown:
-                raise ValueError(f"cannot count the multiply-accumulates of layer "
-                                 f"{unknown[0]!r}: its shape per example is unknown (a "
-                                 "variable length); give a parameter budget instead.")
+        self._positions = _positions(model, kind, kernel_layers)
         self._kernel_sizes = {key: _size([_kernel(layer)]) for key, layer in
                               kernel_layers.items()}
         #: The attention layers, whose own MACs (`costs.attention_macs`) count per kept head.
@@ -161,6 +154,19 @@ class DeployedCost:
                 size = size * shrinker.sizes[owner] // heads
             total += self._positions[key] * size
         return total
+
+
+def _positions(model, kind, kernel_layers):
+    """`{layer key: how many times its kernel is applied per example}` (1 for parameters)."""
+    if kind != "macs":
+        return {key: 1 for key in kernel_layers}
+    positions = costs.positions_by_key(model, kernel_layers)
+    unknown = [key for key, p in positions.items() if p is None]
+    if unknown:
+        raise ValueError(f"cannot count the multiply-accumulates of layer {unknown[0]!r}: its "
+                         "shape per example is unknown (a variable length); give a parameter "
+                         "budget instead.")
+    return positions
 
 
 def _unshrinkable(cost):
