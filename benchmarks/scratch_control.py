@@ -8,12 +8,15 @@ model `shrink` wrote: a Conv-4 with the filters its ticket kept), the same archi
 fresh weights (`keras.models.clone_model`, each layer's own initializer, reseeded per seed).
 Compiles it as a search does (`search.model_setup.compile_model`: the flagfile's optimizer,
 weight decay, learning rate) and trains it on the flagfile's data for
-`ticket_epoch + ticket_epochs` epochs, once per seed; prints test accuracy, mean and spread.
+`ticket_epoch + ticket_epochs` epochs, once per seed; prints test accuracy, mean and spread
+(and the test loss in bits per character for a language model's data set, e.g. `kjv_chars`).
 
     python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_lenet300_fashion.cfg \\
         --widths=35,24 --seeds=0,1,2
     python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_conv4_fashion.cfg \\
         --architecture=runs/unit_conv4/seed_0/ticket/round_2/shrunk.keras --seeds=0,1,2
+    python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_gpt_kjv.cfg \\
+        --architecture=runs/cs_unit_gpt_kjv/ticket/round_1/shrunk.keras --seeds=0,1,2
 """
 
 import argparse
@@ -27,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from keras_lottery import data  # noqa: E402
 from keras_lottery.apps import search as search_app  # noqa: E402
-from keras_lottery.search import model_setup  # noqa: E402
+from keras_lottery.search import bits, model_setup  # noqa: E402
 
 
 def dense_network(input_shape, widths, num_classes):
@@ -45,8 +48,8 @@ def fresh_copy(path):
 
 
 def train(config, build, seed):
-    """Test accuracy of `build(splits)` trained from scratch with `config`'s recipe and
-    `seed` (the seed also draws the initial weights)."""
+    """`(test accuracy, test bits per character or None)` of `build(splits)` trained from
+    scratch with `config`'s recipe and `seed` (the seed also draws the initial weights)."""
     keras.utils.set_random_seed(seed)
     splits = data.load(config.dataset, config.data_dir or None,
                        validation_examples=config.validation_examples,
@@ -56,9 +59,11 @@ def train(config, build, seed):
     model = model_setup.compile_model(build(splits), config, steps)
     model.fit(data.epoch_stream(splits, config.batch_size, seed=seed, stream=0),
               steps_per_epoch=steps, epochs=config.ticket_epoch + config.ticket_epochs,
-              verbose=0)
+              verbose=0, shuffle=False)  # the stream is shuffled by seed already
     _, test = data.evaluation_pipelines(splits, config.batch_size)
-    return float(model.evaluate(test, verbose=0, return_dict=True)["accuracy"])
+    results = model.evaluate(test, verbose=0, return_dict=True)
+    in_bits = bits.bits_record(config, "test", results["loss"]).get("test_bits_per_char")
+    return float(results["accuracy"]), in_bits
 
 
 def main(argv):
@@ -84,16 +89,21 @@ def main(argv):
         def build(splits):
             return dense_network(splits.input_shape, widths, splits.num_classes)
     print(f"command: python3 -m benchmarks.scratch_control {' '.join(argv[1:])}", flush=True)
-    accuracies = []
+    accuracies, losses = [], []
     for seed in (int(s) for s in args.seeds.split(",")):
-        accuracies.append(train(config, build, seed))
+        accuracy, in_bits = train(config, build, seed)
+        accuracies.append(accuracy)
+        losses += [] if in_bits is None else [in_bits]
         print(f"seed {seed}: {described} from scratch, "
               f"{config.ticket_epoch + config.ticket_epochs} epochs: test accuracy "
-              f"{accuracies[-1]:.4f}", flush=True)
-    spread = np.std(accuracies, ddof=1) if len(accuracies) > 1 else 0.0
-    print(f"mean {100 * np.mean(accuracies):.2f} +- {100 * spread:.2f} over "
-          f"{len(accuracies)} seeds")
+              f"{accuracy:.4f}{bits.bits_text(in_bits)}", flush=True)
+    print(f"mean {_mean_spread(100 * np.array(accuracies), 2)} over {len(accuracies)} seeds"
+          + (f"; {_mean_spread(losses, 3)} bits/char" if losses else ""))
 
+
+def _mean_spread(values, digits):
+    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.{digits}f} +- {spread:.{digits}f}"
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -76,21 +76,49 @@ def test_flagfiles_carry_the_papers_numbers():
 
 
 #: Dry runs of the big models (ResNet, Conv-6) build and step their whole graph: slow tier.
-HEAVY = ("resnet18", "conv6", "transformer", "mobilenet", "gpt")  # the transformers also run end to end (test_text)
+HEAVY = ("resnet18", "conv6", "transformer", "mobilenet", "gpt")
+
+
+def _run_further_elsewhere(flagfile):
+    """Why another test already steps `flagfile`'s graph further than a dry run would (its dry
+    run would only repeat that), or None: the CIFAR-10 originals of the `*_fashion` flagfiles
+    (the same model and method on the data this machine has; the CIFAR-10 reader is
+    test_data's), and the text flagfiles that test_text and test_characters run end to end."""
+    name = os.path.basename(flagfile)[:-4]
+    if os.path.exists(os.path.join(ROOT, "apps", "flags", f"{name}_fashion.cfg")):
+        return f"{name}_fashion.cfg dry-runs the same model and method"
+    if name in ("cs_transformer_kjv", "imp_transformer_kjv", "cs_unit_gpt_kjv"):
+        return "run end to end on a slice of text (test_text, test_characters)"
+    return None
 
 
 @pytest.mark.parametrize("flagfile", [
     pytest.param(f, marks=pytest.mark.slow) if any(h in f for h in HEAVY) else f
     for f in FLAGFILES], ids=lambda p: os.path.basename(p))
 def test_flagfile_dry_runs(flagfile, cifar_dir, mnist_dir, tmp_path):
+    """Every flagfile parses and validates; those no other test runs further dry-run."""
     config = _parse([f"--flagfile={flagfile}", f"--output_dir={tmp_path / 'out'}",
                      "--validation_examples=256", "--verbose=0", "--dry_run"])
     config = config.__class__(**{**config.__dict__,
                                  "data_dir": cifar_dir if config.dataset == "cifar10" else mnist_dir})
+    config.validate()
+    if _run_further_elsewhere(flagfile):
+        return
     results = search.run(config)
     (record,) = results["rounds"]
     assert record["epochs"] == 1 and 0 <= record["remaining"] <= 1
     assert not os.path.exists(tmp_path / "out"), "a dry run writes nothing"
+
+
+def test_the_flagfiles_that_skip_their_dry_run_are_run_further_elsewhere():
+    skipped = {os.path.basename(f) for f in FLAGFILES if _run_further_elsewhere(f)}
+    assert {"cs_resnet18.cfg", "cs_unit_gpt_kjv.cfg", "imp_conv6.cfg"} <= skipped
+    assert not {os.path.basename(f) for f in FLAGFILES if "_fashion" in f} & skipped
+    tests = os.path.dirname(os.path.abspath(__file__))
+    text = open(os.path.join(tests, "test_text.py")).read() + open(
+        os.path.join(tests, "test_characters.py")).read()
+    for name in ("cs_transformer_kjv.cfg", "imp_transformer_kjv.cfg", "cs_unit_gpt_kjv.cfg"):
+        assert f'"{name}"' in text, f"no test runs {name} end to end"
 
 
 def test_every_setting_has_one_help_text_and_a_row_in_the_docs():

@@ -99,6 +99,7 @@ def test_conv_batch_norm_flatten_dense_shrink_exactly():
     assert small.get_layer("fc").kernel.shape[0] == 6 * 6 * (16 - gone)
 
 
+@pytest.mark.big_model
 @pytest.mark.parametrize("name, shape", [("vgg16", (32, 32, 3)), ("resnet18", (16, 16, 3))])
 def test_vgg_and_resnet_unit_tickets_shrink_exactly(name, shape):
     keras.utils.set_random_seed(3)
@@ -134,6 +135,7 @@ def _mobilenet_v2():
                                           classes=10, classifier_activation=None)
 
 
+@pytest.mark.big_model
 def test_a_mobilenet_v2_unit_ticket_shrinks_through_depthwise_convs_and_padding():
     """The depthwise channel is the group: its removal takes the expand conv's unit (nobody
     else reads it) and the project conv's input row (its constant folds: a 1x1 convolution
