@@ -291,3 +291,32 @@ def test_a_language_models_runs_get_a_bits_per_character_column(tmp_path):
     assert "| seed_1 | dense | - | 100.00 | 88.00 | - | 12 | 1.900 |" in table
     images = markdown_table(report.load_runs(_seeds(tmp_path, "lenet", [[(0.3, 0.9)]])))
     assert "bits/char" not in images
+
+
+def test_a_language_models_deployment_and_budget_figures_plot_bits_per_character(tmp_path):
+    from keras_lottery.report.deployment_figures import accuracy_vs_budget, accuracy_vs_speed
+    from keras_lottery.report.figures_common import ticket_quality
+
+    dirs = []
+    for seed in (0, 1):
+        path = _write_run(tmp_path / f"seed_{seed}", "cs", [(0.4, 0.45), (0.2, 0.40)],
+                          seed=seed, dataset="kjv_chars", target_macs=0.25)
+        results = json.loads(open(os.path.join(path, "results.json")).read())
+        for record in results["rounds"]:
+            record["ticket_bits_per_char"] = 2.7 + 0.1 * record["round"] + 0.02 * seed
+            record["budget"] = {"kind": "macs", "target": 0.5 / record["round"],
+                                "final_target": 0.25, "achieved": 0.5 / record["round"]}
+            record["deployment"] = {"speedup": {"keras": {"64": 1.5 * record["round"]},
+                                                "tflite": {"1": 2.0 * record["round"]}},
+                                    "file_bytes": {"tflite": 10, "dense_tflite": 30}}
+        open(os.path.join(path, "results.json"), "w").write(json.dumps(results))
+        dirs.append(path)
+    settings = replicates.group_runs(report.load_runs(dirs))
+    for figure in (accuracy_vs_speed(settings), accuracy_vs_budget(settings)):
+        axis = figure.axes[0]
+        assert "bits/char" in axis.get_ylabel()
+        line = axis.get_lines()[0]
+        np.testing.assert_allclose(line.get_ydata(), [2.81, 2.91])  # means, not percents
+    images = replicates.group_runs(report.load_runs(
+        [_write_run(tmp_path / "lenet", "cs", [(0.1, 0.88)], target_macs=0.25)]))
+    assert "bits/char" not in ticket_quality(images)[1]

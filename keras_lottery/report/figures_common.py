@@ -23,16 +23,27 @@ def label(setting):
 
 
 def curve(setting, x_key, y_key="ticket_accuracy"):
-    """Rounds with a value: x means and spreads, y means and spreads (percent for fractions)."""
+    """Rounds with a value: x means and spreads, y means and spreads (percent for fractions;
+    bits per character as they are)."""
     rows = [row for row in setting.round_statistics() if row[y_key][0] is not None]
     x_scale = 100.0 if x_key == "remaining" else 1.0
+    y_scale = 1.0 if y_key.endswith("bits_per_char") else 100.0
 
     def column(key, index, scale):
         return np.array([np.nan if row[key][index] is None else scale * row[key][index]
                          for row in rows], dtype=float)
 
     return (column(x_key, 0, x_scale), column(x_key, 1, x_scale),
-            column(y_key, 0, 100.0), column(y_key, 1, 100.0))
+            column(y_key, 0, y_scale), column(y_key, 1, y_scale))
+
+
+def ticket_quality(settings):
+    """`(y key, axis label)` of what a ticket is judged by: a language model's test loss in
+    bits per character (lower is better) when every setting has one, else test accuracy."""
+    if settings and all(any(row["ticket_bits_per_char"][0] is not None
+                            for row in s.round_statistics()) for s in settings):
+        return "ticket_bits_per_char", "ticket test loss (bits/char, lower is better)"
+    return "ticket_accuracy", "ticket test accuracy (%)"
 
 
 def errorbars(axis, curve, colour, name, **style):
