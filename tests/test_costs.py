@@ -11,6 +11,7 @@ from keras_lottery import models, tickets
 from keras_lottery.layers import costs, masked_layers_by_key
 from keras_lottery.search import SearchConfig, model_setup
 from keras_lottery.search.config import ConfigError, check_settings
+from keras_lottery.tickets import deployed_penalty
 
 
 def _penalty_at_full_density(model):
@@ -106,3 +107,52 @@ def test_the_search_weighs_lambda_and_refuses_it_for_a_method_without_a_penalty(
     assert recorded["conv1_1"] > recorded["fc1"] * 100  # lambda_l per layer key, in results.json
     with pytest.raises(ConfigError, match="penalty_cost.*no penalty to weigh"):
         check_settings(SearchConfig(method="imp", penalty_cost="macs"))
+
+
+def _per_group(layer):
+    """What the penalty charges one group of `layer` at m = 1: `lambda_l * g_l`."""
+    return float(layer.penalty_weight.numpy()) * layer.group_size
+
+
+def test_deployed_macs_price_a_unit_with_the_input_rows_shrink_takes_out_with_it():
+    model = models.build("conv4", (28, 28, 1), 10, mask_granularity="unit", mask_init=9.0,
+                         mask_penalty=1e-7)
+    factors = deployed_penalty.weigh_penalty(model, "deployed_macs")
+    layers = masked_layers_by_key(model)
+    kernels = {key: tuple(layer.unmasked_kernel.shape) for key, layer in layers.items()}
+    # a filter of conv1_1 (28x28 'same'): its 3x3x1 kernel, and conv1_2's 3x3 slice of it for
+    # each of conv1_2's filters; a unit of fc2: its inputs and its row of the output layer
+    saved = {"conv1_1": 784 * 9 * (1 + kernels["conv1_2"][3]),
+             "conv2_1": 196 * 9 * (kernels["conv2_1"][2] + kernels["conv2_2"][3]),
+             "fc2": kernels["fc2"][0] + kernels["output"][1]}
+    for key in ("conv1_1", "conv2_1"):
+        assert _per_group(layers[key]) / _per_group(layers["fc2"]) == pytest.approx(
+            saved[key] / saved["fc2"], rel=1e-5)
+    # own-kernel pricing ("macs") charges conv1_1's filter 9*784 only: 1/65 of what it saves
+    assert factors["conv1_1"] / factors["fc2"] > 10 * costs.penalty_factors(
+        {k: layers[k] for k in ("conv1_1", "fc2")}, "macs")["conv1_1"]
+    # the flagfile's lambda keeps its scale: at full density the total is the paper's
+    assert _penalty_at_full_density(model) == pytest.approx(
+        _penalty_at_full_density(_conv4("weights")), rel=1e-5)
+    with pytest.raises(ValueError, match="deployed_penalty"):
+        costs.weigh_penalty(model, "deployed_macs")
+
+
+def test_deployed_macs_price_a_depthwise_channel_with_its_expand_unit_and_project_row():
+    inputs = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(12, 1, name="expand")(inputs)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Conv2D(6, 1, name="project")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    plain = keras.Model(inputs, keras.layers.Dense(10, name="output")(x))
+    with pytest.warns(UserWarning, match="expand"):  # as in MobileNetV2: BN, then padding
+        model = keras_lottery.sparsify(plain, mask_granularity="unit", mask_penalty=1e-6,
+                                       penalty_cost="deployed_macs")
+    layers = masked_layers_by_key(model)
+    assert "depthwise" in layers and "expand" not in layers  # one logit per channel
+    # a depthwise channel at 8x8: the expand unit's 4 inputs, its own 3x3, project's row of 6
+    channel, project_unit = 64 * (4 + 9 + 6), 64 * 12 + 10
+    assert _per_group(layers["depthwise"]) / _per_group(layers["project"]) == pytest.approx(
+        channel / project_unit, rel=1e-5)

@@ -28,8 +28,10 @@ from keras_lottery.layers import attention
 from keras_lottery.layers.einsum_dense import kernel_axes
 from keras_lottery.layers.masked_layer import masked_layers_by_key
 
-#: What the penalty counts per mask group: its weights (the paper) or its multiply-accumulates.
-PENALTY_COSTS = ("weights", "macs")
+#: What the penalty counts per mask group: its weights (the paper), its multiply-accumulates,
+#: or what removing it saves in the deployed network (`tickets.deployed_penalty`, which
+#: weighs those two).
+PENALTY_COSTS = ("weights", "macs", "deployed_macs", "deployed_parameters")
 
 
 def _kernel_shape(layer):
@@ -227,6 +229,9 @@ def weigh_penalty(model, cost="weights", layers=None):
     Returns the factors."""
     layers = masked_layers_by_key(model) if layers is None else layers
     check_cost(cost)
+    if cost.startswith("deployed_"):
+        raise ValueError(f"penalty_cost {cost!r} is weighed by "
+                         "keras_lottery.tickets.deployed_penalty.weigh_penalty.")
     positions = positions_by_key(model, layers) if cost == "macs" else None
     factors = penalty_factors(layers, cost, positions, head_costs(model, layers, positions))
     for key, layer in layers.items():

@@ -95,10 +95,13 @@ MASK_PENALTY = Setting("mask_penalty", 1e-6,
                        check=at_least(0))
 PENALTY_COST = Setting(
     "penalty_cost", "weights",
-    "What the penalty counts per mask group: weights (the paper: lambda per weight) or macs "
+    "What the penalty counts per mask group: weights (the paper: lambda per weight), macs "
     "(multiply-accumulates: each layer's lambda is scaled by how often it applies its kernel "
     "per example, so that the total at full density is unchanged; an extension that makes "
-    "unit masks prune what costs time).", choices=PENALTY_COSTS)
+    "unit masks prune what costs time), or deployed_macs / deployed_parameters (what removing "
+    "the group takes out of the deployed network: a unit with the input rows of the layers "
+    "that read it, a depthwise channel with its expand unit and project row).",
+    choices=PENALTY_COSTS)
 TARGET_REMAINING = Setting(
     "target_remaining", 0.0,
     "The last round's ticket keeps exactly this fraction of the weights (e.g. 0.05; round r "

@@ -9,11 +9,11 @@ import keras
 
 from keras_lottery import methods, models, optimizers
 from keras_lottery.data import LANGUAGE_MODELS
-from keras_lottery.layers import costs, masked_layers_by_key
+from keras_lottery.layers import masked_layers_by_key
 from keras_lottery.metrics import BitsPerCharacter
 from keras_lottery.search import distribute
 from keras_lottery.search.config import ConfigError
-from keras_lottery.tickets import snapshots, sparsify
+from keras_lottery.tickets import deployed_penalty, snapshots, sparsify
 
 
 def _base_optimizer(kind, learning_rate, momentum, nesterov, weight_decay, coupled=False):
@@ -87,7 +87,7 @@ def build_model(config, input_shape, num_classes, vocabulary_size=None):
             raise ConfigError(f"--model={config.model} cannot be built with these settings: "
                               f"{error}") from None
         try:
-            costs.weigh_penalty(model, config.penalty_cost)
+            deployed_penalty.weigh_penalty(model, config.penalty_cost)
         except ValueError as error:
             raise ConfigError(f"--penalty_cost={config.penalty_cost}: {error}") from None
     if config.supermask:

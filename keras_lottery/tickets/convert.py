@@ -33,6 +33,7 @@ from keras_lottery.layers import (
 )
 from keras_lottery.layers.in_place import check_maskable, mask_arguments_of, unmask_in_place
 from keras_lottery.layers.mask_rules import kept
+from keras_lottery.tickets import deployed_penalty
 
 #: The registered names of the masked classes, as they appear in a model's config.
 _MASKED_NAMES = {f"keras_lottery>{masked.__name__}": plain for plain, masked in
@@ -138,7 +139,9 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         in_place: mask `model` itself (recompile it before training) instead of a copy.
         penalty_cost: `"weights"` (the paper: `lambda` per weight) or `"macs"`: each layer's
             `lambda` is scaled by its multiply-accumulates per weight
-            (`keras_lottery.layers.costs`).
+            (`keras_lottery.layers.costs`); `"deployed_macs"`, `"deployed_parameters"`: by
+            what removing one of its groups saves in the deployed network
+            (`keras_lottery.tickets.deployed_penalty`).
         shrinkable_only: with `unit` masks, leave plain (with a warning) the layers whose units
             `shrink` could not remove (a dry run: `tickets.unit_plan`); not the output layer.
 
@@ -160,7 +163,8 @@ def sparsify(model, method="cs", mask_init=None, mask_penalty=0.0, exclude=(),
         mask_in_place(layers[i], keyed[i][0], **arguments[i])
     compat.reset_compiled_functions(target)
     try:
-        costs.weigh_penalty(target, penalty_cost, {keyed[i][0]: layers[i] for i in chosen})
+        deployed_penalty.weigh_penalty(target, penalty_cost,
+                                       {keyed[i][0]: layers[i] for i in chosen})
     except ValueError:
         if in_place:  # a refusal leaves `model` as it was
             for i in chosen:
