@@ -217,3 +217,27 @@ def test_a_budget_the_ticket_cannot_reach_is_one_line_and_writes_nothing(idx_dir
     assert "--target_parameters=0.0001 is invalid: the ticket must keep" in str(error.value)
     assert "\n" not in str(error.value)
     assert not os.path.exists(out / "results.json")
+
+
+def test_min_fraction_keeps_a_share_of_every_unit_layer_and_is_checked():
+    model = kl.sparsify(_lenet(), mask_granularity="unit")
+    cost = budgets.DeployedCost(model, "parameters")
+    layers = cost.layers
+    first = layers[0]  # 40 units, ranked last by s: a plain cut fills the others first
+    for layer in layers:
+        values = np.linspace(1.0, 2.0, int(np.prod(layer.mask_logits.shape)))
+        layer.mask_logits.assign(values.reshape(layer.mask_logits.shape).astype("float32")
+                                 - (3.0 if layer is first else 0.0))
+    logits = [layer.mask_logits.numpy().copy() for layer in layers]
+    budgets.cut_learned(cost, 0.2, min_units=1)
+    assert np.count_nonzero(first.mask_logits.numpy() > 0) == 6
+    for layer, values in zip(layers, logits):
+        layer.mask_logits.assign(values)
+    achieved = budgets.cut_learned(cost, 0.2, min_units=1, min_fraction=0.25)
+    assert 0.18 <= achieved <= 0.2
+    assert np.count_nonzero(first.mask_logits.numpy() > 0) == 10  # ceil(0.25 * 40)
+    assert budgets.unit_floors(layers, 1, 0.25) == [10, 5, 1]
+    with pytest.raises(budgets.BudgetError, match="min_unit_fraction=0.5"):
+        budgets.cut_learned(cost, 0.2, min_units=1, min_fraction=0.5)
+    with pytest.raises(ValueError, match="min_fraction must be a fraction in"):
+        budgets.BudgetTarget("macs", 0.25, min_fraction=1.0)

@@ -3,7 +3,13 @@
 import math
 
 from keras_lottery.callbacks.clock import RoundClock
-from keras_lottery.tickets.budgets import budget_multiplier, check_fraction, cut_learned, soft_cost
+from keras_lottery.tickets.budgets import (
+    budget_multiplier,
+    check_floor,
+    check_fraction,
+    cut_learned,
+    soft_cost,
+)
 from keras_lottery.tickets.deployed_cost import DeployedCost, check_kind
 
 
@@ -23,6 +29,8 @@ class Budget(RoundClock):
         target: `F`, the fraction of the dense network's cost, in (0, 1].
         kind: `"macs"` (multiply-accumulates per example) or `"parameters"`.
         min_units: groups every unit layer keeps whatever they cost.
+        min_fraction: the share of each unit layer's groups it keeps at least (0: none), so
+            that no layer becomes a bottleneck.
         update_every: steps between updates of `mu`.
         rate: the step of `log mu` per update (0: no steering, only the cut).
         start: fraction of the round trained before `mu` moves (default half: after a reset
@@ -31,11 +39,12 @@ class Budget(RoundClock):
     """
 
     def __init__(self, target, kind="macs", min_units=1, update_every=20, rate=0.05,
-                 start=0.5):
+                 start=0.5, min_fraction=0.0):
         super().__init__()
         self.target = check_fraction(target)
         check_kind(kind)
-        self.kind, self.min_units = kind, int(min_units)
+        check_floor(int(min_units), min_fraction)
+        self.kind, self.min_units, self.min_fraction = kind, int(min_units), float(min_fraction)
         self.update_every, self.rate, self.start = max(1, int(update_every)), float(rate), start
         self.cost, self.achieved, self.history = None, None, []
 
@@ -68,7 +77,8 @@ class Budget(RoundClock):
         due = self._tick(batch, self.update_every)
         if self._total and self._step >= self._total:
             self._attach_state()
-            self.achieved = cut_learned(self.cost, self.target, self.min_units)
+            self.achieved = cut_learned(self.cost, self.target, self.min_units,
+                                        self.min_fraction)
         elif self.rate and due and self._step >= self.start * self._total:
             self._attach_state()
             self._steer()

@@ -135,6 +135,7 @@ class SearchConfig(_SearchConfigMethods):
     target_macs: float = _default("target_macs")
     target_parameters: float = _default("target_parameters")
     min_units: int = _default("min_units")
+    min_unit_fraction: float = _default("min_unit_fraction")
     # -- data
     model: str = _default("model")
     dataset: str = _default("dataset")
@@ -253,7 +254,8 @@ def budget_of(config):
     for kind, fraction in (("macs", config.target_macs),
                            ("parameters", config.target_parameters)):
         if fraction:
-            return BudgetTarget(kind, float(fraction), config.rounds, config.min_units)
+            return BudgetTarget(kind, float(fraction), config.rounds, config.min_units,
+                                config.min_unit_fraction)
     return None
 
 

@@ -44,6 +44,11 @@ def budget_fraction(value):
     return None if ok else "must be a fraction in (0, 1], or 0 for no budget"
 
 
+def _unit_share(value):
+    ok = finite(value) is None and 0 <= value < 1
+    return None if ok else "must be a fraction in [0, 1) of each layer's units"
+
+
 def _directory(value):
     return None if value else "must name a directory"
 
@@ -85,6 +90,10 @@ SHARED = (
             "With a budget: the groups (units) every unit-masked layer keeps whatever they "
             "cost, so that no layer is emptied.",
             group="method", check=at_least(0, integer=True)),
+    Setting("min_unit_fraction", 0.0,
+            "With a budget: the share of each unit-masked layer's groups it keeps at least "
+            "(e.g. 0.1), so that no layer becomes a bottleneck; 0 leaves --min_units alone.",
+            group="method", check=_unit_share),
     Setting("model", "lenet300_100",
             "Model name from keras_lottery.models.",
             group="data", choices=models.available_models),

@@ -8,11 +8,12 @@ multiply-accumulates or parameters, counted as the deployment record counts them
 - `prune_to_budget(cost, target, method)`: a pruning method (IMP, random) removes its
   lowest-scored groups until the ticket fits (`RoundManager(budget=...)` at round end).
 Both keep the most groups that fit: the ticket lands in `[0.9 F, F]` unless one group costs
-more than a tenth of `F`. Each unit layer keeps its best `min_units` groups whatever they
-cost, so no layer is emptied.
+more than a tenth of `F`. Each unit layer keeps its best `min_units` groups, and at least
+`min_fraction` of its groups, whatever they cost, so no layer is emptied or made a bottleneck.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -39,22 +40,38 @@ class BudgetTarget:
     """A budget over a search: the last round's ticket deploys at `fraction` of the dense
     network's `kind`; round r of `rounds` aims at `fraction ** (r / rounds)` (a geometric
     path, as IMP's fixed rate). `min_units`: groups every unit layer keeps whatever they
-    cost (a floor, so no layer is emptied)."""
+    cost (a floor, so no layer is emptied); `min_fraction`: the share of each unit layer's
+    groups it keeps at least (so no layer becomes a bottleneck)."""
 
     kind: str
     fraction: float
     rounds: int = 1
     min_units: int = 1
+    min_fraction: float = 0.0
 
     def __post_init__(self):
         check_kind(self.kind)
         check_fraction(self.fraction)
-        if not (isinstance(self.min_units, int) and self.min_units >= 0):
-            raise ValueError(f"min_units must be an integer >= 0, got {self.min_units!r}.")
+        check_floor(self.min_units, self.min_fraction)
 
     def round_target(self, round_index):
         """The fraction round `round_index` (1-based) lands on."""
         return self.fraction ** (min(round_index, self.rounds) / self.rounds)
+
+
+def check_floor(min_units, min_fraction):
+    """One-line ValueErrors unless `min_units` is an integer >= 0 and `0 <= min_fraction < 1`."""
+    if not (isinstance(min_units, int) and min_units >= 0):
+        raise ValueError(f"min_units must be an integer >= 0, got {min_units!r}.")
+    if not (isinstance(min_fraction, (int, float)) and 0 <= min_fraction < 1):
+        raise ValueError(f"min_fraction must be a fraction in [0, 1), got {min_fraction!r}.")
+
+
+def unit_floors(layers, min_units=1, min_fraction=0.0):
+    """Per layer, the groups a cut keeps whatever they cost: `max(min_units,
+    ceil(min_fraction * groups))` for unit and head layers, 0 for the others."""
+    return [max(min_units, math.ceil(min_fraction * int(np.prod(layer.mask_logits.shape))))
+            if layer.granularity.name in STRUCTURED else 0 for layer in layers]
 
 
 def budget_multiplier(layers):
@@ -66,15 +83,14 @@ def budget_multiplier(layers):
     return 1.0
 
 
-def minimal_ticket(cost, min_units=1):
+def minimal_ticket(cost, min_units=1, min_fraction=0.0):
     """The cheapest ticket a cut can reach: every group it cannot remove, and the first
-    `min_units` groups of every unit layer (group masks, one per layer)."""
+    `unit_floors` groups of every unit layer (group masks, one per layer)."""
     groups = []
-    for layer, removable in zip(cost.layers, cost.removable):
+    floors = unit_floors(cost.layers, min_units, min_fraction)
+    for removable, floor in zip(cost.removable, floors):
         mask = ~removable
-        if layer.granularity.name in STRUCTURED:
-            flat = mask.reshape(-1)
-            flat[np.flatnonzero(removable.reshape(-1))[:min_units]] = True
+        mask.reshape(-1)[np.flatnonzero(removable.reshape(-1))[:floor]] = True
         groups.append(mask)
     return groups
 
@@ -91,21 +107,20 @@ def _fixed(cost, flat):
     return np.flatnonzero(~removable & ~removed(flat))
 
 
-def _plan_cut(cost, target, score, candidates, min_units):
+def _plan_cut(cost, target, score, candidates, min_units, min_fraction=0.0):
     """`(order, keep, chosen, groups)` of a cut within `target` of the dense cost.
 
     The candidates are ranked best first (`score`, then `|w|`, then position) into `order`,
     and the ticket keeps the longest prefix `order[:keep]` that fits. When that lands below
     `LANDING` of the budget (the next group is expensive: a wide early layer's unit), the
     groups ranked after it that still fit are added in order. `chosen`: the flat groups the
-    ticket keeps (each unit layer's best `min_units` whatever they cost; the live groups no cut
+    ticket keeps (each unit layer's best `unit_floors` whatever they cost; the live groups no cut
     can remove, `_fixed`; removed groups stay removed); `groups`: the same as group masks
     per layer."""
     layers = cost.layers
     order = cuts.rank(layers, candidates, score)
     owner = cuts.owners(layers)
-    unit_layers = np.array([layer.granularity.name in STRUCTURED for layer in layers])
-    forced = cuts.floors(order[unit_layers[owner[order]]], owner, min_units)
+    forced = cuts.floors(order, owner, unit_floors(layers, min_units, min_fraction))
     order = order[~np.isin(order, forced)]
     flat = cuts.flat_logits(layers)
     base = kept(flat)
@@ -127,7 +142,8 @@ def _plan_cut(cost, target, score, candidates, min_units):
         raise BudgetError(
             f"a budget of {target:g} of the dense {cost.kind} is below what the ticket must "
             f"keep ({least / cost.dense:.4g}: groups that cannot be removed and --min_units="
-            f"{min_units} per layer); give a larger budget or a smaller --min_units.")
+            f"{min_units}, --min_unit_fraction={min_fraction:g} per layer); give a larger "
+            "budget or a smaller floor.")
     keep = cuts.largest_fitting(lambda k: count(with_prefix(k)) <= limit, order.size)
     chosen = with_prefix(keep)
     spent = count(chosen)
@@ -143,18 +159,19 @@ def _plan_cut(cost, target, score, candidates, min_units):
     return order, keep, chosen, cuts.split(chosen, layers)
 
 
-def cut_learned(cost, target, min_units=1):
+def cut_learned(cost, target, min_units=1, min_fraction=0.0):
     """Cuts a learned mask (CS, ISS) onto the budget: the removable live groups ranked by
     `s` keep the most that fit within `target` of the dense cost (their logits shifted by one
     threshold, as `TargetRemaining` shifts them, and set just above or below 0 where the
     fill of `_plan_cut` keeps a group ranked below one it drops); each unit layer keeps its
-    best `min_units`, and groups no cut can remove are kept. Returns the ticket's deployed
-    fraction."""
+    best `unit_floors` (`min_units`, `min_fraction`), and groups no cut can remove are kept.
+    Returns the ticket's deployed fraction."""
     layers = cost.layers
     flat = cuts.flat_logits(layers)
     candidates = np.flatnonzero(np.concatenate([r.ravel() for r in cost.removable])
                                 & ~removed(flat))
-    order, keep, chosen, groups = _plan_cut(cost, target, flat, candidates, min_units)
+    order, keep, chosen, groups = _plan_cut(cost, target, flat, candidates, min_units,
+                                            min_fraction)
     shifted, threshold = cuts.shift_to_keep(flat, order, keep)
     moved = flat - threshold
     kept_now, dropped_now = candidates[chosen[candidates]], candidates[~chosen[candidates]]
@@ -191,7 +208,7 @@ def _within_layer_quantiles(score, layers, candidates):
     return quantile
 
 
-def prune_to_budget(cost, target, method, min_units=1):
+def prune_to_budget(cost, target, method, min_units=1, min_fraction=0.0):
     """Removes the lowest-scored surviving groups of `method` (a `PruningMethod`: `|w|` for
     IMP, random draws for random pruning) until the ticket deploys within `target` of the
     dense cost, keeping the most that fit. With `method.scope == "layerwise"` every layer
@@ -212,7 +229,7 @@ def prune_to_budget(cost, target, method, min_units=1):
         start += size
     if method.scope == "layerwise":
         score = _within_layer_quantiles(score, layers, candidates)
-    _, _, chosen, groups = _plan_cut(cost, target, score, candidates, min_units)
+    _, _, chosen, groups = _plan_cut(cost, target, score, candidates, min_units, min_fraction)
     flat[candidates[~chosen[candidates]]] = REMOVED_LOGIT
     cuts.assign(layers, flat)
     return cost.fraction(groups)

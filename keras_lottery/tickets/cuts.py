@@ -43,12 +43,12 @@ def rank(layers, candidates, score):
 
 
 def floors(order, owner_of, minimum):
-    """The first `minimum` groups of every layer in `order` (each layer's best): those a cut
-    keeps whatever it costs (`--min_units`)."""
+    """The first `minimum[layer]` groups of every layer in `order` (each layer's best): those
+    a cut keeps whatever it costs (`--min_units`, `--min_unit_fraction`)."""
     taken, chosen = {}, []
     for index in order.tolist():
         layer = int(owner_of[index])
-        if taken.get(layer, 0) < minimum:
+        if taken.get(layer, 0) < minimum[layer]:
             taken[layer] = taken.get(layer, 0) + 1
             chosen.append(index)
     return np.array(chosen, dtype=int)
