@@ -33,8 +33,8 @@ def end_round(model, method, rewind_weights=None, optimizer=None, budget=None):
         rewind_weights: a `tickets.snapshots.snapshot` to rewind `w` to, or None.
         optimizer: an optimizer whose state to zero (`reset_optimizer_state`), or None.
         budget: `(DeployedCost, target fraction, min_units, min_fraction)` for a pruning
-            method: it prunes
-            to the budget (`tickets.budgets.prune_to_budget`) instead of by its rate.
+            method: it prunes to the budget (`tickets.budgets.prune_to_budget`) instead of
+            by its rate.
     """
     layers = masked_layers(model, required_by="end_round")
     ticket = None if method.ticket_after_round_end else masks_lib.extract_masks(model)
