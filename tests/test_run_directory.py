@@ -86,14 +86,17 @@ def test_a_second_process_on_the_same_directory_is_refused(idx_dir, tmp_path):
     command = [sys.executable, "-m", "apps.search", f"--data_dir={idx_dir}",
                "--validation_examples=200", "--batch_size=32", "--ticket_epochs=0",
                "--nodense_baseline", "--verbose=0", f"--output_dir={out}"]
-    first = subprocess.Popen(command + ["--rounds=3", "--epochs=4"], cwd=ROOT, text=True,
+    # long enough that it still holds the lock however slowly the second one starts (a loaded
+    # machine); it is killed at the end
+    long_run = ["--rounds=3", "--epochs=400"]
+    first = subprocess.Popen(command + long_run, cwd=ROOT, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
         while not (out / "results.json").exists():  # written once it holds the lock
             assert first.poll() is None and time.time() < deadline, first.stderr.read()
             time.sleep(0.1)
-        second = subprocess.run(command + ["--rounds=3", "--epochs=4"], cwd=ROOT, text=True,
+        second = subprocess.run(command + long_run, cwd=ROOT, text=True,
                                 capture_output=True, timeout=300)
         assert second.returncode == 2
         errors = [l for l in second.stderr.splitlines() if l.startswith("error:")]
