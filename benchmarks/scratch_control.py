@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from keras_lottery import data  # noqa: E402
 from keras_lottery.apps import search as search_app  # noqa: E402
+from keras_lottery.report.replicates import mean_and_spread  # noqa: E402
 from keras_lottery.search import bits, model_setup  # noqa: E402
 
 
@@ -102,8 +103,9 @@ def main(argv):
 
 
 def _mean_spread(values, digits):
-    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
-    return f"{np.mean(values):.{digits}f} +- {spread:.{digits}f}"
+    mean, spread = mean_and_spread(values)
+    return f"{mean:.{digits}f} +- {spread or 0.0:.{digits}f}"
+
 
 if __name__ == "__main__":
     main(sys.argv)

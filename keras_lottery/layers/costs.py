@@ -234,8 +234,14 @@ def weigh_penalty(model, cost="weights", layers=None):
                          "keras_lottery.tickets.deployed_penalty.weigh_penalty.")
     positions = positions_by_key(model, layers) if cost == "macs" else None
     factors = penalty_factors(layers, cost, positions, head_costs(model, layers, positions))
+    scale_penalty(layers, factors)
+    return factors
+
+
+def scale_penalty(layers, factors):
+    """Multiplies the `lambda` (`mask_penalty`, `penalty_weight`) of each layer of
+    `{key: masked layer}` by `factors[key]`."""
     for key, layer in layers.items():
         if factors[key] != 1.0:
             layer.mask_penalty = float(layer.mask_penalty * factors[key])
             layer.penalty_weight.assign(layer.mask_penalty)
-    return factors

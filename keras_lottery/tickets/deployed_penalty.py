@@ -38,10 +38,8 @@ def group_savings(cost):
     for index, layer in enumerate(cost.layers):
         removable = np.flatnonzero(cost.removable[index].reshape(-1))
         groups = int(np.prod(layer.mask_logits.shape))
-        if removable.size == 0:
-            own = cost.dense_cost_of(layer) if cost.kind == "macs" else float(
-                np.prod(layer.unmasked_kernel.shape))
-            savings.append(own / groups)
+        if removable.size == 0:  # its own kernel's MACs or weights, per group
+            savings.append(cost.dense_cost_of(layer) / groups)
             continue
         trial = [mask.copy() for mask in everything]
         trial[index].reshape(-1)[removable[0]] = False
@@ -72,10 +70,8 @@ def weigh_penalty(model, cost="weights", layers=None):
     costs.check_cost(cost)
     if cost not in DEPLOYED_COSTS:
         return costs.weigh_penalty(model, cost, layers)
-    factors = penalty_factors(model, DEPLOYED_COSTS[cost])
+    every = penalty_factors(model, DEPLOYED_COSTS[cost])
     layers = masked_layers_by_key(model) if layers is None else layers
-    for key, layer in layers.items():
-        if factors.get(key, 1.0) != 1.0:
-            layer.mask_penalty = float(layer.mask_penalty * factors[key])
-            layer.penalty_weight.assign(layer.mask_penalty)
-    return {key: factors.get(key, 1.0) for key in layers}
+    factors = {key: every.get(key, 1.0) for key in layers}
+    costs.scale_penalty(layers, factors)
+    return factors
