@@ -5,7 +5,9 @@ recipe, as long as a ticket trains from initialization.
 Given the hidden widths a unit ticket kept (e.g. LeNet 784-35-24-10), builds that dense network
 from plain Keras layers; or, given a shrunk ticket (`--architecture=.../shrunk.keras`, any
 model `shrink` wrote: a Conv-4 with the filters its ticket kept), the same architecture with
-fresh weights (`keras.models.clone_model`, each layer's own initializer, reseeded per seed).
+fresh weights (`keras.models.clone_model`, each layer's own initializer, reseeded per seed);
+or, with `--flag_model`, the flagfile's own `--model` without masks (with
+`--width_multiplier=0.141`, the thinner MobileNetV2 that is the width-multiplier control).
 Compiles it as a search does (`search.model_setup.compile_model`: the flagfile's optimizer,
 weight decay, learning rate) and trains it on the flagfile's data for
 `ticket_epoch + ticket_epochs` epochs, once per seed; prints test accuracy, mean and spread
@@ -17,6 +19,8 @@ weight decay, learning rate) and trains it on the flagfile's data for
         --architecture=runs/unit_conv4/seed_0/ticket/round_2/shrunk.keras --seeds=0,1,2
     python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_gpt_kjv.cfg \\
         --architecture=runs/cs_unit_gpt_kjv/ticket/round_1/shrunk.keras --seeds=0,1,2
+    python3 -m benchmarks.scratch_control --flagfile=apps/flags/cs_unit_mobilenet_fashion.cfg \\
+        --flag_model --width_multiplier=0.141 --seeds=0,1,2
 """
 
 import argparse
@@ -28,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_lottery import data  # noqa: E402
+from keras_lottery import data, models, tickets  # noqa: E402
 from keras_lottery.apps import search as search_app  # noqa: E402
 from keras_lottery.report.replicates import mean_and_spread  # noqa: E402
 from keras_lottery.search import bits, model_setup  # noqa: E402
@@ -41,6 +45,14 @@ def dense_network(input_shape, widths, num_classes):
     for index, width in enumerate(widths, start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"fc{index}")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, name="output")(x))
+
+
+def flag_model(config, splits):
+    """`config.model` as the search builds it, plain (its masks stripped), fresh weights."""
+    masked = models.build(config.model, splits.input_shape, splits.num_classes,
+                          vocabulary_size=splits.vocabulary_size,
+                          options={"width_multiplier": config.width_multiplier})
+    return keras.models.clone_model(tickets.strip(masked, warn_undecided=False))
 
 
 def fresh_copy(path):
@@ -72,6 +84,8 @@ def main(argv):
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--widths", help="hidden widths of a fully connected net, e.g. 35,24")
     which.add_argument("--architecture", help="a saved model (shrunk.keras) to retrain afresh")
+    which.add_argument("--flag_model", action="store_true",
+                       help="the flagfile's --model itself, without masks")
     parser.add_argument("--seeds", default="0,1,2")
     args, flags = parser.parse_known_args(argv[1:])
     search_app.FLAGS([argv[0]] + flags)
@@ -83,6 +97,12 @@ def main(argv):
 
         def build(splits):
             return fresh_copy(args.architecture)
+    elif args.flag_model:
+        described = config.model + (f" alpha {config.width_multiplier:g}"
+                                    if config.model == "mobilenet_v2" else "")
+
+        def build(splits):
+            return flag_model(config, splits)
     else:
         widths = [int(w) for w in args.widths.split(",")]
         described = f"{config.model} widths {widths}"

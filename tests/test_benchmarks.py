@@ -53,6 +53,24 @@ def test_scratch_control_retrains_a_shrunk_architecture_from_fresh_weights(tmp_p
         scratch_control.main(["scratch_control", "--architecture=missing.keras"])
 
 
+def test_scratch_control_trains_the_flagfiles_own_model_plain_at_the_width_it_names():
+    import types
+
+    from benchmarks import scratch_control
+    from keras_lottery.layers import masked_layers
+
+    splits = types.SimpleNamespace(input_shape=(32, 32, 3), num_classes=10, vocabulary_size=None)
+
+    def built(alpha):
+        config = types.SimpleNamespace(model="mobilenet_v2", width_multiplier=alpha)
+        return scratch_control.flag_model(config, splits)
+
+    thin, full = built(0.141), built(0.35)
+    assert not masked_layers(thin) and not masked_layers(full)
+    assert "mask_logits" not in " ".join(w.path for w in thin.weights)
+    assert thin.count_params() < 0.7 * full.count_params()
+
+
 def test_deployment_benchmark_times_saved_shrunk_tickets_against_dense(tmp_path):
     from benchmarks import deployment
     from keras_lottery import tickets
