@@ -92,7 +92,7 @@ class _LayerFactory:
         for key, layer in compat.keyed_layers(model):
             if maskable(layer):
                 self.names.add(layer.name)
-                if layer.name not in self.unmasked and layer.name not in idle:
+                if layer.name not in self.unmasked and layer not in idle:
                     mask_in_place(layer, key, **self.mask_kwargs)
         return model
 

@@ -46,6 +46,7 @@ from keras_lottery.compat.internals import (  # noqa: F401
     refresh_call_signature,
     reset_compiled_functions,
     retrace_compiled_functions,
+    run_through_graph,
     sync_backend_state,
     tflite_ops,
     unlocked_tracking,

@@ -211,3 +211,10 @@ def load_keras_archive(path, prepare, custom_objects=None, compile=True, safe_mo
         if failed:
             saving_lib._raise_loading_failure(errors)
     return model
+
+
+def run_through_graph(model, inputs, operation_fn):
+    """A functional `model`'s graph run on `inputs` (symbolic ones build a new graph), each
+    node's operation replaced by `operation_fn(operation)` (what `keras.models.clone_model`
+    does inside)."""
+    return model._run_through_graph(inputs, operation_fn=operation_fn)

@@ -6,6 +6,8 @@
     convert       sparsify (plain -> masked) and strip (masked -> plain, w * b(s))
     shrinking     shrink: the ticket without its removed units, a smaller plain model
     shrink_plan   shrink's plan on numpy arrays (what each layer keeps); unit_plan: its dry run
+    hub_unroll    a keras-hub model's transformer blocks as Keras layers (what shrink walks)
+    generation    generate: greedy continuation for a causal LM without its own (shrunk GPT-2)
     export        size_report and export (stripped .keras, masks, report)
     tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
     deployed_cost DeployedCost: the MACs or parameters a ticket deploys at, counted fast
@@ -21,6 +23,7 @@ from keras_lottery.tickets.budgets import BudgetTarget
 from keras_lottery.tickets.convert import sparsify, strip
 from keras_lottery.tickets.deployed_cost import DeployedCost
 from keras_lottery.tickets.export import export, size_report
+from keras_lottery.tickets.generation import generate
 from keras_lottery.tickets.masks import (
     apply_masks,
     extract_masks,
@@ -33,7 +36,7 @@ from keras_lottery.tickets.tflite import TFLiteModel, export_tflite
 from keras_lottery.tickets.ticket_model import build_ticket
 
 __all__ = ["BudgetTarget", "DeployedCost", "ShrinkError", "TFLiteModel", "apply_masks",
-           "build_ticket", "export", "export_tflite", "extract_masks", "load_masks",
+           "build_ticket", "export", "export_tflite", "extract_masks", "generate", "load_masks",
            "remaining_fraction", "save_masks", "shrink", "size_report", "sparsify", "strip"]
 
 

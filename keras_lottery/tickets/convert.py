@@ -203,14 +203,14 @@ def _shrinkable(model, keyed, chosen, dry_run):
     from keras_lottery.tickets.unit_plan import idle_unit_layers
 
     idle = idle_unit_layers(model)
-    left = [keyed[i][0] for i in chosen if keyed[i][1].name in idle]
+    left = [keyed[i] for i in chosen if keyed[i][1] in idle]
     if left:
-        reasons = "; ".join(f"{name}: {idle[name]}" for name in left[:3])
+        reasons = "; ".join(f"{key}: {idle[layer]}" for key, layer in left[:3])
         warnings.warn(f"sparsify: {len(left)} layer(s) left without unit masks, since shrink "
                       f"could not remove their units ({reasons}"
                       f"{'; ...' if len(left) > 3 else ''}); pass shrinkable_only=False to "
                       "mask them anyway.", stacklevel=4)
-    return [i for i in chosen if keyed[i][1].name not in idle], set(left)
+    return [i for i in chosen if keyed[i][1] not in idle], {key for key, _ in left}
 
 
 def _warn_unmasked(keyed, chosen, excluded):

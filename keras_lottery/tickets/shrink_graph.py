@@ -20,8 +20,16 @@ def inputs_of(model):
         raise ShrinkError(f"shrink follows functional graphs in their config; "
                           f"{type(model).__name__}'s config holds its arguments instead "
                           "(strip the ticket instead).")
-    return [(by_name[entry["config"]["name"]], _history_names(entry["inbound_nodes"]))
-            for entry in entries]
+    graph, later = [], []
+    for entry in entries:
+        layer, nodes = by_name[entry["config"]["name"]], entry["inbound_nodes"]
+        graph.append((layer, _history_names(nodes[:1])))
+        # A shared layer's later calls (a tied output embedding) run once their inputs have.
+        later += [(layer, _history_names(node)) for node in nodes[1:]]
+    for layer, names in later:
+        last = max((i for i, (known, _) in enumerate(graph) if known.name in names), default=-1)
+        graph.insert(last + 1, (layer, names))
+    return graph
 
 
 def _history_names(value):

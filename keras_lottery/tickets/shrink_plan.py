@@ -43,6 +43,11 @@ _CROPPING = (keras.layers.Cropping1D, keras.layers.Cropping2D)
 _PASSING = _POOLING + _ACTIVATIONS + _PADDING + _CROPPING + (keras.layers.BatchNormalization,)
 
 
+def _width(tensor):
+    """A tensor's channels (its last axis; 0 when unknown, as token ids of any length)."""
+    return int(tensor.shape[-1] or 0)
+
+
 def _merge_fed(graph):
     """Names of the unit layers whose channels reach a merge (`Add`, ...) through layers that
     keep channels: their units stay."""
@@ -97,8 +102,8 @@ class _Shrinker:
 
     def _layer(self, layer, inbound):
         if isinstance(layer, keras.layers.InputLayer):
-            return Channels.full(int(layer.output.shape[-1]))
-        first = inbound[0] if inbound else Channels.full(int(layer.input.shape[-1]))
+            return Channels.full(_width(layer.output))
+        first = inbound[0] if inbound else Channels.full(_width(layer.input))
         if isinstance(layer, _UNIT_LAYERS):
             return self._unit_layer(layer, first)
         if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -121,9 +126,9 @@ class _Shrinker:
             self.heads.add(layer.name)  # (no head kept: one silent head stays, head 0)
             self.sizes[layer.name] = max(1, int(np.sum(~dead)))
             self.removed[layer.name] = np.flatnonzero(dead).tolist()[0 if (~dead).any() else 1:]
-            return Channels.full(int(layer.output.shape[-1]))
+            return Channels.full(_width(layer.output))
         if all(len(c.kept) == c.total for c in inbound):
-            return Channels.full(int(layer.output.shape[-1]))
+            return Channels.full(_width(layer.output))
         raise ShrinkError(f"shrink: cannot take channels out of the input of layer "
                           f"{layer.name!r} ({type(layer).__name__}); leave the layers that feed "
                           "it without unit masks (sparsify does unless shrinkable_only=False) "

@@ -25,6 +25,7 @@ import keras
 
 from keras_lottery import compat
 from keras_lottery.layers import masked_layers
+from keras_lottery.tickets import hub_unroll
 from keras_lottery.tickets.convert import strip
 from keras_lottery.tickets.shrink_error import ShrinkError
 from keras_lottery.tickets.shrink_graph import inputs_of
@@ -67,6 +68,8 @@ def shrink(model, return_report=False):
         raise ShrinkError(f"shrink handles Sequential and functional models; "
                           f"{type(model).__name__} is subclassed.")
     plain = strip(model, warn_undecided=False) if masked_layers(model) else model
+    if hub_unroll.needs_unrolling(plain):  # keras-hub blocks: a functional model of their layers
+        plain = hub_unroll.unroll(plain)
     shrinker, keep_units = plan(plain, inputs_of(plain))
     small, built = _rebuild(plain, shrinker)
     small.set_weights(built.get_weights())

@@ -25,10 +25,11 @@ from keras_lottery.tickets.convert import strip
 
 
 def _converter(model, directory):
-    """TensorFlow's TFLite converter for `model`: from the Keras model on TensorFlow; on JAX
-    from the SavedModel Keras exports through jax2tf into `directory` (the converter
-    legalizes its StableHLO into TFLite's ops)."""
-    if keras.backend.backend() == "tensorflow":
+    """TensorFlow's TFLite converter for `model`: from the Keras model on TensorFlow (one
+    input); from the SavedModel Keras exports into `directory` for a model of named inputs
+    (a shrunk keras-hub model) and on JAX (through jax2tf: the converter legalizes its
+    StableHLO into TFLite's ops)."""
+    if keras.backend.backend() == "tensorflow" and len(model.inputs) == 1:
         return tf.lite.TFLiteConverter.from_keras_model(model)
     model.export(directory, format="tf_saved_model", verbose=False)
     return tf.lite.TFLiteConverter.from_saved_model(directory)
@@ -115,7 +116,8 @@ def export_tflite(model, path, sparse=None):
 
 class TFLiteModel:
     """A `.tflite` file run by `ai-edge-litert`: `model(x)` for a batch of any size (cast to
-    the model's input type: float32 images, int32 token ids).
+    the model's input type: float32 images, int32 token ids); `x` a dict of named inputs for
+    a model that has several (a shrunk keras-hub model's `token_ids`, `padding_mask`).
 
     Args:
         path_or_content: the file, or its bytes.
@@ -128,16 +130,32 @@ class TFLiteModel:
             with open(path_or_content, "rb") as handle:
                 content = handle.read()
         self.interpreter = _interpreter(content, threads)
-        self._input = self.interpreter.get_input_details()[0]
+        self._inputs = self.interpreter.get_input_details()
         self._output = self.interpreter.get_output_details()[0]
-        self._batch = None
+        self._shapes = None
+
+    def _arrays(self, x):
+        """`[(input detail, array)]` for `x`, a dict matched to the inputs by name."""
+        if not isinstance(x, dict):
+            return [(self._inputs[0], np.asarray(x, self._inputs[0]["dtype"]))]
+        found = []
+        for detail in self._inputs:
+            keys = [key for key in x if key in detail["name"]]
+            if len(keys) != 1:
+                raise ValueError(f"TFLiteModel: input {detail['name']!r} matches {keys or 'none'} "
+                                 f"of the given {sorted(x)}.")
+            found.append((detail, np.asarray(x[keys[0]], detail["dtype"])))
+        return found
 
     def __call__(self, x):
-        x = np.asarray(x, self._input["dtype"])
-        if x.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self._input["index"], x.shape)
+        arrays = self._arrays(x)
+        shapes = [array.shape for _, array in arrays]
+        if shapes != self._shapes:
+            for detail, array in arrays:
+                self.interpreter.resize_tensor_input(detail["index"], array.shape)
             self.interpreter.allocate_tensors()
-            self._batch = x.shape[0]
-        self.interpreter.set_tensor(self._input["index"], x)
+            self._shapes = shapes
+        for detail, array in arrays:
+            self.interpreter.set_tensor(detail["index"], array)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output["index"])

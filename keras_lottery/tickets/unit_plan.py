@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from keras_lottery import compat
-from keras_lottery.tickets import shrink_graph, shrink_plan
+from keras_lottery.tickets import hub_unroll, shrink_graph, shrink_plan
 
 _CHANNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
                    keras.layers.DepthwiseConv2D)
@@ -36,16 +36,27 @@ def _without_every_other_unit(arrays, depthwise):
 
 
 def idle_unit_layers(model):
-    """`{layer name: why}` for the Dense, convolution and depthwise layers at the top of
-    `model` (Sequential or functional) whose units `shrink` could not remove; the layers
-    that compute the model's outputs are not listed (the methods never remove the classes).
-    Empty for a model `shrink` cannot walk (subclassed, or with operations between layers)."""
+    """`{layer: why}` for the Dense, convolution and depthwise layers of `model` (Sequential
+    or functional; the layers inside keras-hub blocks too, `hub_unroll`) whose units `shrink`
+    could not remove; the layers that compute the model's outputs are not listed (the methods
+    never remove the classes). Empty for a model `shrink` cannot walk (subclassed)."""
     if not (isinstance(model, keras.Sequential) or compat.is_functional(model)):
         return {}
+    origins = None
     try:
+        if hub_unroll.needs_unrolling(model):
+            origins = {}
+            model = hub_unroll.unroll(model, origins)
         graph = shrink_graph.inputs_of(model)
     except shrink_plan.ShrinkError:
         return {}
+    idle = _idle_by_name(model, graph)
+    return {(origins[name] if origins else model.get_layer(name)): why
+            for name, why in idle.items()}
+
+
+def _idle_by_name(model, graph):
+    """`idle_unit_layers` of a graph `shrink` walks, by layer name."""
     outputs = {compat.producing_layer(t).name for t in model.outputs}
     candidates = [layer for layer, _ in graph
                   if isinstance(layer, _CHANNEL_LAYERS) and layer.name not in outputs]
