@@ -4,9 +4,13 @@ A `BertTextClassifier` (2 layers, width 64, built from its config: no weights ar
 classifies King James verses into 6 groups of books (`kjv_genres`). `sparsify(in_place=True)`
 masks every Dense and EinsumDense kernel inside it (attention's query, key, value and output,
 the feed-forward layers, the pooler and the logits) and the model stays a
-`BertTextClassifier`. After a CS search, `strip` gives a plain keras-hub model.
+`BertTextClassifier`. After a CS search, `strip` gives a plain keras-hub model. With
+`--mask_granularity=unit` the groups are heads and feed-forward units, and `shrink` then
+gives a smaller functional model (keras-hub has no class for blocks that keep different
+numbers of heads; docs/guide.md, "Heads and feed-forward units").
 
     python3 examples/keras_hub_transformer.py [--train_examples=5000] [--epochs=2]
+        [--mask_granularity=unit]
 """
 
 import argparse
@@ -36,6 +40,7 @@ def main():
     parser.add_argument("--train_examples", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", default="bert_ticket")
+    parser.add_argument("--mask_granularity", default="weight", choices=["weight", "unit"])
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -47,7 +52,8 @@ def main():
 
     # mask_scaling: the masks start at 1 (w * sigmoid(s0) / sigmoid(s0)), the model at itself.
     keras_lottery.sparsify(model, method="cs", mask_init=-0.01, mask_penalty=1e-6,
-                           mask_scaling=True, in_place=True)
+                           mask_scaling=True, in_place=True,
+                           mask_granularity=args.mask_granularity)
     print(f"{type(model).__name__}: {len(tickets.extract_masks(model))} kernels masked, e.g. "
           f"{list(tickets.extract_masks(model))[:2]}")
     model.compile(optimizer=keras_lottery.optimizers.MaskOptimizer(
@@ -71,6 +77,14 @@ def main():
     logits = ticket.predict(bert_inputs(splits.x_test), verbose=0)
     print(f"stripped {type(ticket).__name__}: test accuracy "
           f"{np.mean(logits.argmax(-1) == splits.y_test):.3f} (not retrained)")
+    if args.mask_granularity == "unit":
+        small, report = keras_lottery.shrink(model, return_report=True)
+        small.save(os.path.join(args.out, "shrunk.keras"))  # loads with keras-hub imported
+        heads = [layer.num_heads for layer in small.layers
+                 if isinstance(layer, keras.layers.MultiHeadAttention)]
+        same = np.abs(small.predict(bert_inputs(splits.x_test), verbose=0) - logits).max()
+        print(f"shrunk to {report['shrunk_parameters']:,} of {report['parameters']:,} "
+              f"parameters, heads per block {heads}; largest logit change {same:.1e}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,23 @@ def test_vgg_and_resnet_unit_tickets_shrink_exactly(name, shape):
         assert report["layers"]["stage2_block2_conv1"]["kept"] < 32
 
 
+def test_a_residual_branch_that_keeps_no_unit_keeps_one_silent_unit():
+    inputs = keras.Input((6,))
+    hidden = CSDense(5, activation="gelu", name="ffn_in", mask_granularity="unit")(inputs)
+    branch = keras.layers.Dense(6, name="ffn_out")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(
+        keras.layers.Add()([inputs, branch])))
+    layer = model.get_layer("ffn_in")
+    layer.bias.assign(np.linspace(-1, 1, 5).astype("float32"))  # the branch adds a constant
+    layer.mask_logits.assign(np.full((1, 5), -10.0, "float32"))
+    small, report = keras_lottery.shrink(model, return_report=True)
+    assert report["layers"]["ffn_in"] == {"units": 5, "kept": 1, "removed": [1, 2, 3, 4]}
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    np.testing.assert_allclose(small.predict(x, verbose=0),
+                               keras_lottery.strip(model).predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_what_shrink_cannot_do_is_one_error_naming_the_layer():
     model = keras.Sequential([keras.Input((8,)), CSDense(4, name="a", mask_granularity="unit"),
                               CSDense(2, name="b")])

@@ -48,6 +48,20 @@ def _width(tensor):
     return int(tensor.shape[-1] or 0)
 
 
+def _upstream_of_merges(graph):
+    """Names of the layers from which a merge (`Add`, ...) is reached through any layers: a
+    residual branch, whose layers may lose every unit (the branch then adds a constant)."""
+    readers = {}
+    for layer, inputs in graph:
+        for name in inputs:
+            readers.setdefault(name, []).append(layer)
+    upstream = set()
+    for layer, _ in reversed(graph):
+        if any(isinstance(r, _MERGES) or r.name in upstream for r in readers.get(layer.name, [])):
+            upstream.add(layer.name)
+    return upstream
+
+
 def _merge_fed(graph):
     """Names of the unit layers whose channels reach a merge (`Add`, ...) through layers that
     keep channels: their units stay."""
@@ -84,6 +98,7 @@ class _Shrinker:
         #: statistics have trained (a dry run on a fresh model, whose BN maps 0 to 0).
         self.trained_statistics = trained_statistics
         self.protected = _merge_fed(graph) | {compat.producing_layer(t).name for t in model.outputs}
+        self.in_residual_branch = _upstream_of_merges(graph)
         self.weights, self.sizes, self.removed = {}, {}, {}
         #: Attention layers (their `sizes` and `removed` count heads).
         self.heads = set()
@@ -153,7 +168,9 @@ class _Shrinker:
         kernel = kernel[..., inputs.kept, :]
         bias = (bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)) + delta
         dead = self._removable(layer, ~np.any(kernel != 0, axis=tuple(range(kernel.ndim - 1))))
-        if dead.all() and not self.counting:
+        if dead.all() and layer.name in self.in_residual_branch:
+            dead[0] = False  # one silent unit: its constant reaches the residual, as stripped
+        elif dead.all() and not self.counting:
             raise ShrinkError(f"shrink: the ticket keeps no unit of layer {layer.name!r}; a "
                               "network without it computes a constant (search with a smaller "
                               "lambda, or a budget with --min_units >= 1).")

@@ -15,7 +15,10 @@ graph (Sequential or functional, channels last) and
   the report says so; with `unit` masks a gone unit outputs `act(0)`, 0 for ReLU;
 - keeps every channel that reaches a residual `Add` (or any other merge): only
   block-internal channels shrink, so the channels added together keep their meaning;
-- keeps every unit of the model's outputs.
+- keeps every unit of the model's outputs;
+- keeps one *silent* unit of a layer in a residual branch (a merge is downstream) whose
+  ticket keeps none: the branch then adds a constant, as the stripped ticket's does (a
+  transformer block's feed-forward layer); elsewhere such a ticket is an error.
 The result's outputs equal `strip(model)`'s up to float rounding (<= 1e-5). What it cannot
 shrink through (a layer that would need its input channels cut but is not one of the
 above) is a one-line `ShrinkError` naming the layer.
@@ -60,7 +63,8 @@ def shrink(model, return_report=False):
 
     Args:
         model: a masked model (its ticket is stripped first) or a stripped one, Sequential
-            or functional, channels last.
+            or functional, channels last; a keras-hub model (BERT, GPT-2: `hub_unroll`)
+            becomes a functional model of Keras layers.
         return_report: also return `{"layers": {name: {"units", "kept", "removed"}},
             "parameters": before, "shrunk_parameters": after, "kept_for_padding": [...]}`.
     """
