@@ -98,3 +98,22 @@ def test_budget_vs_width_builds_a_budget_ticket_and_the_width_network_of_equal_m
     assert 0.45 < width / dense <= 0.5 * 1.05
     ticket = budget_vs_width.random_budget_ticket(0.35, 32, 0.5)
     assert 0.45 <= budget_vs_width.macs(ticket) / dense <= 0.5
+
+
+def test_tradeoff_figure_draws_a_panel_per_runtime_and_names_a_bad_table(tmp_path):
+    from benchmarks import tradeoff_figure
+
+    table = tmp_path / "t.csv"
+    table.write_text("label,method,quality,quality_spread,keras_batch_64,keras_batch_64_spread,"
+                     "tflite_batch_1,tflite_batch_1_spread\n"
+                     "dense,dense,2.78,0.04,1,,1,\n25%,unit CS,2.95,0.09,2.32,0.05,,\n")
+    rows, runtimes = tradeoff_figure.read_rows(str(table))
+    assert runtimes == ["keras_batch_64", "tflite_batch_1"] and len(rows) == 2
+    figure = tradeoff_figure.draw(rows, runtimes, "bits/char", dense=2.78, tolerance=0.05)
+    assert len(figure.axes) == 2
+    assert len(figure.axes[1].lines) < len(figure.axes[0].lines)  # the CS row is not timed there
+    out = tmp_path / "f.png"
+    assert tradeoff_figure.main([f"--csv={table}", f"--out={out}"]) == 0 and out.stat().st_size
+    (tmp_path / "bad.csv").write_text("label,quality\nx,1\n")
+    with pytest.raises(SystemExit, match=r"lacks the columns \['method', 'quality_spread'\]"):
+        tradeoff_figure.read_rows(str(tmp_path / "bad.csv"))
