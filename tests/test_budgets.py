@@ -157,6 +157,18 @@ def test_the_multiplier_moves_the_right_way_and_the_ticket_lands(mask_init, targ
     assert kl.DeployedCost(model, "parameters").fraction() == pytest.approx(budget.achieved)
 
 
+def test_a_short_round_updates_the_multiplier_at_least_min_updates_times():
+    model = kl.sparsify(_lenet(), mask_granularity="unit", mask_init=2.0, mask_penalty=1e-4)
+    budget = kl.Budget(0.1, "parameters", update_every=20, rate=0.05, start=0.5, min_updates=8)
+    _train(model, budget)  # 16 steps: 8 in the steering window, every 20 would give none
+    assert len(budget.history) == 8
+    assert [step for step, _, _ in budget.history] == list(range(8, 16))
+    long_enough = kl.Budget(0.1, "parameters", update_every=2, start=0.5, min_updates=2)
+    _train(kl.sparsify(_lenet(), mask_granularity="unit", mask_init=2.0, mask_penalty=1e-4),
+           long_enough)
+    assert len(long_enough.history) == 4  # every update_every steps, as asked
+
+
 def test_budget_refuses_what_it_cannot_steer():
     imp = methods.IterativeMagnitudePruning()
     model = kl.sparsify(_lenet(), method=imp.name, mask_granularity="unit")

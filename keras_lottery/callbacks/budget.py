@@ -17,7 +17,8 @@ class Budget(RoundClock):
     """Makes the ticket of a CS (or ISS) round deploy within `target` of the dense cost.
 
     During the round, every `update_every` steps from `start` (a fraction of the round's
-    steps), it counts what the current ticket (`s > 0`) would deploy at and multiplies every
+    steps; more often in a short round, so that `mu` moves at least `min_updates` times), it
+    counts what the current ticket (`s > 0`) would deploy at and multiplies every
     layer's `lambda` by `mu`, a Lagrange-style multiplier updated in log space:
     `log mu += rate * clip(log(cost / target), -1, 1)`: over budget, the penalty presses
     harder; under it, it eases. `mu` lives in the layers' `penalty_weight` (their configured
@@ -31,7 +32,11 @@ class Budget(RoundClock):
         min_units: groups every unit layer keeps whatever they cost.
         min_fraction: the share of each unit layer's groups it keeps at least (0: none), so
             that no layer becomes a bottleneck.
-        update_every: steps between updates of `mu`.
+        update_every: steps between updates of `mu` (at most).
+        min_updates: the updates of `mu` a round has at least: in a round whose steering
+            window (`(1 - start)` of its steps) is shorter than `min_updates * update_every`,
+            `mu` is updated every `window // min_updates` steps (at least every step), so
+            how far it can move does not depend on the round's length.
         rate: the step of `log mu` per update (0: no steering, only the cut).
         start: fraction of the round trained before `mu` moves (default half: after a reset
             every kept `s` restarts at `s0` and the ticket says little until the logits
@@ -39,17 +44,22 @@ class Budget(RoundClock):
     """
 
     def __init__(self, target, kind="macs", min_units=1, update_every=20, rate=0.05,
-                 start=0.5, min_fraction=0.0):
+                 start=0.5, min_fraction=0.0, min_updates=50):
         super().__init__()
         self.target = check_fraction(target)
         check_kind(kind)
         check_floor(int(min_units), min_fraction)
         self.kind, self.min_units, self.min_fraction = kind, int(min_units), float(min_fraction)
         self.update_every, self.rate, self.start = max(1, int(update_every)), float(rate), start
+        self.min_updates = max(1, int(min_updates))
+        self._every = self.update_every
         self.cost, self.achieved, self.history = None, None, []
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        window = int((1 - self.start) * self._total)
+        self._every = max(1, min(self.update_every, window // self.min_updates)) if window \
+            else self.update_every
         if self.cost is None or self.cost.model is not self.model:
             self.cost = DeployedCost(self.model, self.kind)
         layers = self.cost.layers
@@ -74,7 +84,7 @@ class Budget(RoundClock):
         self.history.append((self._step, fraction, mu))
 
     def on_train_batch_end(self, batch, logs=None):
-        due = self._tick(batch, self.update_every)
+        due = self._tick(batch, self._every)
         if self._total and self._step >= self._total:
             self._attach_state()
             self.achieved = cut_learned(self.cost, self.target, self.min_units,
