@@ -113,7 +113,8 @@ TARGET_START = Setting(
     check=_start)
 BUDGET_RATE = Setting(
     "budget_rate", 0.05,
-    "With a budget: the step of log(mu) every 20 steps, mu the multiplier of lambda that "
+    "With a budget: the step of log(mu) every 20 steps (at least 50 times a round), mu the "
+    "multiplier of lambda that "
     "steers the ticket toward the budget (0: no steering, only the cut after the last step).",
     check=at_least(0))
 LEARNED_MASK_SETTINGS = (MASK_INIT, MASK_PENALTY, PENALTY_COST, TARGET_REMAINING, TARGET_START,
