@@ -227,6 +227,7 @@ def test_a_shrunk_encoder_converts_to_tflite_and_computes_the_same(tmp_path):
                                small.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow_only
 def test_generation_is_timed_for_a_causal_ticket_and_both_runtimes_agree(tmp_path):
     from keras_lottery.tickets import TFLiteModel, export_tflite

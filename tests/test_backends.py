@@ -24,6 +24,7 @@ def _run(backend, out, *extra):
     return np.load(out)
 
 
+@pytest.mark.slow
 def test_two_cs_rounds_match_across_tensorflow_and_jax(tmp_path):
     on_tensorflow = _run("tensorflow", tmp_path / "tf.npz")
     on_jax = _run("jax", tmp_path / "jax.npz", f"--initial={tmp_path / 'tf.npz'}")

@@ -145,6 +145,7 @@ def test_the_guide_gives_the_exit_codes_the_app_returns(tmp_path):
     assert code == 2 and "--rounds=0 is invalid" in err
 
 
+@pytest.mark.slow
 def test_a_damaged_run_file_is_one_error_line_and_nothing_is_deleted(idx_dir, tmp_path):
     out = tmp_path / "run"
     base = [f"--data_dir={idx_dir}", f"--output_dir={out}"] + QUICK

@@ -71,6 +71,7 @@ def test_report_writes_figures_and_a_table_that_matches_them(runs, tmp_path):
     assert os.listdir(out / "tensorboard")
 
 
+@pytest.mark.slow
 def test_report_app_and_bad_run_directory(runs, tmp_path):
     done = subprocess.run([sys.executable, "-m", "apps.report", *runs[:2],
                            f"--out={tmp_path / 'r'}", "--notensorboard"], cwd=ROOT,

@@ -95,6 +95,7 @@ def test_bad_settings_are_rejected_in_one_line(field, value, words):
     assert words in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_app_runs_from_flagfile_and_reports_bad_flags(idx_dir, tmp_path):
     out = tmp_path / "app"
     command = [sys.executable, "-m", "apps.search", "--flagfile=apps/flags/quickstart.cfg",
@@ -275,6 +276,7 @@ def test_imp_reuses_round_r_plus_1_as_ticket_r_retraining(idx_dir, tmp_path):
     assert [r["ticket_source"] for r in other["rounds"]] == ["retrained"] * 3
 
 
+@pytest.mark.slow
 def test_load_run_rebuilds_every_rounds_ticket_which_retrains_to_the_recorded_accuracy(
         idx_dir, tmp_path):
     """`keras_lottery.load_run(run_dir, round=r)` gives round r's masks and start weights `w_k`; the

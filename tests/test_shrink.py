@@ -152,6 +152,7 @@ def _mobilenet_v2():
                                           classes=10, classifier_activation=None)
 
 
+@pytest.mark.slow
 @pytest.mark.big_model
 def test_a_mobilenet_v2_unit_ticket_shrinks_through_depthwise_convs_and_padding():
     """The depthwise channel is the group: its removal takes the expand conv's unit (nobody

@@ -16,6 +16,7 @@ def _base(idx_dir):
                         verbose=0)
 
 
+@pytest.mark.slow
 def test_sweep_records_trials_failures_and_the_pareto_front(idx_dir, tmp_path, monkeypatch):
     original = search.run
     calls = []
@@ -145,6 +146,7 @@ def test_an_interrupted_sweep_resumes_its_running_trial(idx_dir, tmp_path):
     assert len(json.loads(results.read_text())["rounds"]) == 2
 
 
+@pytest.mark.slow
 def test_a_sweep_varies_only_the_knobs_it_names(idx_dir, tmp_path, monkeypatch):
     """`--sweep=mask_init=-0.02:0.02` (the paper's Conv-6 CS sweep of s0 at a fixed lambda)
     varies s0 in that range; lambda and beta_T keep the base flags' values."""

@@ -55,6 +55,7 @@ def served_run(idx_dir, tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_four_runs_linked_hparams_and_the_layout(served_run):
     port = served_run
     assert sorted(_get(port, "/data/runs")) == ["dense", "search", "summary", "tickets"]
