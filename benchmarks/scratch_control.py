@@ -67,7 +67,7 @@ def train(config, build, seed):
     splits = data.load(config.dataset, config.data_dir or None,
                        validation_examples=config.validation_examples,
                        train_examples=config.train_examples, seed=seed,
-                       scaling=config.input_scaling)
+                       scaling=config.input_scaling, image_size=config.image_size)
     steps = data.steps_per_epoch(splits, config.batch_size)
     model = model_setup.compile_model(build(splits), config, steps)
     model.fit(data.epoch_stream(splits, config.batch_size, seed=seed, stream=0),

@@ -71,6 +71,27 @@ def test_scratch_control_trains_the_flagfiles_own_model_plain_at_the_width_it_na
     assert thin.count_params() < 0.7 * full.count_params()
 
 
+def test_scratch_control_trains_on_the_images_the_search_sees(idx_dir):
+    import keras
+
+    from benchmarks import scratch_control
+    from keras_lottery.apps import search as search_app
+
+    search_app.FLAGS(["scratch_control", f"--data_dir={idx_dir}", "--image_size=32",
+                      "--validation_examples=200", "--ticket_epoch=0", "--ticket_epochs=1"])
+    config = search_app.config_from_flags()
+    seen = []
+
+    def build(splits):  # a model of 32x32x3 inputs: padded, gray made RGB, as the search's
+        seen.append(tuple(splits.input_shape))
+        inputs = keras.Input(splits.input_shape)
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(splits.num_classes)(x))
+
+    accuracy, in_bits = scratch_control.train(config, build, seed=0)
+    assert seen == [(32, 32, 3)] and 0.0 <= accuracy <= 1.0 and in_bits is None
+
+
 def test_deployment_benchmark_times_saved_shrunk_tickets_against_dense(tmp_path):
     from benchmarks import deployment
     from keras_lottery import tickets
