@@ -113,3 +113,24 @@ def test_a_block_with_cross_attention_is_refused_in_one_line():
     model = keras.Model([decoder_input, encoder_input], block(decoder_input, encoder_input))
     with pytest.raises(ShrinkError, match="block 'cross_block' has cross-attention"):
         keras_lottery.shrink(model)
+
+
+def test_keras_hub_blocks_in_a_users_functional_model_unroll_exactly_with_implicit_padding():
+    from keras_lottery.tickets import hub_unroll
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((LENGTH,), dtype="int32")
+    x = keras.layers.Embedding(TOKENS, 16, mask_zero=True)(tokens)  # Keras's own padding mask
+    x = keras_hub.layers.TransformerEncoder(32, 2, name="encoder")(x)
+    x = keras_hub.layers.TransformerDecoder(32, 2, name="decoder")(x)
+    model = keras.Model(tokens, [keras.layers.Dense(4)(x), keras.layers.Dense(3)(
+        keras.layers.GlobalAveragePooling1D()(x))])
+    ids = np.random.default_rng(0).integers(1, TOKENS, (3, LENGTH))
+    ids[1, 5:], ids[2, 2:] = 0, 0
+    origins = {}
+    unrolled = hub_unroll.unroll(model, origins)
+    assert not any(hub_unroll.is_block(layer) for layer in unrolled.layers)
+    assert origins["encoder_self_attention_layer"] is model.get_layer("encoder")._self_attention_layer
+    for theirs, ours in zip(model(ids), unrolled(ids)):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))
