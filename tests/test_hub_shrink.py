@@ -131,6 +131,8 @@ def test_keras_hub_blocks_in_a_users_functional_model_unroll_exactly_with_implic
     unrolled = hub_unroll.unroll(model, origins)
     assert not any(hub_unroll.is_block(layer) for layer in unrolled.layers)
     assert origins["encoder_self_attention_layer"] is model.get_layer("encoder")._self_attention_layer
-    for theirs, ours in zip(model(ids), unrolled(ids)):
+    for theirs, ours, shrunk in zip(model(ids), unrolled(ids), keras_lottery.shrink(model)(ids)):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
                                       keras.ops.convert_to_numpy(theirs))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(shrunk),
+                                   keras.ops.convert_to_numpy(theirs), rtol=1e-6, atol=1e-6)

@@ -34,6 +34,7 @@ from keras_lottery.compat.internals import (  # noqa: F401
     flatten_layers,
     input_channels,
     is_functional,
+    keras_mask,
     keyed_layers,
     load_keras_archive,
     optimizer_own_variables,

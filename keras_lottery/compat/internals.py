@@ -218,3 +218,8 @@ def run_through_graph(model, inputs, operation_fn):
     node's operation replaced by `operation_fn(operation)` (what `keras.models.clone_model`
     does inside)."""
     return model._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def keras_mask(tensor):
+    """The padding mask Keras attached to `tensor` (an `Embedding(mask_zero=True)`'s), or None."""
+    return getattr(tensor, "_keras_mask", None)

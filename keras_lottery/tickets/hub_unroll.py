@@ -81,6 +81,8 @@ def _block(block, copy, x, padding_mask=None, attention_mask=None, decoder_paddi
                           "self-attention blocks (BERT, GPT-2 style) can be unrolled.")
     decoder = type(block).__name__ == "TransformerDecoder"
     padding = decoder_padding_mask if decoder else padding_mask
+    if padding is None and decoder:  # keras-hub's decoder reads Keras's mask as its padding
+        padding = compat.keras_mask(x)
     custom = decoder_attention_mask if decoder else attention_mask
     mask = None if padding is None else ops.expand_dims(ops.cast(padding, "int32"), 1)
     if custom is not None:
@@ -99,9 +101,16 @@ def _block(block, copy, x, padding_mask=None, attention_mask=None, decoder_paddi
         return x if block.normalize_first else sub(norm)(x)
 
     attention = sub(block._self_attention_layer, keras.layers.MultiHeadAttention)
-    x = residual_step(x, block._self_attention_layer_norm, lambda h: sub(
-        block._self_attention_dropout)(attention(h, h, attention_mask=mask,
-                                                 use_causal_mask=decoder and use_causal_mask)))
+
+    def attend(h):
+        if decoder and compat.keras_mask(h) is not None:
+            # keras-hub's decoder attention masks keys only; a plain MultiHeadAttention would
+            # also mask the padded queries it reads from Keras's mask: pass it no mask (h * 1)
+            h = ops.multiply(h, 1.0)
+        return sub(block._self_attention_dropout)(attention(
+            h, h, attention_mask=mask, use_causal_mask=decoder and use_causal_mask))
+
+    x = residual_step(x, block._self_attention_layer_norm, attend)
     return residual_step(x, block._feedforward_layer_norm, lambda h: sub(
         block._feedforward_dropout)(sub(block._feedforward_output_dense)(
             sub(block._feedforward_intermediate_dense)(h))))
