@@ -48,13 +48,19 @@ def _width(tensor):
     return int(tensor.shape[-1] or 0)
 
 
-def _upstream_of_merges(graph):
-    """Names of the layers from which a merge (`Add`, ...) is reached through any layers: a
-    residual branch, whose layers may lose every unit (the branch then adds a constant)."""
+def _readers(graph):
+    """`{layer name: [the layers that read its output]}` of a `shrink_graph.inputs_of` graph."""
     readers = {}
     for layer, inputs in graph:
         for name in inputs:
             readers.setdefault(name, []).append(layer)
+    return readers
+
+
+def _upstream_of_merges(graph):
+    """Names of the layers from which a merge (`Add`, ...) is reached through any layers: a
+    residual branch, whose layers may lose every unit (the branch then adds a constant)."""
+    readers = _readers(graph)
     upstream = set()
     for layer, _ in reversed(graph):
         if any(isinstance(r, _MERGES) or r.name in upstream for r in readers.get(layer.name, [])):
@@ -65,10 +71,7 @@ def _upstream_of_merges(graph):
 def _merge_fed(graph):
     """Names of the unit layers whose channels reach a merge (`Add`, ...) through layers that
     keep channels: their units stay."""
-    readers = {}
-    for layer, inputs in graph:
-        for name in inputs:
-            readers.setdefault(name, []).append(layer)
+    readers = _readers(graph)
     passing = _PASSING
 
     def reaches_merge(name, seen=()):
@@ -255,10 +258,8 @@ def _ignored_inputs(reader, kernels, unused):
 def unused_channels(model, graph, kernels=None):
     """`{layer name: bool array}`: the output channels of each layer that no reader uses (a
     backward pass): an expand conv's unit whose depthwise channel is gone, for instance."""
-    readers, outputs = {}, {compat.producing_layer(t).name for t in model.outputs}
-    for layer, inputs in graph:
-        for name in inputs:
-            readers.setdefault(name, []).append(layer)
+    readers = _readers(graph)
+    outputs = {compat.producing_layer(t).name for t in model.outputs}
     unused = {}
     for layer, _ in reversed(graph):
         if layer.name in outputs or not readers.get(layer.name):
