@@ -10,10 +10,12 @@ network, a ticket cut onto the budget (`tickets.budgets.cut_learned` on random d
 logits, or a search's real `shrunk.keras` with `--shrunk`) and the width network, then times
 them interleaved (median of `--repeats`): Keras (closure-compiled `tf.function`) at
 `--keras_batch` and TFLite (`ai-edge-litert`, one thread) at batch 1. It prints each one's
-MACs and its speedup over the dense network, measured in the same run.
+MACs and its speedup over the dense network, measured in the same run. With
+`--unit_multiples=1,8` the random tickets are cut twice, keeping any count of channels per
+layer and a multiple of 8 (`--unit_multiple`), and all are timed side by side.
 
     python3 -m benchmarks.budget_vs_width [--budgets=0.5,0.25,0.125] [--image_size=32]
-        [--alpha=0.35] [--repeats=15] [--shrunk=0.25:PATH,...]
+        [--alpha=0.35] [--repeats=15] [--shrunk=0.25:PATH,...] [--unit_multiples=1,8]
 """
 
 import argparse
@@ -52,15 +54,16 @@ def equal_mac_alpha(fraction, alpha, size):
     return 0.5 * (low + high)
 
 
-def random_budget_ticket(alpha, size, fraction, seed=0):
+def random_budget_ticket(alpha, size, fraction, seed=0, unit_multiple=1):
     """A shrunk unit ticket of MobileNetV2(alpha) cut onto `fraction` of its MACs from random
-    logits (the depthwise channels are the groups)."""
+    logits (the depthwise channels are the groups), each layer keeping a multiple of
+    `unit_multiple` channels."""
     keras.utils.set_random_seed(seed)
     model = kl.sparsify(mobilenet(alpha, size), mask_granularity="unit")
     rng = np.random.default_rng(seed)
     for layer in kl.layers.masked_layers(model):
         layer.mask_logits.assign(rng.normal(size=layer.mask_logits.shape).astype("float32"))
-    cut_learned(kl.DeployedCost(model, "macs"), fraction)
+    cut_learned(kl.DeployedCost(model, "macs"), fraction, unit_multiple=unit_multiple)
     return kl.shrink(model)
 
 
@@ -78,7 +81,10 @@ def main(argv=None):
     parser.add_argument("--keras_batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--shrunk", default="", help="F:PATH,... real tickets (shrunk.keras)")
+    parser.add_argument("--unit_multiples", default="1",
+                        help="random tickets: one per multiple of channels kept per layer")
     args = parser.parse_args(argv)
+    multiples = [int(m) for m in args.unit_multiples.split(",")]
     shrunk = dict(item.split(":", 1) for item in args.shrunk.split(",") if item)
     budgets = [float(b) for b in args.budgets.split(",")] if not shrunk else sorted(
         {float(f) for f in shrunk}, reverse=True)
@@ -88,32 +94,37 @@ def main(argv=None):
     inputs = {"keras": rng.random((args.keras_batch, size, size, 3), dtype=np.float32),
               "tflite": rng.random((1, size, size, 3), dtype=np.float32)}
     print(f"MobileNetV2 alpha {args.alpha} on {size}x{size}x3: {macs(dense):,} MACs per example")
-    print("| budget F | ticket MACs / dense | width alpha | width MACs / dense | Keras b"
+    print("| budget F | ticket | ticket MACs / dense | width alpha | width MACs / dense | Keras b"
           f"{args.keras_batch}: ticket / width speedup | TFLite b1: ticket / width speedup |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as directory:
         dense_tflite = _tflite(dense, directory, "dense")
         for fraction in budgets:
-            ticket = (keras.saving.load_model(shrunk[str(fraction)] if str(fraction) in shrunk
-                                              else shrunk[f"{fraction:g}"])
-                      if shrunk else random_budget_ticket(args.alpha, size, fraction))
+            if shrunk:
+                path = shrunk.get(str(fraction), shrunk.get(f"{fraction:g}"))
+                tickets = {"search's": keras.saving.load_model(path)}
+            else:
+                tickets = {f"random, multiple {m}": random_budget_ticket(
+                    args.alpha, size, fraction, unit_multiple=m) for m in multiples}
             alpha = equal_mac_alpha(fraction, args.alpha, size)
             width = mobilenet(alpha, size)
-            runners = {"dense": keras_runner(dense), "ticket": keras_runner(ticket),
-                       "width": keras_runner(width)}
-            lite = {"dense": dense_tflite, "ticket": _tflite(ticket, directory, "ticket"),
-                    "width": _tflite(width, directory, "width")}
+            models = {"dense": dense, **tickets, "width": width}
+            runners = {name: keras_runner(model) for name, model in models.items()}
+            lite = {name: dense_tflite if name == "dense" else
+                    _tflite(model, directory, f"model_{index}")
+                    for index, (name, model) in enumerate(models.items())}
             keras_times = median_latencies(runners, {args.keras_batch: inputs["keras"]},
                                            args.repeats)
             lite_times = median_latencies(lite, {1: inputs["tflite"]}, args.repeats)
             k = {n: keras_times["dense"][args.keras_batch] / keras_times[n][args.keras_batch]
-                 for n in ("ticket", "width")}
-            t = {n: lite_times["dense"][1] / lite_times[n][1] for n in ("ticket", "width")}
+                 for n in models}
+            t = {n: lite_times["dense"][1] / lite_times[n][1] for n in models}
             reached = macs(width) <= 1.05 * fraction * macs(dense)
-            print(f"| {fraction:g} | {macs(ticket) / macs(dense):.3f} | {alpha:.3f}"
-                  f"{'' if reached else ' (none reaches F: the thinnest)'} | "
-                  f"{macs(width) / macs(dense):.3f} | {k['ticket']:.2f}x / {k['width']:.2f}x | "
-                  f"{t['ticket']:.2f}x / {t['width']:.2f}x |", flush=True)
+            for name, ticket in tickets.items():
+                print(f"| {fraction:g} | {name} | {macs(ticket) / macs(dense):.3f} | {alpha:.3f}"
+                      f"{'' if reached else ' (none reaches F: the thinnest)'} | "
+                      f"{macs(width) / macs(dense):.3f} | {k[name]:.2f}x / {k['width']:.2f}x | "
+                      f"{t[name]:.2f}x / {t['width']:.2f}x |", flush=True)
     return 0
 
 

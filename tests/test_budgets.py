@@ -182,13 +182,19 @@ def test_budget_refuses_what_it_cannot_steer():
 
 @pytest.mark.tensorflow_only  # (the search app)
 def test_searches_land_on_the_budget_every_round(idx_dir, tmp_path):
-    for method, extra in (("cs", {"mask_granularity": "unit"}),
+    for method, extra in (("cs", {"mask_granularity": "unit", "unit_multiple": 4}),
                           ("imp", {"mask_granularity": "unit", "ticket_epoch": 0})):
         results = search.run(tiny_config(idx_dir, tmp_path / method, method=method, rounds=2,
                                          target_macs=0.2, **extra))
         for record, wanted in zip(results["rounds"], (0.2 ** 0.5, 0.2)):
             assert record["budget"]["target"] == pytest.approx(wanted)
             assert 0.9 * wanted <= record["budget"]["achieved"] <= wanted
+            with np.load(tmp_path / method / "tickets" / f"round_{record['round']}.npz") as masks:
+                units = {name: int(np.count_nonzero(mask.reshape(-1, mask.shape[-1]).any(0)))
+                         for name, mask in masks.items()}
+            hidden = [count for name, count in units.items() if "output" not in name]
+            assert len(hidden) == 2 and all(count % extra.get("unit_multiple", 1) == 0
+                                            for count in hidden), units
         summary = _scalars(tmp_path / method / "tensorboard" / "summary")
         assert [v for _, v in summary["Results/budget_achieved"]] == pytest.approx(
             [r["budget"]["achieved"] for r in results["rounds"]])
@@ -200,6 +206,7 @@ def test_searches_land_on_the_budget_every_round(idx_dir, tmp_path):
     ({"target_macs": 1.5}, "--target_macs=1.5 is invalid: must be a fraction in (0, 1]"),
     ({"target_macs": 0.5, "target_parameters": 0.5}, "give one budget"),
     ({"target_macs": 0.5, "target_remaining": 0.1}, "--target_remaining already sets"),
+    ({"target_macs": 0.5, "unit_multiple": 0}, "--unit_multiple=0 is invalid"),
 ])
 def test_bad_budget_settings_are_one_line(settings, words):
     with pytest.raises(ConfigError) as error:
@@ -253,3 +260,49 @@ def test_min_fraction_keeps_a_share_of_every_unit_layer_and_is_checked():
         budgets.cut_learned(cost, 0.2, min_units=1, min_fraction=0.5)
     with pytest.raises(ValueError, match="min_fraction must be a fraction in"):
         budgets.BudgetTarget("macs", 0.25, min_fraction=1.0)
+
+
+def _wide_conv_net():
+    """Wide enough that a run of 4 units costs less than a tenth of the budgets below."""
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(40, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(96, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(80, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(5)(x))
+
+
+def _unit_counts(cost):
+    return {layer.name: (int(np.count_nonzero(layer.ticket_mask().reshape(
+        -1, layer.mask_logits.shape[-1]).any(axis=0))), int(layer.mask_logits.shape[-1]))
+        for layer in cost.layers}
+
+
+@pytest.mark.parametrize("method", [None, methods.IterativeMagnitudePruning(scope="layerwise"),
+                                    methods.RandomPruning(seed=3)])
+def test_unit_multiple_keeps_a_multiple_of_it_in_every_unit_layer(method):
+    keras.utils.set_random_seed(0)
+    if method is None:  # a learned mask: its cut keeps each layer's best units by s
+        model = _masked(_wide_conv_net, "unit")
+    else:
+        model = kl.sparsify(_wide_conv_net(), method=method.name, mask_granularity="unit")
+    cost = kl.DeployedCost(model, "macs")
+    logits = {layer.name: layer.mask_logits.numpy().ravel().copy() for layer in cost.layers}
+    for target in (0.5, 0.3):
+        achieved = (budgets.cut_learned(cost, target, unit_multiple=4) if method is None
+                    else budgets.prune_to_budget(cost, target, method, unit_multiple=4))
+        assert 0.9 * target <= achieved <= target
+        assert achieved == pytest.approx(_record_fraction(model, "macs", "unit"), rel=1e-9)
+        counts = _unit_counts(cost)
+        classes = cost.layers[-1].name
+        assert counts.pop(classes) == (5, 5)  # the classes stay
+        assert any(kept < width for kept, width in counts.values())
+        for kept_units, _ in counts.values():
+            assert kept_units % 4 == 0 and kept_units > 0, counts
+    if method is None:
+        for layer in cost.layers[:-1]:  # the kept units are the layer's best by s
+            mask = layer.ticket_mask().reshape(-1, layer.mask_logits.shape[-1]).any(axis=0)
+            assert logits[layer.name][mask].min() >= logits[layer.name][~mask].max()
+    with pytest.raises(ValueError, match="unit_multiple must be an integer >= 1, got 0"):
+        budgets.BudgetTarget("macs", 0.25, unit_multiple=0)

@@ -32,6 +32,9 @@ class Budget(RoundClock):
         min_units: groups every unit layer keeps whatever they cost.
         min_fraction: the share of each unit layer's groups it keeps at least (0: none), so
             that no layer becomes a bottleneck.
+        unit_multiple: every unit layer keeps a multiple of this many units (or all of
+            them); 8 gives the widths a width multiplier's network has, which CPU kernels
+            tile well (1: any count).
         update_every: steps between updates of `mu` (at most).
         min_updates: the updates of `mu` a round has at least: in a round whose steering
             window (`(1 - start)` of its steps) is shorter than `min_updates * update_every`,
@@ -44,12 +47,13 @@ class Budget(RoundClock):
     """
 
     def __init__(self, target, kind="macs", min_units=1, update_every=20, rate=0.05,
-                 start=0.5, min_fraction=0.0, min_updates=50):
+                 start=0.5, min_fraction=0.0, min_updates=50, unit_multiple=1):
         super().__init__()
         self.target = check_fraction(target)
         check_kind(kind)
-        check_floor(int(min_units), min_fraction)
+        check_floor(int(min_units), min_fraction, unit_multiple)
         self.kind, self.min_units, self.min_fraction = kind, int(min_units), float(min_fraction)
+        self.unit_multiple = unit_multiple
         self.update_every, self.rate, self.start = max(1, int(update_every)), float(rate), start
         self.min_updates = max(1, int(min_updates))
         self._every = self.update_every
@@ -88,7 +92,7 @@ class Budget(RoundClock):
         if self._total and self._step >= self._total:
             self._attach_state()
             self.achieved = cut_learned(self.cost, self.target, self.min_units,
-                                        self.min_fraction)
+                                        self.min_fraction, self.unit_multiple)
         elif self.rate and due and self._step >= self.start * self._total:
             self._attach_state()
             self._steer()

@@ -32,15 +32,16 @@ def end_round(model, method, rewind_weights=None, optimizer=None, budget=None):
         method: the `keras_lottery.methods.Method` that searched.
         rewind_weights: a `tickets.snapshots.snapshot` to rewind `w` to, or None.
         optimizer: an optimizer whose state to zero (`reset_optimizer_state`), or None.
-        budget: `(DeployedCost, target fraction, min_units, min_fraction)` for a pruning
+        budget: `(DeployedCost, target fraction, BudgetTarget)` for a pruning
             method: it prunes to the budget (`tickets.budgets.prune_to_budget`) instead of
             by its rate.
     """
     layers = masked_layers(model, required_by="end_round")
     ticket = None if method.ticket_after_round_end else masks_lib.extract_masks(model)
     if budget is not None:
-        cost, target, min_units, min_fraction = budget
-        prune_to_budget(cost, target, method, min_units, min_fraction)
+        cost, target, floor = budget
+        prune_to_budget(cost, target, method, floor.min_units, floor.min_fraction,
+                        floor.unit_multiple)
     else:
         method.round_end(layers)
     if ticket is None:
@@ -161,8 +162,7 @@ class RoundManager(keras.callbacks.Callback):
         if self.budget is not None:
             if self._cost is None or self._cost.model is not self.model:
                 self._cost = DeployedCost(self.model, self.budget.kind)
-            budget = (self._cost, self.budget.round_target(self.round + 1),
-                      self.budget.min_units, self.budget.min_fraction)
+            budget = (self._cost, self.budget.round_target(self.round + 1), self.budget)
         self.tickets.append(end_round(self.model, self.method, self.rewind_weights, optimizer,
                                       budget))
         if budget is not None:

@@ -136,6 +136,7 @@ class SearchConfig(_SearchConfigMethods):
     target_parameters: float = _default("target_parameters")
     min_units: int = _default("min_units")
     min_unit_fraction: float = _default("min_unit_fraction")
+    unit_multiple: int = _default("unit_multiple")
     # -- data
     model: str = _default("model")
     dataset: str = _default("dataset")
@@ -255,7 +256,7 @@ def budget_of(config):
                            ("parameters", config.target_parameters)):
         if fraction:
             return BudgetTarget(kind, float(fraction), config.rounds, config.min_units,
-                                config.min_unit_fraction)
+                                config.min_unit_fraction, config.unit_multiple)
     return None
 
 

@@ -94,6 +94,11 @@ SHARED = (
             "With a budget: the share of each unit-masked layer's groups it keeps at least "
             "(e.g. 0.1), so that no layer becomes a bottleneck; 0 leaves --min_units alone.",
             group="method", check=_unit_share),
+    Setting("unit_multiple", 1,
+            "With a budget: every unit-masked layer keeps a multiple of this many units (or "
+            "all of them), e.g. 8: the widths a width multiplier's network has, which CPU "
+            "kernels (XNNPACK, oneDNN) tile well; 1 keeps any count.",
+            group="method", check=at_least(1, integer=True)),
     Setting("model", "lenet300_100",
             "Model name from keras_lottery.models.",
             group="data", choices=models.available_models),

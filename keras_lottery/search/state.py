@@ -121,13 +121,15 @@ def _check_budget(config, model):
     flag = f"--target_{budget.kind}={budget.fraction!r}"
     try:
         cost = DeployedCost(model, budget.kind)
-        least = cost.fraction(minimal_ticket(cost, budget.min_units, budget.min_fraction))
+        least = cost.fraction(minimal_ticket(cost, budget.min_units, budget.min_fraction,
+                                             budget.unit_multiple))
     except (ValueError, ShrinkError) as error:
         raise ConfigError(f"{flag} is invalid: {error}") from None
     if least > budget.fraction:
         raise ConfigError(f"{flag} is invalid: the ticket must keep {least:.4g} of the dense "
                           f"{budget.kind} (the groups a cut cannot remove and --min_units="
-                          f"{budget.min_units}, --min_unit_fraction={budget.min_fraction:g} "
+                          f"{budget.min_units}, --min_unit_fraction={budget.min_fraction:g}, "
+                          f"--unit_multiple={budget.unit_multiple} "
                           "per layer); give a larger budget.")
     for name, why in cost.unshrinkable.items():
         log(f"budget: the units of layer {name!r} stay ({why})")

@@ -9,7 +9,9 @@ multiply-accumulates or parameters, counted as the deployment record counts them
   lowest-scored groups until the ticket fits (`RoundManager(budget=...)` at round end).
 Both keep the most groups that fit: the ticket lands in `[0.9 F, F]` unless one group costs
 more than a tenth of `F`. Each unit layer keeps its best `min_units` groups, and at least
-`min_fraction` of its groups, whatever they cost, so no layer is emptied or made a bottleneck.
+`min_fraction` of its groups, whatever they cost, so no layer is emptied or made a bottleneck;
+with `unit_multiple=m` every unit layer keeps a multiple of `m` units (or all of them): the
+widths that CPU kernels tile well, as a width multiplier's network has them.
 """
 
 import dataclasses
@@ -41,37 +43,59 @@ class BudgetTarget:
     network's `kind`; round r of `rounds` aims at `fraction ** (r / rounds)` (a geometric
     path, as IMP's fixed rate). `min_units`: groups every unit layer keeps whatever they
     cost (a floor, so no layer is emptied); `min_fraction`: the share of each unit layer's
-    groups it keeps at least (so no layer becomes a bottleneck)."""
+    groups it keeps at least (so no layer becomes a bottleneck); `unit_multiple`: every
+    unit layer keeps a multiple of it (or all of its units)."""
 
     kind: str
     fraction: float
     rounds: int = 1
     min_units: int = 1
     min_fraction: float = 0.0
+    unit_multiple: int = 1
 
     def __post_init__(self):
         check_kind(self.kind)
         check_fraction(self.fraction)
-        check_floor(self.min_units, self.min_fraction)
+        check_floor(self.min_units, self.min_fraction, self.unit_multiple)
 
     def round_target(self, round_index):
         """The fraction round `round_index` (1-based) lands on."""
         return self.fraction ** (min(round_index, self.rounds) / self.rounds)
 
 
-def check_floor(min_units, min_fraction):
-    """One-line ValueErrors unless `min_units` is an integer >= 0 and `0 <= min_fraction < 1`."""
+def check_floor(min_units, min_fraction, unit_multiple=1):
+    """One-line ValueErrors unless `min_units` is an integer >= 0, `0 <= min_fraction < 1`
+    and `unit_multiple` is an integer >= 1."""
     if not (isinstance(min_units, int) and min_units >= 0):
         raise ValueError(f"min_units must be an integer >= 0, got {min_units!r}.")
     if not (isinstance(min_fraction, (int, float)) and 0 <= min_fraction < 1):
         raise ValueError(f"min_fraction must be a fraction in [0, 1), got {min_fraction!r}.")
+    if not (isinstance(unit_multiple, int) and unit_multiple >= 1):
+        raise ValueError(f"unit_multiple must be an integer >= 1, got {unit_multiple!r}.")
 
 
-def unit_floors(layers, min_units=1, min_fraction=0.0):
+def _groups(layer):
+    return int(np.prod(layer.mask_logits.shape))
+
+
+def unit_sizes(layers, unit_multiple=1):
+    """Per layer, the run of groups a cut keeps or drops together: `unit_multiple` for unit
+    layers, 1 for the others (weights, blocks and heads)."""
+    return [unit_multiple if layer.granularity.name == "unit" else 1 for layer in layers]
+
+
+def unit_floors(layers, min_units=1, min_fraction=0.0, unit_multiple=1):
     """Per layer, the groups a cut keeps whatever they cost: `max(min_units,
-    ceil(min_fraction * groups))` for unit and head layers, 0 for the others."""
-    return [max(min_units, math.ceil(min_fraction * int(np.prod(layer.mask_logits.shape))))
-            if layer.granularity.name in STRUCTURED else 0 for layer in layers]
+    ceil(min_fraction * groups))` for unit and head layers (unit layers' rounded up to a
+    multiple of `unit_multiple`, at most all of them), 0 for the others."""
+    floors = []
+    for layer, size in zip(layers, unit_sizes(layers, unit_multiple)):
+        floor = 0
+        if layer.granularity.name in STRUCTURED:
+            floor = max(min_units, math.ceil(min_fraction * _groups(layer)))
+            floor = min(_groups(layer), size * math.ceil(floor / size))
+        floors.append(floor)
+    return floors
 
 
 def budget_multiplier(layers):
@@ -83,11 +107,11 @@ def budget_multiplier(layers):
     return 1.0
 
 
-def minimal_ticket(cost, min_units=1, min_fraction=0.0):
+def minimal_ticket(cost, min_units=1, min_fraction=0.0, unit_multiple=1):
     """The cheapest ticket a cut can reach: every group it cannot remove, and the first
     `unit_floors` groups of every unit layer (group masks, one per layer)."""
     groups = []
-    floors = unit_floors(cost.layers, min_units, min_fraction)
+    floors = unit_floors(cost.layers, min_units, min_fraction, unit_multiple)
     for removable, floor in zip(cost.removable, floors):
         mask = ~removable
         mask.reshape(-1)[np.flatnonzero(removable.reshape(-1))[:floor]] = True
@@ -107,21 +131,24 @@ def _fixed(cost, flat):
     return np.flatnonzero(~removable & ~removed(flat))
 
 
-def _plan_cut(cost, target, score, candidates, min_units, min_fraction=0.0):
+def _plan_cut(cost, target, score, candidates, floor):
     """`(order, keep, chosen, groups)` of a cut within `target` of the dense cost.
 
-    The candidates are ranked best first (`score`, then `|w|`, then position) into `order`,
-    and the ticket keeps the longest prefix `order[:keep]` that fits. When that lands below
-    `LANDING` of the budget (the next group is expensive: a wide early layer's unit), the
-    groups ranked after it that still fit are added in order. `chosen`: the flat groups the
-    ticket keeps (each unit layer's best `unit_floors` whatever they cost; the live groups no cut
-    can remove, `_fixed`; removed groups stay removed); `groups`: the same as group masks
-    per layer."""
+    The candidates are ranked best first (`score`, then `|w|`, then position), each layer's
+    in runs that a cut keeps whole (`cuts.chunks`: `unit_multiple` units of a unit layer, one
+    group otherwise), and the ticket keeps the longest prefix of runs that fits: `order[:keep]`.
+    When that lands below `LANDING` of the budget (the next run is expensive: a wide early
+    layer's units), the runs ranked after it that still fit are added in order. `chosen`: the
+    flat groups the ticket keeps (each unit layer's best `unit_floors` whatever they cost; the
+    live groups no cut can remove, `_fixed`; removed groups stay removed); `groups`: the same
+    as group masks per layer. `floor`: `(min_units, min_fraction, unit_multiple)`."""
     layers = cost.layers
     order = cuts.rank(layers, candidates, score)
     owner = cuts.owners(layers)
-    forced = cuts.floors(order, owner, unit_floors(layers, min_units, min_fraction))
-    order = order[~np.isin(order, forced)]
+    forced = cuts.floors(order, owner, unit_floors(layers, *floor))
+    runs = cuts.chunks(order[~np.isin(order, forced)], owner, unit_sizes(layers, floor[2]))
+    order = np.concatenate(runs) if runs else np.zeros(0, dtype=int)
+    ends = np.cumsum([0] + [run.size for run in runs])
     flat = cuts.flat_logits(layers)
     base = kept(flat)
     base[_fixed(cost, flat)] = True
@@ -130,7 +157,7 @@ def _plan_cut(cost, target, score, candidates, min_units, min_fraction=0.0):
 
     def with_prefix(keep):
         chosen = base.copy()
-        chosen[order[:keep]] = True
+        chosen[order[:ends[keep]]] = True
         return chosen
 
     def count(chosen):
@@ -142,36 +169,37 @@ def _plan_cut(cost, target, score, candidates, min_units, min_fraction=0.0):
         raise BudgetError(
             f"a budget of {target:g} of the dense {cost.kind} is below what the ticket must "
             f"keep ({least / cost.dense:.4g}: groups that cannot be removed and --min_units="
-            f"{min_units}, --min_unit_fraction={min_fraction:g} per layer); give a larger "
-            "budget or a smaller floor.")
-    keep = cuts.largest_fitting(lambda k: count(with_prefix(k)) <= limit, order.size)
+            f"{floor[0]}, --min_unit_fraction={floor[1]:g}, --unit_multiple={floor[2]} per "
+            "layer); give a larger budget or a smaller floor.")
+    keep = cuts.largest_fitting(lambda k: count(with_prefix(k)) <= limit, len(runs))
     chosen = with_prefix(keep)
     spent = count(chosen)
-    for index in order[keep + 1:keep + 1 + MAX_FILL].tolist():
+    for run in runs[keep + 1:keep + 1 + MAX_FILL]:
         if spent >= LANDING * limit:
             break
-        chosen[index] = True
+        chosen[run] = True
         trial = count(chosen)
         if trial <= limit:
             spent = trial
         else:
-            chosen[index] = False
-    return order, keep, chosen, cuts.split(chosen, layers)
+            chosen[run] = False
+    return order, int(ends[keep]), chosen, cuts.split(chosen, layers)
 
 
-def cut_learned(cost, target, min_units=1, min_fraction=0.0):
+def cut_learned(cost, target, min_units=1, min_fraction=0.0, unit_multiple=1):
     """Cuts a learned mask (CS, ISS) onto the budget: the removable live groups ranked by
     `s` keep the most that fit within `target` of the dense cost (their logits shifted by one
     threshold, as `TargetRemaining` shifts them, and set just above or below 0 where the
     fill of `_plan_cut` keeps a group ranked below one it drops); each unit layer keeps its
-    best `unit_floors` (`min_units`, `min_fraction`), and groups no cut can remove are kept.
+    best `unit_floors` (`min_units`, `min_fraction`) and a multiple of `unit_multiple` units,
+    and groups no cut can remove are kept.
     Returns the ticket's deployed fraction."""
     layers = cost.layers
     flat = cuts.flat_logits(layers)
     candidates = np.flatnonzero(np.concatenate([r.ravel() for r in cost.removable])
                                 & ~removed(flat))
-    order, keep, chosen, groups = _plan_cut(cost, target, flat, candidates, min_units,
-                                            min_fraction)
+    order, keep, chosen, groups = _plan_cut(cost, target, flat, candidates,
+                                            (min_units, min_fraction, unit_multiple))
     shifted, threshold = cuts.shift_to_keep(flat, order, keep)
     moved = flat - threshold
     kept_now, dropped_now = candidates[chosen[candidates]], candidates[~chosen[candidates]]
@@ -208,10 +236,11 @@ def _within_layer_quantiles(score, layers, candidates):
     return quantile
 
 
-def prune_to_budget(cost, target, method, min_units=1, min_fraction=0.0):
+def prune_to_budget(cost, target, method, min_units=1, min_fraction=0.0, unit_multiple=1):
     """Removes the lowest-scored surviving groups of `method` (a `PruningMethod`: `|w|` for
     IMP, random draws for random pruning) until the ticket deploys within `target` of the
-    dense cost, keeping the most that fit. With `method.scope == "layerwise"` every layer
+    dense cost, keeping the most that fit (in runs of `unit_multiple` units per unit layer).
+    With `method.scope == "layerwise"` every layer
     loses the same share of its survivors; with `"global"` one ranking decides. Returns the
     ticket's deployed fraction."""
     layers = cost.layers
@@ -229,7 +258,8 @@ def prune_to_budget(cost, target, method, min_units=1, min_fraction=0.0):
         start += size
     if method.scope == "layerwise":
         score = _within_layer_quantiles(score, layers, candidates)
-    _, _, chosen, groups = _plan_cut(cost, target, score, candidates, min_units, min_fraction)
+    _, _, chosen, groups = _plan_cut(cost, target, score, candidates,
+                                     (min_units, min_fraction, unit_multiple))
     flat[candidates[~chosen[candidates]]] = REMOVED_LOGIT
     cuts.assign(layers, flat)
     return cost.fraction(groups)

@@ -54,6 +54,26 @@ def floors(order, owner_of, minimum):
     return np.array(chosen, dtype=int)
 
 
+def chunks(order, owner_of, sizes):
+    """`order` (flat groups, best first) cut into runs a cut keeps whole: each layer's groups,
+    in its own order, in consecutive runs of `sizes[layer]` (its last run may be shorter),
+    the runs ranked by their worst group's place in `order`. Keeping a prefix of the runs keeps
+    each layer's best groups in a count that is a multiple of its size (`--unit_multiple`)."""
+    order = np.asarray(order, dtype=int)
+    if order.size == 0:
+        return []
+    runs, ends = [], []
+    layer_of = owner_of[order]
+    for layer in np.unique(layer_of):
+        positions = np.flatnonzero(layer_of == layer)
+        size = max(1, int(sizes[int(layer)]))
+        for start in range(0, positions.size, size):
+            run = positions[start:start + size]
+            runs.append(order[run])
+            ends.append(run[-1])
+    return [runs[i] for i in np.argsort(np.asarray(ends), kind="stable")]
+
+
 def largest_fitting(fits, count):
     """The largest `k` in `[0, count]` with `fits(k)`, for a `fits` that holds up to some
     `k` and not beyond (a cost that grows with `k`); `fits(0)` is assumed."""
