@@ -7,7 +7,8 @@ found by bisection on the counted MACs; MobileNetV2 keeps at least 8 channels pe
 its last convolution's 1280, so on small inputs no width reaches a small `F`: the table then
 compares with the thinnest network, marked). For every budget the benchmark builds the dense
 network, a ticket cut onto the budget (`tickets.budgets.cut_learned` on random depthwise-channel
-logits, or a search's real `shrunk.keras` with `--shrunk`) and the width network, then times
+logits, or a search's real ticket with `--shrunk`: its `shrunk.keras`, or its `ticket.keras`,
+which is shrunk here) and the width network, then times
 them interleaved (median of `--repeats`): Keras (closure-compiled `tf.function`) at
 `--keras_batch` and TFLite (`ai-edge-litert`, one thread) at batch 1. It prints each one's
 MACs and its speedup over the dense network, measured in the same run. With
@@ -30,7 +31,11 @@ import numpy as np  # noqa: E402
 
 import keras_lottery as kl  # noqa: E402
 from keras_lottery.tickets.budgets import cut_learned  # noqa: E402
-from keras_lottery.tickets.deployment import keras_runner, median_latencies  # noqa: E402
+from keras_lottery.tickets.deployment import (  # noqa: E402
+    keras_runner,
+    load_deployed,
+    median_latencies,
+)
 from keras_lottery.tickets.export import size_report  # noqa: E402
 
 
@@ -80,7 +85,8 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=0.35)
     parser.add_argument("--keras_batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--shrunk", default="", help="F:PATH,... real tickets (shrunk.keras)")
+    parser.add_argument("--shrunk", default="",
+                        help="F:PATH,... real tickets (shrunk.keras or ticket.keras)")
     parser.add_argument("--unit_multiples", default="1",
                         help="random tickets: one per multiple of channels kept per layer")
     args = parser.parse_args(argv)
@@ -102,7 +108,7 @@ def main(argv=None):
         for fraction in budgets:
             if shrunk:
                 path = shrunk.get(str(fraction), shrunk.get(f"{fraction:g}"))
-                tickets = {"search's": keras.saving.load_model(path)}
+                tickets = {"search's": load_deployed(path)}
             else:
                 tickets = {f"random, multiple {m}": random_budget_ticket(
                     args.alpha, size, fraction, unit_multiple=m) for m in multiples}

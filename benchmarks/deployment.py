@@ -18,7 +18,8 @@ full-context forward passes of random ids, and their generation of `--generate` 
 forward pass per character, batch 1) is timed too, as characters per second dense / ticket.
 
 With `--shrunk=PATH,...` (one model in `--models`) the unit tickets are real ones instead: the
-`shrunk.keras` files a search wrote (`ticket/round_<r>/shrunk.keras`), each timed against the
+`shrunk.keras` files a search wrote (`ticket/round_<r>/shrunk.keras`; a `ticket.keras` of a
+run with `--nodeployment` is shrunk here), each timed against the
 dense network of that model, which is how REPRODUCTION.md's tickets are re-measured on an idle
 machine.
 """
@@ -39,6 +40,7 @@ from keras_lottery.layers import masked_layers  # noqa: E402
 from keras_lottery.tickets.deployment import (  # noqa: E402
     generation_rates,
     keras_runner,
+    load_deployed,
     median_latencies,
     random_batch,
 )
@@ -112,7 +114,7 @@ def main(argv=None):
     parser.add_argument("--kept_units", type=float, default=0.05)
     parser.add_argument("--kept_blocks", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--shrunk", default="", help="saved shrunk tickets of the one model")
+    parser.add_argument("--shrunk", default="", help="saved tickets of the one model (shrunk.keras or ticket.keras)")
     parser.add_argument("--generate", type=int, default=128,
                         help="characters a text model generates, timed (0: none)")
     args = parser.parse_args(argv)
@@ -122,7 +124,7 @@ def main(argv=None):
     missing = [path for path in shrunk_files if not os.path.isfile(path)]
     if missing:
         sys.exit(f"error: --shrunk: no such file {missing[0]!r}")
-    shrunk = {path: keras.saving.load_model(path, compile=False) for path in shrunk_files}
+    shrunk = {path: load_deployed(path) for path in shrunk_files}
     print(f"command: python3 -m benchmarks.deployment {' '.join(sys.argv[1:])}", flush=True)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     table = {}

@@ -36,6 +36,7 @@ from keras_lottery import data, models, tickets  # noqa: E402
 from keras_lottery.apps import search as search_app  # noqa: E402
 from keras_lottery.report.replicates import mean_and_spread  # noqa: E402
 from keras_lottery.search import bits, model_setup  # noqa: E402
+from keras_lottery.tickets.deployment import load_deployed  # noqa: E402
 
 
 def dense_network(input_shape, widths, num_classes):
@@ -57,7 +58,7 @@ def flag_model(config, splits):
 
 def fresh_copy(path):
     """The architecture saved at `path` with newly initialized weights."""
-    return keras.models.clone_model(keras.saving.load_model(path, compile=False))
+    return keras.models.clone_model(load_deployed(path))
 
 
 def train(config, build, seed):
@@ -83,7 +84,9 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--widths", help="hidden widths of a fully connected net, e.g. 35,24")
-    which.add_argument("--architecture", help="a saved model (shrunk.keras) to retrain afresh")
+    which.add_argument("--architecture",
+                       help="a saved ticket (shrunk.keras, or ticket.keras: shrunk here) to "
+                            "retrain afresh")
     which.add_argument("--flag_model", action="store_true",
                        help="the flagfile's --model itself, without masks")
     parser.add_argument("--seeds", default="0,1,2")

@@ -212,3 +212,23 @@ def test_the_mobilenet_v2_model_masks_its_depthwise_channels_and_follows_short_r
     norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert norms and all(layer.momentum == 0.9 for layer in norms)
     assert model.output.shape[-1] == 10 and model.get_layer("predictions").activation.__name__ == "linear"
+
+
+def test_load_deployed_shrinks_a_saved_ticket_and_loads_a_plain_model_as_it_is(tmp_path):
+    from keras_lottery.tickets.deployment import load_deployed
+
+    keras.utils.set_random_seed(0)
+    model = models.build("conv4", (28, 28, 1), 10, mask_granularity="unit")
+    _randomize(model)
+    keras_lottery.saving.save_model(model, str(tmp_path / "ticket.keras"))
+    deployed = load_deployed(str(tmp_path / "ticket.keras"))
+    assert not masked_layers(deployed)
+    assert deployed.count_params() < keras_lottery.strip(model).count_params()
+    x = np.random.RandomState(1).rand(4, 28, 28, 1).astype("float32")
+    expected = keras_lottery.strip(model, warn_undecided=False).predict(x, verbose=0)
+    np.testing.assert_allclose(deployed.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    deployed.save(str(tmp_path / "shrunk.keras"))
+    again = load_deployed(str(tmp_path / "shrunk.keras"))
+    assert again.count_params() == deployed.count_params()
+    with pytest.raises(ValueError, match="no such file '.*gone.keras': give a saved ticket"):
+        load_deployed(str(tmp_path / "gone.keras"))

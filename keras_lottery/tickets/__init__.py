@@ -10,13 +10,14 @@
     generation    generate: greedy continuation for a causal LM without its own (shrunk GPT-2)
     export        size_report and export (stripped .keras, masks, report)
     tflite        export_tflite (block tickets stay sparse) and TFLiteModel (ai-edge-litert)
+    deployment    export_deployment (shrunk.keras, .tflite, measured speedups), load_deployed
     deployed_cost DeployedCost: the MACs or parameters a ticket deploys at, counted fast
     cuts          ranking mask groups and keeping the best that fit (shared by the cuts below)
     budgets       BudgetTarget, cut_learned, prune_to_budget: tickets to a budget
 
 A search's run directory gives its tickets back with `keras_lottery.load_run` (the
 `search` room's: `tickets.load_run` was an alias that imported a room above this one).
-May import: `layers`, `methods`, `compat`, `io_utils`.
+May import: `layers`, `methods`, `saving`, `compat`, `io_utils`.
 """
 
 from keras_lottery.tickets.budgets import BudgetTarget

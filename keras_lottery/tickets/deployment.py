@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_lottery import io_utils
+from keras_lottery import io_utils, saving
 from keras_lottery.layers import masked_layers
 from keras_lottery.tickets.convert import copy_model, strip
 from keras_lottery.tickets.export import size_report
@@ -157,6 +157,23 @@ def generation_rates(runners, window, length=128, repeats=3):
             generate_greedily(run, window, length)
             rates[name].append(length / (time.perf_counter() - started))
     return {name: float(np.median(values)) for name, values in rates.items()}
+
+
+def load_deployed(path):
+    """The network a saved model deploys as: a ticket saved with its masks (a search's
+    `ticket.keras`) stripped and shrunk (stripped only when `shrink` cannot take units out),
+    a plain model (`shrunk.keras`) as saved. A one-line ValueError for a missing file."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file {path!r}: give a saved ticket (ticket.keras) or a "
+                         "shrunk model (shrunk.keras).")
+    model = saving.load_model(path, compile=False)
+    if not masked_layers(model):
+        return model
+    stripped = strip(model, warn_undecided=False)
+    try:
+        return shrink(stripped)
+    except ShrinkError:
+        return stripped
 
 
 def _shrunk_ticket(stripped, directory):
