@@ -227,8 +227,12 @@ def test_load_deployed_shrinks_a_saved_ticket_and_loads_a_plain_model_as_it_is(t
     x = np.random.RandomState(1).rand(4, 28, 28, 1).astype("float32")
     expected = keras_lottery.strip(model, warn_undecided=False).predict(x, verbose=0)
     np.testing.assert_allclose(deployed.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    keras_lottery.strip(model, warn_undecided=False).save(str(tmp_path / "stripped.keras"))
+    assert load_deployed(str(tmp_path / "stripped.keras")).count_params() == \
+        deployed.count_params()  # a search's ticket.keras: zeros where units went
     deployed.save(str(tmp_path / "shrunk.keras"))
     again = load_deployed(str(tmp_path / "shrunk.keras"))
     assert again.count_params() == deployed.count_params()
+    np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="no such file '.*gone.keras': give a saved ticket"):
         load_deployed(str(tmp_path / "gone.keras"))

@@ -160,20 +160,20 @@ def generation_rates(runners, window, length=128, repeats=3):
 
 
 def load_deployed(path):
-    """The network a saved model deploys as: a ticket saved with its masks (a search's
-    `ticket.keras`) stripped and shrunk (stripped only when `shrink` cannot take units out),
-    a plain model (`shrunk.keras`) as saved. A one-line ValueError for a missing file."""
+    """The network a saved ticket deploys as: the model at `path` (a search's `ticket.keras`,
+    stripped: zeros where units were removed; a model saved with its masks, stripped here;
+    or a `shrunk.keras`) shrunk, or as loaded when `shrink` cannot take units out of it. A
+    one-line ValueError for a missing file."""
     if not os.path.isfile(path):
         raise ValueError(f"no such file {path!r}: give a saved ticket (ticket.keras) or a "
                          "shrunk model (shrunk.keras).")
     model = saving.load_model(path, compile=False)
-    if not masked_layers(model):
-        return model
-    stripped = strip(model, warn_undecided=False)
+    if masked_layers(model):
+        model = strip(model, warn_undecided=False)
     try:
-        return shrink(stripped)
+        return shrink(model)
     except ShrinkError:
-        return stripped
+        return model
 
 
 def _shrunk_ticket(stripped, directory):
