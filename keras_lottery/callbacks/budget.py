@@ -33,8 +33,7 @@ class Budget(RoundClock):
         min_fraction: the share of each unit layer's groups it keeps at least (0: none), so
             that no layer becomes a bottleneck.
         unit_multiple: every unit layer keeps a multiple of this many units (or all of
-            them); 8 gives the widths a width multiplier's network has, which ran faster
-            at equal MACs on CPUs (1: any count).
+            them); 8 gives the widths a width multiplier's network has (1: any count).
         update_every: steps between updates of `mu` (at most).
         min_updates: the updates of `mu` a round has at least: in a round whose steering
             window (`(1 - start)` of its steps) is shorter than `min_updates * update_every`,

@@ -96,8 +96,8 @@ SHARED = (
             group="method", check=_unit_share),
     Setting("unit_multiple", 1,
             "With a budget: every unit-masked layer keeps a multiple of this many units (or "
-            "all of them), e.g. 8: the widths a width multiplier's network has, which ran "
-            "faster at equal MACs in TFLite and Keras on CPUs; 1 keeps any count.",
+            "all of them), e.g. 8: the widths a width multiplier's network has and "
+            "accelerators ask for; 1 keeps any count.",
             group="method", check=at_least(1, integer=True)),
     Setting("model", "lenet300_100",
             "Model name from keras_lottery.models.",

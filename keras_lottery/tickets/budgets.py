@@ -11,7 +11,8 @@ Both keep the most groups that fit: the ticket lands in `[0.9 F, F]` unless one 
 more than a tenth of `F`. Each unit layer keeps its best `min_units` groups, and at least
 `min_fraction` of its groups, whatever they cost, so no layer is emptied or made a bottleneck;
 with `unit_multiple=m` every unit layer keeps a multiple of `m` units (or all of them), as a
-width multiplier's network does (m = 8 ran faster at equal MACs: REPRODUCTION.md section 12).
+width multiplier's network does (the shapes accelerators ask for; on this project's CPUs m = 8
+did not change the measured speed: REPRODUCTION.md section 12).
 """
 
 import dataclasses
