@@ -58,9 +58,12 @@ CASES = {
 }
 # Largest difference relative to a variable's scale that summation order explains.
 # float16 gradients of sums that nearly cancel (a bias, s after 3 steps from s0 = 0.002)
-# differ by up to 15% of their small size between 60 examples and 2 x 30; the loss,
+# differ by up to 15% of their small size between 60 examples and 2 x 30; the loss (to 1e-5),
 # the penalty (float32), the loss scale and the tickets are still compared exactly.
 TOLERANCE = {"mixed_float16": 0.25}
+# The loss of the last step is computed from float16 logits of those weights: on a fresh
+# machine (TF 2.21, oneDNN) it differed by 1.05e-6 of its size between 1 and 2 replicas.
+LOSS_TOLERANCE = {"mixed_float16": 1e-5}
 FLOAT32_TOLERANCE = 2e-6
 # Attention's softmax and two LayerNormalizations per block amplify the summation order: after
 # 3 steps a LayerNorm bias differs by 1.6e-5 of its (small) scale and `s` by 2.2e-6, while the
@@ -97,7 +100,8 @@ def test_mirrored_steps_equal_single_device(results, case):
     worst = max(differences, key=differences.get)
     assert differences[worst] <= tolerance, (worst, differences[worst])
     one, two = result["loss"]
-    assert two == pytest.approx(one, rel=1e-6), "the logged loss differs"
+    assert two == pytest.approx(one, rel=LOSS_TOLERANCE.get(
+        CASES[case].get("mixed_precision"), 1e-6)), "the logged loss differs"
     one, two = result["penalty"]  # after every call into the step (1 or k steps)
     if len(one) != len(two):  # steps_per_execution runs 1 step per call on 2 replicas
         two = two[len(two) // len(one) - 1::len(two) // len(one)]
