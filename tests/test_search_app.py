@@ -164,6 +164,7 @@ def test_bad_method_settings_are_rejected(field, value, words):
         SearchConfig(**settings).validate()
 
 
+@pytest.mark.slow  # 46 s: a mixed-precision search end to end (the whole suite runs it)
 def test_mixed_precision_search_keeps_masks_float32_and_restores_policy(idx_dir, tmp_path):
     import keras
 
