@@ -39,9 +39,8 @@ def end_round(model, method, rewind_weights=None, optimizer=None, budget=None):
     layers = masked_layers(model, required_by="end_round")
     ticket = None if method.ticket_after_round_end else masks_lib.extract_masks(model)
     if budget is not None:
-        cost, target, floor = budget
-        prune_to_budget(cost, target, method, floor.min_units, floor.min_fraction,
-                        floor.unit_multiple)
+        cost, target, settings = budget
+        prune_to_budget(cost, target, method, **settings.floor)
     else:
         method.round_end(layers)
     if ticket is None:

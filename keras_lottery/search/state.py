@@ -121,8 +121,7 @@ def _check_budget(config, model):
     flag = f"--target_{budget.kind}={budget.fraction!r}"
     try:
         cost = DeployedCost(model, budget.kind)
-        least = cost.fraction(minimal_ticket(cost, budget.min_units, budget.min_fraction,
-                                             budget.unit_multiple))
+        least = cost.fraction(minimal_ticket(cost, **budget.floor))
     except (ValueError, ShrinkError) as error:
         raise ConfigError(f"{flag} is invalid: {error}") from None
     if least > budget.fraction:

@@ -77,10 +77,8 @@ class SearchRound:
         budget = budget_of(config)
         if budget is not None and not state.method.ticket_after_round_end:
             schedule.append(cb.Budget(budget.round_target(self.round), budget.kind,
-                                      min_units=budget.min_units,
-                                      min_fraction=budget.min_fraction,
-                                      unit_multiple=budget.unit_multiple, rate=config.budget_rate,
-                                      start=config.target_start))
+                                      rate=config.budget_rate, start=config.target_start,
+                                      **budget.floor))
         offset = (self.round - 1) * config.epochs  # one timeline of cumulative search epochs
         logs = [cb.MaskSummaries(state.run_dir.tensorboard("search"),
                                  epoch_offset=offset)] if state.trainer.chief else []

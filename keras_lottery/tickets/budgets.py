@@ -59,6 +59,13 @@ class BudgetTarget:
         check_fraction(self.fraction)
         check_floor(self.min_units, self.min_fraction, self.unit_multiple)
 
+    @property
+    def floor(self):
+        """`min_units`, `min_fraction` and `unit_multiple` as the keyword arguments of
+        `cut_learned`, `prune_to_budget`, `minimal_ticket` and the `Budget` callback."""
+        return {"min_units": self.min_units, "min_fraction": self.min_fraction,
+                "unit_multiple": self.unit_multiple}
+
     def round_target(self, round_index):
         """The fraction round `round_index` (1-based) lands on."""
         return self.fraction ** (min(round_index, self.rounds) / self.rounds)
@@ -143,11 +150,12 @@ def _plan_cut(cost, target, score, candidates, floor):
     flat groups the ticket keeps (each unit layer's best `unit_floors` whatever they cost; the
     live groups no cut can remove, `_fixed`; removed groups stay removed); `groups`: the same
     as group masks per layer. `floor`: `(min_units, min_fraction, unit_multiple)`."""
+    min_units, min_fraction, unit_multiple = floor
     layers = cost.layers
     order = cuts.rank(layers, candidates, score)
     owner = cuts.owners(layers)
     forced = cuts.floors(order, owner, unit_floors(layers, *floor))
-    runs = cuts.chunks(order[~np.isin(order, forced)], owner, unit_sizes(layers, floor[2]))
+    runs = cuts.chunks(order[~np.isin(order, forced)], owner, unit_sizes(layers, unit_multiple))
     order = np.concatenate(runs) if runs else np.zeros(0, dtype=int)
     ends = np.cumsum([0] + [run.size for run in runs])
     flat = cuts.flat_logits(layers)
@@ -170,8 +178,8 @@ def _plan_cut(cost, target, score, candidates, floor):
         raise BudgetError(
             f"a budget of {target:g} of the dense {cost.kind} is below what the ticket must "
             f"keep ({least / cost.dense:.4g}: groups that cannot be removed and --min_units="
-            f"{floor[0]}, --min_unit_fraction={floor[1]:g}, --unit_multiple={floor[2]} per "
-            "layer); give a larger budget or a smaller floor.")
+            f"{min_units}, --min_unit_fraction={min_fraction:g}, --unit_multiple="
+            f"{unit_multiple} per layer); give a larger budget or a smaller floor.")
     keep = cuts.largest_fitting(lambda k: count(with_prefix(k)) <= limit, len(runs))
     chosen = with_prefix(keep)
     spent = count(chosen)
